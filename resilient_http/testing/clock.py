@@ -45,7 +45,9 @@ class FakeClock:
     """
 
     def __init__(self, start: float = 0.0, *, autojump: bool = False) -> None:
-        if not isinstance(start, (int, float)) or isinstance(start, bool) or not math.isfinite(start):
+        if isinstance(start, bool) or not isinstance(start, (int, float)):
+            raise TypeError(f"start must be a number of seconds, got {start!r}")
+        if not math.isfinite(start):
             raise TypeError(f"start must be a finite number of seconds, got {start!r}")
         self._now = float(start)
         self._timers: list[_FakeTimer] = []

@@ -1,0 +1,56 @@
+"""resilient_http: composable resilience layers as native aiohttp client middlewares.
+
+Three ways in — the same layer objects work in each::
+
+    import aiohttp, resilient_http as rh
+
+    session = aiohttp.ClientSession(middlewares=rh.standard())     # 1. session middlewares
+    api = rh.wrap(existing_session, rh.Timeout(10))                # 2. around a session you have
+
+    @rh.resilient(rh.Timeout(5))                                   # 3. a decorator
+    async def fetch_user(session, user_id): ...
+"""
+
+from resilient_http._clock import LOOP_CLOCK, Clock
+from resilient_http._middleware import Layer, Stack, Wrapped, resilient, wrap
+from resilient_http._standard import standard
+from resilient_http.errors import (
+    BodyNotReplayable,
+    CircuitOpen,
+    DeadlineExceeded,
+    PaginationError,
+    RateLimitExceeded,
+    ResilienceError,
+    RetriesExhausted,
+)
+from resilient_http.events import Event, EventHook
+from resilient_http.timeout import Timeout, current_deadline
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # layers
+    "Timeout",
+    # composition
+    "Layer",
+    "Stack",
+    "Wrapped",
+    "standard",
+    "wrap",
+    "resilient",
+    # time and deadlines
+    "Clock",
+    "LOOP_CLOCK",
+    "current_deadline",
+    # events
+    "Event",
+    "EventHook",
+    # errors
+    "ResilienceError",
+    "DeadlineExceeded",
+    "RetriesExhausted",
+    "RateLimitExceeded",
+    "CircuitOpen",
+    "BodyNotReplayable",
+    "PaginationError",
+]

@@ -1,0 +1,52 @@
+"""``standard()``: the recommended stack, in the tested order, validated."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from resilient_http._clock import Clock
+from resilient_http._middleware import Layer, Stack
+from resilient_http._validate import duration
+from resilient_http.timeout import Timeout
+
+__all__ = ["standard"]
+
+
+def standard(
+    *,
+    total_timeout: float | timedelta | None = 30.0,
+    attempt_timeout: float | timedelta | None = 10.0,
+    clock: Clock | None = None,
+) -> tuple[Stack]:
+    """The recommended stack as a one-element tuple, ready for ``middlewares=``.
+
+    The order (outermost first) is the .NET standard resilience handler's, with the cache and
+    field mask outside it::
+
+        FieldMask → Cache → Timeout(total) → Retry → CircuitBreaker → RateLimit → Timeout(attempt)
+
+    Layers that are not built yet are left out (see the README's status table).
+
+    Args:
+        total_timeout: deadline for the whole call, retries and sleeps included, in seconds;
+            ``None`` for no total deadline. Default 30.
+        attempt_timeout: limit for each attempt, body included, in seconds; ``None`` for none.
+            Default 10. Must not be longer than ``total_timeout``.
+        clock: the clock every layer reads; default the event loop's.
+
+    Raises:
+        ValueError: an attempt timeout longer than the total deadline.
+    """
+    total = None if total_timeout is None else duration("total_timeout", total_timeout)
+    attempt = None if attempt_timeout is None else duration("attempt_timeout", attempt_timeout)
+    if total is not None and attempt is not None and attempt > total:
+        raise ValueError(
+            f"attempt_timeout ({attempt:g} s) must not be longer than total_timeout "
+            f"({total:g} s): the total deadline would always cut the attempt short"
+        )
+    layers: list[Layer] = []
+    if total is not None:
+        layers.append(Timeout(total, clock=clock))
+    if attempt is not None:
+        layers.append(Timeout(attempt, clock=clock))
+    return (Stack(*layers),)

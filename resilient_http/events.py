@@ -1,0 +1,171 @@
+"""Named events every layer emits, to stdlib ``logging`` and to optional hooks.
+
+Each decision a layer makes (a retry scheduled, a token waited for, a breaker opened, a cache
+hit) becomes an :class:`Event`. Events go to the ``resilient_http`` logger at DEBUG (INFO for
+the ones an operator cares about: gave up, breaker state changes, rate adapted) and to the
+hooks passed as a layer's ``on_event=``. Nothing is built when nobody listens.
+
+URLs and headers in events are redacted: ``Authorization``, ``Cookie`` and API-key headers,
+and credential-looking query parameters (``api_key``, ``token``, ``access_token``, ``key``,
+``signature`` …) never reach a log line or a hook.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from yarl import URL
+
+__all__ = ["Event", "EventHook", "Emitter", "logger", "redact_url", "redact_headers"]
+
+logger = logging.getLogger("resilient_http")
+"""The library's logger. DEBUG shows every event; INFO the ones an operator acts on."""
+
+REDACTED = "REDACTED"
+
+_SECRET_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-api-key",
+        "api-key",
+        "apikey",
+        "x-auth-token",
+        "x-access-token",
+        "x-goog-api-key",
+        "openai-api-key",
+        "x-csrf-token",
+    }
+)
+_SECRET_PARAMS = frozenset(
+    {
+        "api_key",
+        "apikey",
+        "api-key",
+        "key",
+        "token",
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "client_secret",
+        "secret",
+        "password",
+        "passwd",
+        "signature",
+        "sig",
+        "x-amz-signature",
+        "x-amz-credential",
+        "x-amz-security-token",
+        "auth",
+        "session",
+        "code",
+    }
+)
+
+
+def _is_secret_name(name: str) -> bool:
+    low = name.lower()
+    return (
+        low in _SECRET_HEADERS
+        or low in _SECRET_PARAMS
+        or "token" in low
+        or "secret" in low
+        or "password" in low
+        or low.endswith("api-key")
+        or low.endswith("api_key")
+    )
+
+
+def redact_url(url: URL | str) -> str:
+    """The URL as text with user info and credential-looking query values replaced."""
+    u = URL(url) if isinstance(url, str) else url
+    if u.user is not None or u.password is not None:
+        u = u.with_user(None)
+    if u.query_string:
+        pairs = [(k, REDACTED if _is_secret_name(k) else v) for k, v in u.query.items()]
+        u = u.with_query(pairs)
+    return str(u)
+
+
+def redact_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The headers as a plain dict with secret values replaced (multi-valued ones joined)."""
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    out: dict[str, str] = {}
+    for k, v in items:
+        value = REDACTED if _is_secret_name(k) else v
+        out[k] = f"{out[k]}, {value}" if k in out else value
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One decision of one layer.
+
+    Attributes:
+        name: dotted event name, e.g. ``"retry.scheduled"``, ``"cache.hit"``.
+        layer: the layer's class name.
+        method: the request method, or ``None`` in decorator mode.
+        url: the redacted request URL, or the function's qualified name in decorator mode.
+        detail: event-specific values (delays in seconds, statuses, reasons).
+    """
+
+    name: str
+    layer: str
+    method: str | None
+    url: str | None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+EventHook = Callable[[Event], None]
+"""A callable that receives every :class:`Event` of a layer. It must not block."""
+
+
+class Emitter:
+    """Sends a layer's events to the logger and to its hooks. Cheap when nobody listens."""
+
+    __slots__ = ("layer", "hooks")
+
+    def __init__(self, layer: str, hooks: EventHook | Sequence[EventHook] | None) -> None:
+        if hooks is None:
+            self.hooks: tuple[EventHook, ...] = ()
+        elif callable(hooks):
+            self.hooks = (hooks,)
+        else:
+            self.hooks = tuple(hooks)
+            for h in self.hooks:
+                if not callable(h):
+                    raise TypeError(
+                        f"on_event must be a callable or a sequence of callables, got {h!r}"
+                    )
+        self.layer = layer
+
+    def enabled(self, level: int = logging.DEBUG) -> bool:
+        """Whether an event at ``level`` would reach anyone (check before building details)."""
+        return bool(self.hooks) or logger.isEnabledFor(level)
+
+    def emit(
+        self,
+        name: str,
+        method: str | None,
+        url: URL | str | None,
+        level: int = logging.DEBUG,
+        **detail: Any,
+    ) -> None:
+        """Build and send one event, if anyone listens at ``level``."""
+        if not self.hooks and not logger.isEnabledFor(level):
+            return
+        shown = redact_url(url) if isinstance(url, URL) else url
+        event = Event(name, self.layer, method, shown, detail)
+        if logger.isEnabledFor(level):
+            extra = " ".join(f"{k}={v!r}" for k, v in detail.items())
+            logger.log(level, "%s %s %s %s", name, method or "", shown or "", extra)
+        for hook in self.hooks:
+            try:
+                hook(event)
+            except Exception:  # a broken hook must never break a request
+                logger.exception("event hook %r failed on %s", hook, name)

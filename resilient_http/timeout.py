@@ -1,0 +1,129 @@
+"""``Timeout``: a deadline for a call, body included.
+
+Outside a ``Retry`` it bounds the whole call (every attempt and every backoff sleep); inside
+it, each attempt. The deadline is visible to the layers inside it through
+:func:`current_deadline`, so ``Retry`` never starts a sleep that would end past it and
+``RateLimit`` never waits past it.
+
+How it works: on the way in the layer arms one timer on its clock; if the timer fires, it
+cancels the task, and the layer turns that cancellation into :class:`DeadlineExceeded` on the
+way out (``asyncio.timeout``'s technique: no extra task, no extra coroutine). When an outer
+deadline comes first, no timer is armed at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from contextvars import ContextVar, Token
+from datetime import timedelta
+from typing import Any
+
+from resilient_http._clock import LOOP_CLOCK, Clock
+from resilient_http._middleware import Call, Layer, Step
+from resilient_http._validate import duration
+from resilient_http.errors import DeadlineExceeded
+
+__all__ = ["Timeout", "current_deadline"]
+
+_DEADLINE: ContextVar[float | None] = ContextVar("resilient_http_deadline", default=None)
+
+
+def current_deadline() -> float | None:
+    """The earliest deadline set by the ``Timeout`` layers around the running code, as a time
+    on the layers' clock (seconds), or ``None`` when no deadline applies."""
+    return _DEADLINE.get()
+
+
+class _Armed:
+    """One armed timer of one call."""
+
+    __slots__ = ("token", "handle", "task", "fired", "cancelling")
+
+    def __init__(self, token: Token[float | None], task: asyncio.Task[Any]) -> None:
+        self.token = token
+        self.task = task
+        self.fired = False
+        self.cancelling = 0
+        self.handle: Any = None
+
+    def fire(self) -> None:
+        self.fired = True
+        if sys.version_info >= (3, 11):
+            self.cancelling = self.task.cancelling()
+        self.task.cancel()
+
+
+class Timeout(Layer):
+    """Bound a call, or each attempt, to ``seconds``.
+
+    Placed outside ``Retry`` it is a total deadline; inside it, a per-attempt timeout. By
+    default it covers the whole exchange: the response body is read inside the deadline (the
+    caller still uses ``read()``/``json()``/``text()`` as usual), so a dripping body times out
+    like a slow server.
+
+    Args:
+        seconds: the limit, in seconds (``float``) or a ``timedelta``; must be > 0.
+        stream: when true, only the time until the response *headers* arrive is bounded and the
+            body is left for the caller to stream, unbounded by this layer (use aiohttp's
+            ``ClientTimeout(sock_read=...)`` for that). Default ``False``.
+        clock: the time source; default the event loop's clock. Tests pass a ``FakeClock``.
+
+    Raises:
+        DeadlineExceeded: when the limit passes. It is an ``aiohttp.ServerTimeoutError``, so
+            also an ``aiohttp.ClientError`` and an ``asyncio.TimeoutError``.
+
+    In decorator mode it bounds the whole decorated call.
+    """
+
+    __slots__ = ("seconds", "stream", "clock", "reads_body")
+    uses_state = True
+
+    def __init__(
+        self,
+        seconds: float | timedelta,
+        *,
+        stream: bool = False,
+        clock: Clock | None = None,
+    ) -> None:
+        self.seconds: float = duration("seconds", seconds)
+        if not isinstance(stream, bool):
+            raise TypeError(f"stream must be a bool, got {stream!r}")
+        if clock is not None and not isinstance(clock, Clock):
+            raise TypeError(f"clock must be a Clock (now, sleep, call_at), got {clock!r}")
+        self.stream = stream
+        self.clock: Clock = clock if clock is not None else LOOP_CLOCK
+        self.reads_body = not stream
+
+    def enter(self, call: Call, i: int) -> Step:
+        when = self.clock.now() + self.seconds
+        outer = _DEADLINE.get()
+        if outer is not None and outer <= when:
+            return None  # an outer deadline fires first; nothing to arm (state stays None)
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("Timeout must run inside an asyncio task")
+        armed = _Armed(_DEADLINE.set(when), task)
+        armed.handle = self.clock.call_at(when, armed.fire)
+        call.state[i] = armed  # type: ignore[index]
+        return None
+
+    def exit(self, call: Call, i: int, result: Any, error: BaseException | None) -> Step:
+        state = call.state
+        armed: _Armed | None = state[i]  # type: ignore[index]
+        if armed is None:
+            return None
+        state[i] = None  # type: ignore[index]
+        armed.handle.cancel()
+        _DEADLINE.reset(armed.token)
+        if armed.fired and isinstance(error, asyncio.CancelledError):
+            if sys.version_info >= (3, 11) and armed.task.uncancel() > armed.cancelling:
+                return None  # the caller cancelled too: let the cancellation through
+            raise DeadlineExceeded(
+                f"no response within {self.seconds:g} s", timeout=self.seconds
+            ) from error
+        return None
+
+    def __repr__(self) -> str:
+        extra = ", stream=True" if self.stream else ""
+        return f"Timeout({self.seconds:g}{extra})"
