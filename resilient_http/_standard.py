@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 from resilient_http._clock import Clock
 from resilient_http._middleware import Layer, Stack
 from resilient_http._validate import duration
+from resilient_http.fieldmask import FieldMask
 from resilient_http.timeout import Timeout
 
 __all__ = ["standard"]
@@ -14,6 +16,7 @@ __all__ = ["standard"]
 
 def standard(
     *,
+    fields: Sequence[str] | str | FieldMask | None = None,
     total_timeout: float | timedelta | None = 30.0,
     attempt_timeout: float | timedelta | None = 10.0,
     clock: Clock | None = None,
@@ -28,6 +31,9 @@ def standard(
     Layers that are not built yet are left out (see the README's status table).
 
     Args:
+        fields: a field mask for every request: field names (``["id", "name"]`` →
+            ``?fields=id,name``) or a configured :class:`FieldMask` (other styles, a URL
+            filter). Default ``None``: no mask.
         total_timeout: deadline for the whole call, retries and sleeps included, in seconds;
             ``None`` for no total deadline. Default 30.
         attempt_timeout: limit for each attempt, body included, in seconds; ``None`` for none.
@@ -45,6 +51,8 @@ def standard(
             f"({total:g} s): the total deadline would always cut the attempt short"
         )
     layers: list[Layer] = []
+    if fields is not None:
+        layers.append(fields if isinstance(fields, FieldMask) else FieldMask(fields))
     if total is not None:
         layers.append(Timeout(total, clock=clock))
     if attempt is not None:
