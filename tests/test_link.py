@@ -48,7 +48,9 @@ def test_rfc8288_examples() -> None:
 
 
 def test_commas_and_semicolons_inside_uri_and_quotes() -> None:
-    header = '<https://x.test/a?ids=1,2;3>; rel="next"; title="a, b; c", <https://x.test/z>; rel=last'
+    header = (
+        '<https://x.test/a?ids=1,2;3>; rel="next"; title="a, b; c", <https://x.test/z>; rel=last'
+    )
     links = parse_link_header(header)
     assert [(link.target, link.rel) for link in links] == [
         ("https://x.test/a?ids=1,2;3", ("next",)),

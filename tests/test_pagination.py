@@ -131,7 +131,8 @@ async def test_repeated_cursor_stops_with_pagination_error() -> None:
 async def test_non_json_page_names_the_page_and_the_problem() -> None:
     async def html(request: web.Request) -> web.Response:
         if "page" not in request.query:
-            return web.json_response([1], headers={"Link": '</p?page=2&api_key=s3cr3t>; rel="next"'})
+            link = '</p?page=2&api_key=s3cr3t>; rel="next"'
+            return web.json_response([1], headers={"Link": link})
         return web.Response(text="<html>maintenance</html>", content_type="text/html")
 
     async with serve({"/p": html}) as base, aiohttp.ClientSession() as session:
@@ -169,7 +170,7 @@ async def test_strategy_that_cannot_find_the_next_page_delivers_the_items_first(
 
     async with serve({"/m": h}) as base, aiohttp.ClientSession() as session:
         got = []
-        with pytest.raises(rh.PaginationError, match="page 1 .*cannot find the next page") as info:
+        with pytest.raises(rh.PaginationError, match=r"page 1 .*cannot find the next") as info:
             async for it in rh.paginate(session, base + "/m", rh.presets.stripe()):
                 got.append(it)
         assert got == [{"id": 1}]
@@ -297,7 +298,8 @@ def _gated_pages() -> tuple[dict[str, Any], asyncio.Event, asyncio.Event]:
         if page > 1:
             started.set()
             await gate.wait()
-        return web.json_response([page, page], headers={"Link": f'</g?page={page + 1}>; rel="next"'})
+        link = f'</g?page={page + 1}>; rel="next"'
+        return web.json_response([page, page], headers={"Link": link})
 
     return {"/g": h}, started, gate
 

@@ -53,7 +53,8 @@ async def test_openai_has_more_and_after() -> None:
 async def test_google_page_token_short_page_is_not_the_end() -> None:
     async with fake_api() as api, aiohttp.ClientSession() as session:
         url = api.url("/google/drive/v3/files")
-        pages = [p async for p in rh.paginate(session, url, rh.presets.google(page_size=10)).pages()]
+        it = rh.paginate(session, url, rh.presets.google(page_size=10))
+        pages = [p async for p in it.pages()]
         assert [len(p.items) for p in pages] == [10, 5, 10]  # page 2 is short; it goes on
         assert [it["id"] for p in pages for it in p.items] == IDS
         queries = api.queries("/google/drive/v3/files")

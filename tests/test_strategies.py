@@ -63,7 +63,8 @@ def test_cursor_from_last_item_with_has_more() -> None:
 
 def test_cursor_from_body_field() -> None:
     s = rh.Cursor("cursor", field="response_metadata.next_cursor")
-    assert s.next(page({"response_metadata": {"next_cursor": "dXNlcjpV"}})) == {"cursor": "dXNlcjpV"}
+    body = {"response_metadata": {"next_cursor": "dXNlcjpV"}}
+    assert s.next(page(body)) == {"cursor": "dXNlcjpV"}
     assert s.next(page({"response_metadata": {"next_cursor": ""}})) is None
     assert s.next(page({})) is None
     assert rh.Cursor().next(page({"next_cursor": 17})) == {"cursor": 17}
