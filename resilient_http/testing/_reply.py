@@ -136,7 +136,7 @@ class Reply:
             raise TypeError(f"status must be an int, got {status!r}")
         if not 200 <= status <= 599:
             raise ValueError(f"status must be within 200..599, got {status!r}")
-        items = header_items("headers", self.headers)
+        given = items = header_items("headers", self.headers)
         for flag in ("truncate", "reset"):
             if not isinstance(getattr(self, flag), bool):
                 raise TypeError(f"{flag} must be a bool, got {getattr(self, flag)!r}")
@@ -175,7 +175,7 @@ class Reply:
             raise ValueError("truncate=True needs a non-empty body (or json)")
         if self.truncate and self.reset:
             raise ValueError("truncate and reset are exclusive")
-        object.__setattr__(self, "headers", items)
+        object.__setattr__(self, "headers", given)
         object.__setattr__(self, "payload", payload)
         object.__setattr__(self, "header_items", items)
         object.__setattr__(self, "delay_seconds", delay)

@@ -324,15 +324,16 @@ class TokenBucket:
     __slots__ = ("burst", "per", "rate", "retry_after", "tokens", "updated")
 
     def __init__(self, rate: float, per: float | timedelta, burst: float | None,
-                 retry_after: float | str | None, now: float) -> None:
+                 retry_after: float | str | None) -> None:
         self.tokens = -1.0
-        self.updated = now
+        self.updated: float | None = None
         self.retry_after: int | str | None = None
-        self.configure(rate, per, burst, retry_after, now)
+        self.configure(rate, per, burst, retry_after, None)
 
     def configure(self, rate: float, per: float | timedelta, burst: float | None,
-                  retry_after: float | str | None, now: float) -> None:
-        """Set the limits; tokens already earned are kept (capped at the new burst)."""
+                  retry_after: float | str | None, now: float | None) -> None:
+        """Set the limits; tokens already earned by ``now`` are kept, capped at the new
+        burst. A new bucket starts full."""
         if not isinstance(rate, (int, float)) or isinstance(rate, bool):
             raise TypeError(f"rate must be a number of requests, got {rate!r}")
         if not math.isfinite(rate) or rate <= 0:
@@ -351,16 +352,17 @@ class TokenBucket:
             fixed = retry_after
         else:
             fixed = _ceil(seconds("retry_after", retry_after))
-        if self.tokens >= 0:
+        if self.tokens >= 0 and now is not None:
             self._refill(now)
         self.rate, self.per, self.burst, self.retry_after = float(rate), per_s, burst_n, fixed
         self.tokens = burst_n if self.tokens < 0 else min(self.tokens, burst_n)
 
     def _refill(self, now: float) -> None:
-        elapsed = now - self.updated
-        if elapsed > 0:
-            self.tokens = min(self.burst, self.tokens + elapsed * self.rate / self.per)
-        self.updated = now
+        updated = self.updated
+        if updated is None or now > updated:
+            if updated is not None:
+                self.tokens = min(self.burst, self.tokens + (now - updated) * self.rate / self.per)
+            self.updated = now
 
     def take(self, now: float, wall: float) -> tuple[bool, HeaderItems]:
         """Take one token. Returns (allowed, the rate-limit headers of the response)."""

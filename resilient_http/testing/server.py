@@ -276,7 +276,7 @@ class MockServer:
         true}``). Change or lift the limit with :meth:`set_rate`.
         """
         route = self._route(path, method)
-        route.limiter = TokenBucket(rate, per, burst, retry_after, self._clock.now())
+        route.limiter = TokenBucket(rate, per, burst, retry_after)
 
     def set_rate(
         self,
@@ -304,7 +304,8 @@ class MockServer:
                               method=method)
         else:
             window = route.limiter.per if per is None else per
-            route.limiter.configure(rate, window, burst, retry_after, self._clock.now())
+            now = self._clock.now() if self._runner is not None else None
+            route.limiter.configure(rate, window, burst, retry_after, now)
 
     def random_faults(
         self,
