@@ -4,18 +4,15 @@ Every test and benchmark of the project talks to it over real sockets: scripted 
 delays, slow bodies, truncated bodies, connection resets, rate limits, cacheable resources
 and random faults, and it records every request it received.
 
-Run it in its own process with ``python -m resilient_http.testing`` (see
-:mod:`resilient_http.testing.process`).
+Run it in its own process with ``python -m resilient_http.testing.server`` (or ``python -m
+resilient_http.testing``); see :mod:`resilient_http.testing.process`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import formatdate
 from types import TracebackType
@@ -23,16 +20,16 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.web_request import BaseRequest
-from multidict import CIMultiDictProxy, MultiDictProxy
 from yarl import URL
 
 from resilient_http._clock import LOOP_CLOCK, Clock
 from resilient_http.testing import _config
+from resilient_http.testing._cacheable import CacheableResource
+from resilient_http.testing._recording import RecordedRequest, Recorder
 from resilient_http.testing._reply import HeaderItems, Reply, as_reply, play
 from resilient_http.testing._routes import (
     DEFAULT_OK,
     RATE_LIMITED,
-    CacheableResource,
     RandomFaults,
     Responder,
     Route,
@@ -45,43 +42,6 @@ __all__ = ["MockServer", "RecordedRequest", "Reply", "CacheableResource", "CONTR
 
 CONTROL_PREFIX = "/__control/"
 """Paths under this prefix are the control API (configure, stats, reset); never recorded."""
-
-
-@dataclass(frozen=True, slots=True)
-class RecordedRequest:
-    """One request as the :class:`MockServer` received it.
-
-    Attributes:
-        method: the HTTP method, upper case.
-        path: the decoded path, without the query.
-        url: the relative URL (path and query) as sent.
-        headers: the request headers, case-insensitive and multi-valued.
-        body: the raw body; ``b""`` when the request had none (not read for speed).
-        time: arrival time on the server's clock, in seconds.
-        peer_port: the client's TCP port, which identifies the connection (loopback), or
-            ``None`` when unknown.
-    """
-
-    method: str
-    path: str
-    url: URL
-    headers: CIMultiDictProxy[str]
-    body: bytes
-    time: float
-    peer_port: int | None
-
-    @property
-    def query(self) -> MultiDictProxy[str]:
-        """The query parameters, multi-valued and in order."""
-        return self.url.query
-
-    def text(self) -> str:
-        """The body decoded as UTF-8 (invalid bytes replaced)."""
-        return self.body.decode("utf-8", errors="replace")
-
-    def json(self) -> Any:
-        """The body parsed as JSON."""
-        return json.loads(self.body)
 
 
 class MockServer:
@@ -127,17 +87,11 @@ class MockServer:
         self._custom_clock = clock is not None
         self._host = host
         self._port = port
-        self.record = record
-        """Whether requests are recorded; may be switched at any time."""
+        self._recorder = Recorder(record)
         self._runner: web.ServerRunner | None = None
         self._origin: URL | None = None
         self._epoch_offset = 0.0
         self._routes: dict[str, dict[str, Route]] = {}
-        self._requests: list[RecordedRequest] = []
-        self._total = 0
-        self._path_counts: dict[str, int] = {}
-        self._status_counts: dict[str, dict[str, int]] = {}
-        self._waiters: list[asyncio.Future[None]] = []
         self._inflight: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -168,9 +122,7 @@ class MockServer:
         for task in list(self._inflight):
             task.cancel()
         await runner.cleanup()
-        for waiter in self._waiters:
-            waiter.cancel()
-        self._waiters.clear()
+        self._recorder.cancel_waiters()
 
     async def __aenter__(self) -> MockServer:
         await self.start()
@@ -394,48 +346,46 @@ class MockServer:
     # -- recording ---------------------------------------------------------------------
 
     @property
+    def record(self) -> bool:
+        """Whether requests are recorded (counters are always kept); may be switched."""
+        return self._recorder.record
+
+    @record.setter
+    def record(self, value: bool) -> None:
+        self._recorder.record = bool(value)
+
+    @property
     def requests(self) -> list[RecordedRequest]:
         """Every request received (including rate-limited and reset ones), oldest first.
 
-        Empty when ``record=False``. Control requests are not recorded.
+        A copy; empty when ``record=False``. Control requests are not recorded.
         """
-        return list(self._requests)
+        return list(self._recorder.requests)
 
     def requests_for(self, path: str, *, method: str | None = None) -> list[RecordedRequest]:
         """The recorded requests for ``path`` (and ``method`` when given)."""
         upper = method.upper() if method else None
-        return [r for r in self._requests
+        return [r for r in self._recorder.requests
                 if r.path == path and (upper is None or r.method == upper)]
 
     def count(self, path: str | None = None) -> int:
         """How many requests arrived (for ``path``, or in all). Works with ``record=False``."""
-        return self._total if path is None else self._path_counts.get(path, 0)
+        return self._recorder.count(path)
 
     def clear(self) -> None:
         """Forget the recorded requests and counters; routes stay."""
-        self._requests.clear()
-        self._total = 0
-        self._path_counts.clear()
-        self._status_counts.clear()
+        self._recorder.clear()
 
     def reset(self) -> None:
         """Forget routes, recorded requests and counters."""
         self._routes.clear()
-        self.clear()
+        self._recorder.clear()
 
     def stats(self) -> dict[str, Any]:
         """Counters as a JSON-ready dict: ``total``, ``paths`` (``{path: {"count": n,
-        "statuses": {"200": n, "reset": n, "truncated": n}}}``) and ``cpu_time`` (this
-        process's CPU seconds, ``time.process_time()``)."""
-        return {
-            "total": self._total,
-            "paths": {
-                path: {"count": count, "statuses": dict(self._status_counts.get(path, {}))}
-                for path, count in self._path_counts.items()
-            },
-            "cpu_time": time.process_time(),
-            "recording": self.record,
-        }
+        "statuses": {"200": n, "reset": n, "truncated": n}}}``), ``cpu_time`` (this
+        process's CPU seconds, ``time.process_time()``) and ``recording``."""
+        return self._recorder.stats()
 
     async def wait_for_requests(
         self, n: int = 1, *, path: str | None = None, timeout: float = 5.0
@@ -446,19 +396,7 @@ class MockServer:
         the server's clock, so a test may ``await fake_clock.advance(...)`` safely.
         Raises ``TimeoutError`` naming the count reached.
         """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while self.count(path) < n:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise TimeoutError(
-                    f"MockServer got {self.count(path)} of {n} requests"
-                    f"{f' for {path}' if path else ''} within {timeout}s"
-                )
-            waiter = loop.create_future()
-            self._waiters.append(waiter)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(waiter, remaining)
+        await self._recorder.wait_for(n, path, timeout)
 
     # -- serving -----------------------------------------------------------------------
 
@@ -480,20 +418,7 @@ class MockServer:
             return await _config.control(self, request)
         body = await request.read() if request.body_exists else b""
         now = self._clock.now()
-        self._total += 1
-        self._path_counts[path] = self._path_counts.get(path, 0) + 1
-        if self.record:
-            transport = request.transport
-            peer = transport.get_extra_info("peername") if transport is not None else None
-            self._requests.append(RecordedRequest(
-                request.method, path, request.rel_url, request.headers, body, now,
-                peer[1] if isinstance(peer, tuple) else None,
-            ))
-        if self._waiters:
-            for waiter in self._waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
-            self._waiters.clear()
+        self._recorder.arrived(request, path, body, now)
 
         wall = now + self._epoch_offset
         extra: HeaderItems = ()
@@ -518,10 +443,7 @@ class MockServer:
             extra = (*extra, ("Date", formatdate(wall + reply.delay_seconds, usegmt=True)))
 
         key = "reset" if reply.reset else "truncated" if reply.truncate else str(reply.status)
-        statuses = self._status_counts.get(path)
-        if statuses is None:
-            statuses = self._status_counts[path] = {}
-        statuses[key] = statuses.get(key, 0) + 1
+        self._recorder.answered(path, key)
 
         if not (reply.delay_seconds or reply.drip):
             return await play(request, reply, self._clock, now, extra)
@@ -535,7 +457,7 @@ class MockServer:
 
     def __repr__(self) -> str:
         where = self._origin if self._origin is not None else "not started"
-        return f"<MockServer {where} requests={self._total}>"
+        return f"<MockServer {where} requests={self._recorder.total}>"
 
 
 def _method_key(method: str | None) -> str:
