@@ -219,10 +219,10 @@ async def test_fail_then_succeed(mock_server: MockServer, session: aiohttp.Clien
 
 
 async def test_delay_waits_on_the_servers_fake_clock(
-    mock_server_factory: Factory, session: aiohttp.ClientSession
+    mock_server_factory: Factory, fake_clock: FakeClock, session: aiohttp.ClientSession
 ) -> None:
     started = time.perf_counter()
-    clock = FakeClock()
+    clock = fake_clock
     server = await mock_server_factory(clock=clock)
     server.script("/slow", Reply(200, body="late", delay=30.0))
     task = asyncio.create_task(fetch(session, server.url("/slow")))
@@ -238,6 +238,10 @@ async def test_delay_waits_on_the_servers_fake_clock(
     assert abs(date - (server.wall_time())) <= 1.0
     assert server.requests[0].time == 0.0
     assert time.perf_counter() - started < 0.1
+    # A Date of the reply's own wins over the clock's.
+    server.script("/dated", Reply(headers={"Date": "Thu, 01 Jan 2015 00:00:00 GMT"}))
+    _, headers, _ = await fetch(session, server.url("/dated"))
+    assert headers.getall("Date") == ["Thu, 01 Jan 2015 00:00:00 GMT"]
 
 
 async def test_drip_sends_the_body_in_chunks_on_the_clock(
@@ -707,6 +711,7 @@ async def test_configure_from_a_document(
         ({"routez": []}, ValueError, "routez"),
         ({"routes": {}}, TypeError, "routes"),
         ({"routes": [{"path": "/x", "scrip": [200]}]}, ValueError, "scrip"),
+        ({"routes": [{"path": "/x"}]}, ValueError, "one or more"),
         ({"routes": [{"script": [200]}]}, TypeError, "path"),
         ({"routes": [{"path": "/x", "script": [{"status": 200, "colour": 1}]}]}, TypeError,
          "colour"),

@@ -36,8 +36,9 @@ if TYPE_CHECKING:
 
 __all__ = ["apply", "control"]
 
-_ROUTE_KEYS = {"path", "method", "script", "repeat_last", "fail_then_succeed", "random_faults",
-               "cacheable", "rate_limited", "set_rate"}
+_ACTION_KEYS = {"script", "fail_then_succeed", "random_faults", "cacheable", "rate_limited",
+                "set_rate"}
+_ROUTE_KEYS = {"path", "method", "repeat_last", *_ACTION_KEYS}
 
 
 def _options(where: str, value: object) -> dict[str, Any]:
@@ -75,6 +76,9 @@ def apply(server: MockServer, config: Mapping[str, Any]) -> None:
         path, method = entry.get("path"), entry.get("method")
         if not isinstance(path, str):
             raise TypeError(f"{where}.path must be a str, got {path!r}")
+        if not set(entry) & _ACTION_KEYS:
+            raise ValueError(f"{where} ({path}): give one or more of "
+                             f"{', '.join(sorted(_ACTION_KEYS))}")
         try:
             _apply_route(server, path, method, entry)
         except (TypeError, ValueError) as exc:

@@ -110,6 +110,8 @@ class MockServerProcess:
         self._proc: asyncio.subprocess.Process | None = None
         self._session: aiohttp.ClientSession | None = None
         self._origin: URL | None = None
+        self.returncode: int | None = None
+        """The child's exit status once closed (0 after a clean SIGTERM shutdown)."""
 
     async def start(self) -> None:
         """Launch the child and wait until it listens (and is configured)."""
@@ -160,7 +162,6 @@ class MockServerProcess:
                 proc.kill()
                 await proc.wait()
         self.returncode = proc.returncode
-        """The child's exit status once closed (0 after a clean SIGTERM shutdown)."""
 
     async def __aenter__(self) -> MockServerProcess:
         await self.start()

@@ -439,7 +439,7 @@ class MockServer:
                     reply = (route.responder.respond(request, body, wall)
                              if route.responder is not None
                              else builtin_reply(request, body, True))
-        if self._custom_clock:
+        if self._custom_clock and not any(k.lower() == "date" for k, _ in reply.header_items):
             extra = (*extra, ("Date", formatdate(wall + reply.delay_seconds, usegmt=True)))
 
         key = "reset" if reply.reset else "truncated" if reply.truncate else str(reply.status)
