@@ -467,10 +467,16 @@ async def test_rate_limit_holds_under_concurrency(
     ],
 )
 async def test_rate_limit_is_validated(
-    mock_server: MockServer, kwargs: dict[str, Any], error: type[Exception], name: str
+    mock_server: MockServer, session: aiohttp.ClientSession, kwargs: dict[str, Any],
+    error: type[Exception], name: str
 ) -> None:
     with pytest.raises(error, match=name):
         mock_server.rate_limited("/x", **kwargs)
+    with pytest.raises(error, match=name):
+        mock_server.set_rate("/y", **kwargs)
+    # A rejected configuration leaves no half-made route behind.
+    assert (await fetch(session, mock_server.url("/x")))[0] == 404
+    assert (await fetch(session, mock_server.url("/y")))[0] == 404
 
 
 # -- cacheable --------------------------------------------------------------------------------

@@ -227,8 +227,7 @@ class MockServer:
         what the path answers otherwise (its script, a built-in route, or 200 ``{"ok":
         true}``). Change or lift the limit with :meth:`set_rate`.
         """
-        route = self._route(path, method)
-        route.limiter = TokenBucket(rate, per, burst, retry_after)
+        self._route(path, method).limiter = TokenBucket(rate, per, burst, retry_after)
 
     def set_rate(
         self,
@@ -250,8 +249,8 @@ class MockServer:
             if route is not None:
                 route.limiter = None
             return
-        route = self._route(path, method)
-        if route.limiter is None:
+        route = self._routes.get(path, {}).get(_method_key(method))
+        if route is None or route.limiter is None:
             self.rate_limited(path, rate, 1.0 if per is None else per, burst, retry_after,
                               method=method)
         else:
