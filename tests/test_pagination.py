@@ -14,7 +14,8 @@ from aiohttp import web
 
 import resilient_http as rh
 from resilient_http.pagination import Paginator
-from tests._api import ITEMS, fake_api, serve
+from resilient_http.testing import MockServer, Reply
+from tests._api import ITEMS, install, queries, serve
 
 IDS = [it["id"] for it in ITEMS]
 
@@ -41,66 +42,80 @@ def _fetch_tasks() -> list[asyncio.Task[Any]]:
     ]
 
 
-async def test_three_link_pages_all_items_in_order_three_requests() -> None:
-    routes, asked = _link_pages(3)
-    async with serve(routes) as base, aiohttp.ClientSession() as session:
-        got = [it async for it in rh.paginate(session, base + "/list", rh.LinkHeader())]
-    assert got == ["p1i0", "p1i1", "p2i0", "p2i1", "p3i0", "p3i1"]
-    assert asked == ["/list", "/list?page=2", "/list?page=3"]
+async def test_three_link_pages_all_items_in_order_three_requests(
+    mock_server: MockServer,
+) -> None:
+    absolute = mock_server.url("/repos").with_query(page=3)
+    mock_server.script(
+        "/repos",
+        Reply(json=[{"id": 1}, {"id": 2}], headers={"Link": '</repos?page=2>; rel="next"'}),
+        Reply(json=[{"id": 3}, {"id": 4}], headers={"Link": f'<{absolute}>; rel="next", '
+                                                            '</repos>; rel="first"'}),
+        Reply(json=[{"id": 5}], headers={"Link": '</repos>; rel="first"'}),
+        repeat_last=False,
+    )
+    async with aiohttp.ClientSession() as session:
+        got = [it["id"] async for it in rh.paginate(session, mock_server.url("/repos"),
+                                                     rh.LinkHeader())]
+    assert got == [1, 2, 3, 4, 5]
+    assert [str(r.url) for r in mock_server.requests_for("/repos")] == [
+        "/repos", "/repos?page=2", "/repos?page=3"
+    ]
 
 
-async def test_pages_view_carries_status_headers_number_and_url() -> None:
-    routes, _ = _link_pages(2)
-    async with serve(routes) as base, aiohttp.ClientSession() as session:
-        pages = [p async for p in rh.paginate(session, base + "/list", rh.LinkHeader()).pages()]
+async def test_pages_view_carries_status_headers_number_and_url(mock_server: MockServer) -> None:
+    mock_server.script(
+        "/list",
+        Reply(json=["a"], headers={"Link": '</list?page=2>; rel="next"'}),
+        Reply(json=["b"], headers={"X-Total": "2"}),
+    )
+    async with aiohttp.ClientSession() as session:
+        url = mock_server.url("/list")
+        pages = [p async for p in rh.paginate(session, url, rh.LinkHeader()).pages()]
     assert [p.number for p in pages] == [1, 2]
     assert [p.status for p in pages] == [200, 200]
-    assert "rel=\"next\"" in pages[0].headers["Link"]
-    assert str(pages[1].url) == base + "/list?page=2"
-    assert pages[1].body == pages[1].items == ["p2i0", "p2i1"]
+    assert pages[1].headers["X-Total"] == "2"
+    assert pages[1].url == mock_server.url("/list?page=2")
+    assert pages[1].body == pages[1].items == ["b"]
 
 
-async def test_cross_origin_next_is_refused_by_default() -> None:
-    async def other(request: web.Request) -> web.Response:
-        return web.json_response(["secret-leak"])
+async def test_cross_origin_next_is_refused_by_default(
+    mock_server: MockServer, mock_server_factory: Any
+) -> None:
+    evil = await mock_server_factory()
+    evil.script("/x", Reply(json=["leaked"]))
+    link = f'<{evil.url("/x")}>; rel=next'
+    mock_server.script("/first", Reply(json=["a"], headers={"Link": link}))
+    async with aiohttp.ClientSession() as session:
+        got: list[str] = []
+        with pytest.raises(rh.PaginationError, match="another origin") as info:
+            async for it in rh.paginate(
+                session, mock_server.url("/first"), rh.LinkHeader(),
+                headers={"Authorization": "Bearer t"},
+            ):
+                got.append(it)
+        assert got == ["a"]  # the good page is delivered first
+        assert "page 1" in str(info.value)
+        assert isinstance(info.value, aiohttp.ClientError)
+        assert evil.count("/x") == 0  # the credentials never left
+        allowed = [
+            it async for it in rh.paginate(
+                session, mock_server.url("/first"), rh.LinkHeader(), allow_cross_origin=True
+            )
+        ]
+        assert allowed == ["a", "leaked"]
 
-    async with serve({"/x": other}) as evil:
 
-        async def first(request: web.Request) -> web.Response:
-            return web.json_response(["a"], headers={"Link": f'<{evil}/x>; rel="next"'})
-
-        async with serve({"/first": first}) as base, aiohttp.ClientSession() as session:
-            got: list[str] = []
-            with pytest.raises(rh.PaginationError, match="another origin") as info:
-                async for it in rh.paginate(
-                    session, base + "/first", rh.LinkHeader(), headers={"Authorization": "t"}
-                ):
-                    got.append(it)
-            assert got == ["a"]  # the good page is delivered first
-            assert "page 1" in str(info.value)
-            assert isinstance(info.value, aiohttp.ClientError)
-            allowed = [
-                it async for it in rh.paginate(
-                    session, base + "/first", rh.LinkHeader(), allow_cross_origin=True
-                )
-            ]
-            assert allowed == ["a", "secret-leak"]
-
-
-async def test_self_referencing_next_stops_with_pagination_error() -> None:
-    calls = 0
-
-    async def selfish(request: web.Request) -> web.Response:
-        nonlocal calls
-        calls += 1
-        return web.json_response([calls], headers={"Link": '<?b=2&a=1>; rel="next"'})
-
-    async with serve({"/s": selfish}) as base, aiohttp.ClientSession() as session:
+async def test_self_referencing_next_stops_with_pagination_error(mock_server: MockServer) -> None:
+    # the next URL is the first one with its query in another order
+    mock_server.script("/s", Reply(json=[1], headers={"Link": '</s?b=2&a=1>; rel="next"'}))
+    async with aiohttp.ClientSession() as session:
+        got = []
         with pytest.raises(rh.PaginationError, match="already fetched"):
-            # the second URL is the first one with its query in another order
-            async for _ in rh.paginate(session, base + "/s?a=1&b=2", rh.LinkHeader()):
-                pass
-    assert calls == 1
+            async for it in rh.paginate(session, mock_server.url("/s?a=1&b=2"), rh.LinkHeader()):
+                got.append(it)
+    assert got == [1]
+    assert mock_server.count("/s") == 1
 
 
 async def test_a_loop_over_two_pages_is_caught() -> None:
@@ -193,51 +208,55 @@ async def test_http_error_page_raises_client_response_error() -> None:
             await it.__anext__()
 
 
-async def test_max_pages_and_max_items() -> None:
-    async with fake_api() as api, aiohttp.ClientSession() as session:
-        url = api.url("/gh/items")
+async def test_max_pages_and_max_items(mock_server: MockServer) -> None:
+    async with aiohttp.ClientSession() as session:
+        api = install(mock_server)
+        url = mock_server.url("/gh/items")
         got = [it async for it in rh.paginate(session, url, rh.presets.github(5), max_pages=2)]
-        assert len(got) == 10 and len(api.log) == 2
-        api.log.clear()
+        assert len(got) == 10 and api.count() == 2
+        api.clear()
         got = [it async for it in rh.paginate(session, url, rh.presets.github(5), max_items=7)]
-        assert [it["id"] for it in got] == IDS[:7] and len(api.log) == 2
-        api.log.clear()
+        assert [it["id"] for it in got] == IDS[:7] and api.count() == 2
+        api.clear()
         pages = [p async for p in rh.paginate(session, url, rh.presets.github(5),
                                               max_items=7).pages()]
         assert [len(p.items) for p in pages] == [5, 5]  # pages are whole
-        api.log.clear()
+        api.clear()
         got = [it async for it in rh.paginate(session, url, rh.presets.github(5), max_items=10)]
-        assert len(got) == 10 and len(api.log) == 2  # no third request for nothing
+        assert len(got) == 10 and api.count() == 2  # no third request for nothing
 
 
-async def test_offset_advances_by_items_received_not_by_limit() -> None:
-    async with fake_api() as api, aiohttp.ClientSession() as session:
+async def test_offset_advances_by_items_received_not_by_limit(mock_server: MockServer) -> None:
+    async with aiohttp.ClientSession() as session:
+        api = install(mock_server)
         strategy = rh.Offset(page_size=10, total="total")
-        got = [it["id"] async for it in rh.paginate(session, api.url("/offset/items"), strategy)]
+        url = mock_server.url("/offset/items")
+        got = [it["id"] async for it in rh.paginate(session, url, strategy)]
         assert got == IDS
-        assert [q["offset"] for q in api.queries("/offset/items")] == ["0", "7", "14", "21"]
-        api.log.clear()
-        got = [it["id"] async for it in rh.paginate(session, api.url("/offset/items"),
-                                                     rh.Offset(page_size=10))]
+        assert [q["offset"] for q in queries(api, "/offset/items")] == ["0", "7", "14", "21"]
+        api.clear()
+        got = [it["id"] async for it in rh.paginate(session, url, rh.Offset(page_size=10))]
         assert got == IDS
-        assert len(api.log) == 5  # without total=, the empty page ends it
+        assert api.count() == 5  # without total=, the empty page ends it
 
 
-async def test_page_number_stops_on_empty_page() -> None:
-    async with fake_api() as api, aiohttp.ClientSession() as session:
-        url = api.url("/pages/items")
+async def test_page_number_stops_on_empty_page(mock_server: MockServer) -> None:
+    async with aiohttp.ClientSession() as session:
+        api = install(mock_server)
+        url = mock_server.url("/pages/items")
         got = [it["id"] async for it in rh.paginate(session, url, rh.PageNumber(page_size=10))]
         assert got == IDS
-        assert [q["page"] for q in api.queries("/pages/items")] == ["1", "2", "3", "4"]
+        assert [q["page"] for q in queries(api, "/pages/items")] == ["1", "2", "3", "4"]
 
 
-async def test_params_are_kept_on_every_parameter_built_page() -> None:
-    async with fake_api() as api, aiohttp.ClientSession() as session:
-        url = api.url("/stripe/v1/customers")
+async def test_params_are_kept_on_every_parameter_built_page(mock_server: MockServer) -> None:
+    async with aiohttp.ClientSession() as session:
+        api = install(mock_server)
+        url = mock_server.url("/stripe/v1/customers")
         got = [it async for it in rh.paginate(session, url, rh.presets.stripe(10),
                                               params={"email": "a+b@x.test"})]
         assert len(got) == 25
-        assert {q["email"] for q in api.queries("/stripe/v1/customers")} == {"a+b@x.test"}
+        assert {q["email"] for q in queries(api, "/stripe/v1/customers")} == {"a+b@x.test"}
 
 
 async def test_custom_strategy_is_one_method() -> None:
@@ -258,12 +277,14 @@ async def test_custom_strategy_is_one_method() -> None:
     assert got == [0, 1, 2]
 
 
-async def test_every_page_goes_through_the_session_layers() -> None:
-    async with fake_api() as api, aiohttp.ClientSession() as session:
+async def test_every_page_goes_through_the_session_layers(mock_server: MockServer) -> None:
+    async with aiohttp.ClientSession() as session:
+        api = install(mock_server)
         wrapped = rh.wrap(session, rh.FieldMask(["id"]))
-        got = [it async for it in rh.paginate(wrapped, api.url("/gh/items"), rh.presets.github(10))]
+        url = mock_server.url("/gh/items")
+        got = [it async for it in rh.paginate(wrapped, url, rh.presets.github(10))]
         assert len(got) == 25
-        assert [q.get("fields") for q in api.queries("/gh/items")] == ["id", "id", "id"]
+        assert [q.get("fields") for q in queries(api, "/gh/items")] == ["id", "id", "id"]
 
 
 async def test_prefetch_fetches_one_page_ahead_only() -> None:

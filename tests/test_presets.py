@@ -6,71 +6,77 @@ import aiohttp
 import pytest
 
 import resilient_http as rh
-from tests._api import ITEMS, fake_api
+from resilient_http.testing import MockServer
+from tests._api import ITEMS, install, queries
 
 IDS = [it["id"] for it in ITEMS]
 
 
-async def test_github_link_pages() -> None:
-    async with fake_api() as api, aiohttp.ClientSession() as session:
-        got = [it["id"] async for it in rh.paginate(session, api.url("/gh/items"),
+async def test_github_link_pages(mock_server: MockServer) -> None:
+    async with aiohttp.ClientSession() as session:
+        api = install(mock_server)
+        got = [it["id"] async for it in rh.paginate(session, mock_server.url("/gh/items"),
                                                      rh.presets.github(page_size=10))]
         assert got == IDS
-        assert [q for q in api.queries("/gh/items")] == [
+        assert queries(api, "/gh/items") == [
             {"per_page": "10"},
             {"page": "2", "per_page": "10"},
             {"page": "3", "per_page": "10"},
         ]
 
 
-async def test_stripe_has_more_and_starting_after() -> None:
-    async with fake_api() as api, aiohttp.ClientSession() as session:
-        url = api.url("/stripe/v1/customers")
+async def test_stripe_has_more_and_starting_after(mock_server: MockServer) -> None:
+    async with aiohttp.ClientSession() as session:
+        api = install(mock_server)
+        url = mock_server.url("/stripe/v1/customers")
         got = [it["id"] async for it in rh.paginate(session, url, rh.presets.stripe(page_size=10))]
         assert got == IDS
-        assert api.queries("/stripe/v1/customers") == [
+        assert queries(api, "/stripe/v1/customers") == [
             {"limit": "10"},
             {"limit": "10", "starting_after": "it_009"},
             {"limit": "10", "starting_after": "it_019"},
         ]
 
 
-async def test_openai_has_more_and_after() -> None:
-    async with fake_api() as api, aiohttp.ClientSession() as session:
+async def test_openai_has_more_and_after(mock_server: MockServer) -> None:
+    async with aiohttp.ClientSession() as session:
+        api = install(mock_server)
         pages = [
             page async for page in rh.paginate(
-                session, api.url("/openai/v1/files"), rh.presets.openai(page_size=12)
+                session, mock_server.url("/openai/v1/files"), rh.presets.openai(page_size=12)
             ).pages()
         ]
         assert [len(p.items) for p in pages] == [12, 12, 1]
         assert [p.number for p in pages] == [1, 2, 3]
         assert pages[-1].body["has_more"] is False
-        assert [q.get("after") for q in api.queries("/openai/v1/files")] == [
+        assert [q.get("after") for q in queries(api, "/openai/v1/files")] == [
             None, "it_011", "it_023"
         ]
 
 
-async def test_google_page_token_short_page_is_not_the_end() -> None:
-    async with fake_api() as api, aiohttp.ClientSession() as session:
-        url = api.url("/google/drive/v3/files")
+async def test_google_page_token_short_page_is_not_the_end(mock_server: MockServer) -> None:
+    async with aiohttp.ClientSession() as session:
+        api = install(mock_server)
+        url = mock_server.url("/google/drive/v3/files")
         it = rh.paginate(session, url, rh.presets.google(page_size=10))
         pages = [p async for p in it.pages()]
         assert [len(p.items) for p in pages] == [10, 5, 10]  # page 2 is short; it goes on
         assert [it["id"] for p in pages for it in p.items] == IDS
-        queries = api.queries("/google/drive/v3/files")
-        assert [q["pageSize"] for q in queries] == ["10", "10", "10"]
-        assert "pageToken" not in queries[0] and queries[1]["pageToken"] and queries[2]["pageToken"]
+        asked = queries(api, "/google/drive/v3/files")
+        assert [q["pageSize"] for q in asked] == ["10", "10", "10"]
+        assert "pageToken" not in asked[0] and asked[1]["pageToken"] and asked[2]["pageToken"]
 
 
-async def test_jsonapi_links_next_relative() -> None:
-    async with fake_api() as api, aiohttp.ClientSession() as session:
+async def test_jsonapi_links_next_relative(mock_server: MockServer) -> None:
+    async with aiohttp.ClientSession() as session:
+        api = install(mock_server)
         got = [
             it["id"] async for it in rh.paginate(
-                session, api.url("/jsonapi/articles"), rh.presets.jsonapi(page_size=10)
+                session, mock_server.url("/jsonapi/articles"), rh.presets.jsonapi(page_size=10)
             )
         ]
         assert got == IDS  # items from "data", not "included"
-        assert [q.get("page[number]") for q in api.queries("/jsonapi/articles")] == [
+        assert [q.get("page[number]") for q in queries(api, "/jsonapi/articles")] == [
             None, "2", "3"
         ]
 
