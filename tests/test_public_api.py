@@ -11,6 +11,23 @@ import resilient_http.testing as rht
 DOCUMENTED = {
     # layers
     "Timeout",
+    "FieldMask",
+    # pagination
+    "paginate",
+    "Paginator",
+    "Page",
+    "LinkHeader",
+    "BodyLink",
+    "Cursor",
+    "PageToken",
+    "Offset",
+    "PageNumber",
+    "presets",
+    # long-running jobs
+    "poll",
+    "Poller",
+    "PollUpdate",
+    "JobSpec",
     # composition
     "Layer",
     "Stack",
