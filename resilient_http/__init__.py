@@ -27,7 +27,7 @@ from resilient_http.errors import (
 from resilient_http.events import Event, EventHook
 from resilient_http.fieldmask import FieldMask
 from resilient_http.pagination import Paginator, paginate
-from resilient_http.polling import JobSpec, Poller, PollUpdate, poll
+from resilient_http.polling import JobSpec, Poller, PollUpdate, poll, poll_updates
 from resilient_http.strategies import (
     BodyLink,
     Cursor,
@@ -65,6 +65,7 @@ __all__ = [
     "presets",
     # long-running jobs
     "poll",
+    "poll_updates",
     "Poller",
     "PollUpdate",
     "JobSpec",

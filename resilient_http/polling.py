@@ -1,12 +1,14 @@
-"""``poll()``: wait for a long-running job (a fine-tuning job, a batch, a Google long-running
-operation) by GETting its resource until it is done, with backoff between polls and a deadline.
+"""``poll()`` / ``poll_updates()``: wait for a long-running job (a fine-tuning job, a batch,
+a Google long-running operation) by GETting its resource until it is done, with backoff
+between polls and a deadline.
 
 ::
 
     job = await rh.poll(session, f"https://api.openai.com/v1/fine_tuning/jobs/{job_id}",
                         rh.presets.openai_fine_tuning, timeout=3600)
 
-    async for update in rh.poll(session, op_url, rh.presets.google_operation, timeout=600):
+    async for update in rh.poll_updates(session, op_url, rh.presets.google_operation,
+                                        timeout=600):
         print(update.status, update.elapsed)      # one update per status change
 
 Each poll is an ordinary request on the session you pass, so its middlewares (retry, rate
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Collection, Generator, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, NoReturn
@@ -33,7 +35,7 @@ from resilient_http.events import Emitter, EventHook, redact_url
 from resilient_http.strategies import MISSING, get_path, path_of
 from resilient_http.timeout import Timeout
 
-__all__ = ["poll", "Poller", "PollUpdate", "JobSpec"]
+__all__ = ["poll", "poll_updates", "Poller", "PollUpdate", "JobSpec"]
 
 StatusSpec = str | Sequence[str] | Callable[[Any], Any] | None
 
@@ -146,7 +148,7 @@ class _Growing:
         return "1 s x1.5 up to 30 s"
 
 
-def poll(
+async def poll(
     session: Any,
     url: str | URL,
     job: JobSpec | None = None,
@@ -159,9 +161,16 @@ def poll(
     on_event: EventHook | Sequence[EventHook] | None = None,
     method: str = "GET",
     **request_kwargs: Any,
-) -> Poller:
-    """Poll ``url`` until the job is done: ``await`` it for the final body, or ``async for``
-    over it for one :class:`PollUpdate` per status change (the last one is the final).
+) -> Any:
+    """Poll ``url`` until the job is done; return the final decoded body.
+
+    ::
+
+        job = await rh.poll(session, f"https://api.openai.com/v1/fine_tuning/jobs/{job_id}",
+                            rh.presets.openai_fine_tuning, interval=30, timeout=3600)
+        if job["status"] != "succeeded": ...
+
+    :func:`poll_updates` is the same as an async iterator of status changes.
 
     Args:
         session: a ``ClientSession`` or a :func:`~resilient_http.wrap` result. Not closed.
@@ -183,6 +192,58 @@ def poll(
         method: default ``"GET"``.
         **request_kwargs: passed to every request.
     """
+    poller = _poller(
+        session, url, job, done, status, interval, timeout, clock, on_event, method,
+        request_kwargs,
+    )
+    return await poller._wait()
+
+
+def poll_updates(
+    session: Any,
+    url: str | URL,
+    job: JobSpec | None = None,
+    *,
+    done: Collection[str] | Callable[[Any], bool] | None = None,
+    status: StatusSpec = None,
+    interval: Any = None,
+    timeout: float | timedelta | None = None,
+    clock: Clock | None = None,
+    on_event: EventHook | Sequence[EventHook] | None = None,
+    method: str = "GET",
+    **request_kwargs: Any,
+) -> Poller:
+    """Like :func:`poll`, as an async iterator: one :class:`PollUpdate` per status change
+    (every poll when there is no status), the last one with ``done=True``.
+
+    ::
+
+        async for update in rh.poll_updates(session, op_url, rh.presets.google_operation):
+            print(f"{update.elapsed:6.0f} s  {update.status}")
+        result = update.body
+
+    Same arguments as :func:`poll`; the deadline counts the time the caller spends between
+    updates too.
+    """
+    return _poller(
+        session, url, job, done, status, interval, timeout, clock, on_event, method,
+        request_kwargs,
+    )
+
+
+def _poller(
+    session: Any,
+    url: str | URL,
+    job: JobSpec | None,
+    done: Collection[str] | Callable[[Any], bool] | None,
+    status: StatusSpec,
+    interval: Any,
+    timeout: float | timedelta | None,
+    clock: Clock | None,
+    on_event: EventHook | Sequence[EventHook] | None,
+    method: str,
+    request_kwargs: dict[str, Any],
+) -> Poller:
     if not callable(getattr(session, "request", None)):
         raise TypeError(
             f"session must be an aiohttp.ClientSession or a wrap() result, got "
@@ -219,8 +280,8 @@ def poll(
 
 
 class Poller:
-    """What :func:`poll` returns: awaitable (the final body) and async-iterable (updates).
-    Single use."""
+    """What :func:`poll_updates` returns: an async iterator of :class:`PollUpdate`. Single
+    use."""
 
     __slots__ = ("_session", "_method", "_url", "_job", "_interval", "_timeout", "_clock",
                  "_events", "_kwargs", "_polls", "_start", "_deadline", "_last", "_finished",
@@ -253,9 +314,6 @@ class Poller:
         self._last: Any = MISSING
         self._finished = False
         self._used = False
-
-    def __await__(self) -> Generator[Any, None, Any]:
-        return self._wait().__await__()
 
     def __aiter__(self) -> Poller:
         self._claim()

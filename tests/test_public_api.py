@@ -25,6 +25,7 @@ DOCUMENTED = {
     "presets",
     # long-running jobs
     "poll",
+    "poll_updates",
     "Poller",
     "PollUpdate",
     "JobSpec",
