@@ -17,6 +17,7 @@ limit) apply. An HTTP error status raises aiohttp's ``ClientResponseError``.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from collections.abc import Callable, Collection, Sequence
@@ -120,19 +121,34 @@ class PollUpdate:
 
 
 def _interval_fn(interval: Any) -> Callable[[int], float]:
-    """``n -> seconds`` for the n-th wait (n = 1 for the wait after the first poll)."""
+    """``n -> seconds``: the wait after poll ``n + 1`` (``n`` counts from 0, as
+    ``Backoff.delay`` does). One per poller: it remembers the previous delay for
+    ``Backoff(jitter="decorrelated")``."""
     if isinstance(interval, (int, float, timedelta)) and not isinstance(interval, bool):
         seconds = duration("interval", interval, allow_zero=True)
         return lambda n: seconds
-    for name in ("delay", "compute", "get_delay"):
-        method = getattr(interval, name, None)
-        if callable(method):
-            return lambda n: float(method(n))
+    method = getattr(interval, "delay", None)
+    if callable(method):
+        try:
+            params = inspect.signature(method).parameters
+            takes_previous = len(params) >= 2 or any(
+                p.kind is p.VAR_POSITIONAL for p in params.values()
+            )
+        except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+            takes_previous = False
+        previous: list[float | None] = [None]
+
+        def backoff(n: int) -> float:
+            delay = float(method(n, previous[0]) if takes_previous else method(n))
+            previous[0] = delay
+            return delay
+
+        return backoff
     if callable(interval):
         return lambda n: float(interval(n))
     raise TypeError(
-        f"interval must be seconds (float), a timedelta, a Backoff or a callable "
-        f"attempt -> seconds, got {type(interval).__name__} {interval!r}"
+        f"interval must be seconds (float), a timedelta, a Backoff (anything with "
+        f"delay(n)) or a callable n -> seconds, got {type(interval).__name__} {interval!r}"
     )
 
 
@@ -142,7 +158,7 @@ class _Growing:
     __slots__ = ()
 
     def delay(self, n: int) -> float:
-        return float(min(30.0, 1.0 * 1.5 ** (n - 1)))
+        return float(min(30.0, 1.5**n))
 
     def __repr__(self) -> str:
         return "1 s x1.5 up to 30 s"
@@ -180,8 +196,8 @@ async def poll(
         done: the final statuses or a callable ``body -> bool`` (overrides ``job``'s).
         status: where the status is (overrides ``job``'s), see :class:`JobSpec`.
         interval: the wait between polls: seconds (``float``/``timedelta``, constant), a
-            ``Backoff`` (its n-th delay before the n+1-th poll) or a callable
-            ``n -> seconds``. Default: 1 s growing x1.5 per poll up to 30 s.
+            ``Backoff`` (``delay(n)`` before poll ``n + 2``, ``n`` from 0) or a callable
+            ``n -> seconds`` (same ``n``). Default: 1 s growing x1.5 per poll up to 30 s.
         timeout: the deadline for the whole wait, polls included, in seconds; ``None``
             (default) waits as long as it takes. No wait starts that would end past it:
             the poller gives up at once with :class:`~resilient_http.DeadlineExceeded`, and a
@@ -347,7 +363,7 @@ class Poller:
             if self._timeout is not None:
                 self._deadline = self._start + self._timeout
         else:
-            wait = max(0.0, self._interval(self._polls))
+            wait = max(0.0, self._interval(self._polls - 1))
             if self._deadline is not None and clock.now() + wait >= self._deadline:
                 self._give_up(f"the next poll (in {wait:g} s) would be past the deadline")
             if wait > 0:

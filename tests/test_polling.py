@@ -92,14 +92,19 @@ async def test_a_poll_in_flight_at_the_deadline_is_cut(mock_server_factory: Any)
 
 
 async def test_interval_from_a_backoff_like_object_or_a_callable(mock_server: MockServer) -> None:
-    class Doubling:
-        def delay(self, attempt: int) -> float:
-            return float(2 ** (attempt - 1))
+    class Doubling:  # Backoff's protocol: delay(n, previous), n from 0
+        def __init__(self) -> None:
+            self.previous: list[float | None] = []
 
+        def delay(self, n: int, previous: float | None = None) -> float:
+            self.previous.append(previous)
+            return float(2**n)
+
+    doubling = Doubling()
     async with aiohttp.ClientSession() as session:
         for interval, expected in [
-            (Doubling(), [1.0, 2.0, 4.0]),
-            (lambda n: 10.0 * n, [10.0, 20.0, 30.0]),
+            (doubling, [1.0, 2.0, 4.0]),
+            (lambda n: 10.0 * (n + 1), [10.0, 20.0, 30.0]),
             (None, [1.0, 1.5, 2.25]),  # the default: 1 s growing x1.5
             (0, []),
         ]:
@@ -108,13 +113,14 @@ async def test_interval_from_a_backoff_like_object_or_a_callable(mock_server: Mo
             await rh.poll(session, mock_server.url("/job"), rh.presets.openai_fine_tuning,
                           interval=interval, clock=clock)
             assert clock.sleeps == expected
+    assert doubling.previous == [None, 1.0, 2.0]  # for decorrelated jitter
 
 
 async def test_default_interval_is_capped_at_30_seconds() -> None:
     from resilient_http.polling import _Growing
 
-    assert [_Growing().delay(n) for n in (1, 2, 9, 10, 50)][-1] == 30.0
-    assert _Growing().delay(9) < 30.0 <= _Growing().delay(10)
+    assert _Growing().delay(50) == 30.0
+    assert _Growing().delay(8) < 30.0 <= _Growing().delay(9)
 
 
 async def test_google_operation_preset(mock_server: MockServer) -> None:
