@@ -39,6 +39,7 @@ _STYLES = ("query", "header", "jsonapi")
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 _HEADER_CHARS = _NAME_CHARS | frozenset("!#$%&'*+.^`|~")
 _DEFAULT: Any = object()
+_EMPTY = URL("http://fieldmask.invalid/")
 
 
 def _check_expr(expr: str) -> None:
@@ -250,14 +251,23 @@ class FieldMask(Layer):
         self._events = Emitter("FieldMask", on_event)
 
     def _compile(self, fields: Any) -> Any:
+        """What ``enter`` adds: the header value, or ``(name, encoded "name=value")`` pairs
+        for the query (encoded once here, by yarl, so nothing is re-encoded per request)."""
         if self.style == "jsonapi":
-            return _jsonapi_pairs(fields, self.param, self.validate)
-        if isinstance(fields, Mapping):
+            pairs = _jsonapi_pairs(fields, self.param, self.validate)
+        elif isinstance(fields, Mapping):
             raise TypeError(
                 f"a mapping of fields is for style='jsonapi'; style={self.style!r} takes a "
                 f"sequence of field names, got {fields!r}"
             )
-        return _field_list(fields, self.validate)
+        else:
+            value = _field_list(fields, self.validate)
+            if self.style == "header":
+                return value
+            pairs = ((self.param, value),)
+        return tuple(
+            (name, _EMPTY.extend_query(((name, v),)).raw_query_string) for name, v in pairs
+        )
 
     @contextmanager
     def override(self, fields: Any) -> Iterator[None]:
@@ -284,13 +294,7 @@ class FieldMask(Layer):
             value = self._value
         elif value is None:
             return None
-        style = self.style
-        if style == "query":
-            if self.param in url.query:
-                self._kept(request, url)
-                return None
-            request.url = url.extend_query(((self.param, value),))  # type: ignore[union-attr]
-        elif style == "header":
+        if self.style == "header":
             headers = request.headers  # type: ignore[union-attr]
             if self.param in headers:
                 self._kept(request, url)
@@ -298,13 +302,26 @@ class FieldMask(Layer):
             headers[self.param] = value
         else:
             query = url.query
-            add = tuple(pair for pair in value if pair[0] not in query)
-            if not add:
+            raw = url.raw_query_string
+            added = False
+            for name, piece in value:
+                if name not in query:
+                    raw = f"{raw}&{piece}" if raw else piece
+                    added = True
+            if not added:
                 self._kept(request, url)
                 return None
-            request.url = url.extend_query(add)  # type: ignore[union-attr]
+            request.url = URL.build(  # type: ignore[union-attr]
+                scheme=url.scheme,
+                authority=url.raw_authority,
+                path=url.raw_path,
+                query_string=raw,
+                encoded=True,
+            )
         if self._events.hooks or logger.isEnabledFor(logging.DEBUG):
-            self._events.emit("fieldmask.applied", request.method, request.url, style=style)  # type: ignore[union-attr]
+            self._events.emit(
+                "fieldmask.applied", request.method, request.url, style=self.style  # type: ignore[union-attr]
+            )
         return None
 
     def _kept(self, request: Any, url: URL) -> None:
