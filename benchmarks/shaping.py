@@ -13,6 +13,7 @@ Run: python benchmarks/shaping.py
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -47,10 +48,8 @@ def drive(chain: Any, n: int) -> float:
     t0 = time.perf_counter()
     for req in reqs:
         coro = chain(req)
-        try:
+        with contextlib.suppress(StopIteration):
             coro.send(None)
-        except StopIteration:
-            pass
     return (time.perf_counter() - t0) / n * 1e6
 
 
