@@ -8,7 +8,8 @@ ready-made ones in :mod:`resilient_http.presets`).
 Safety rules, each a :class:`~resilient_http.PaginationError`:
 
 - a next page on another origin (scheme, host, port) is refused unless
-  ``allow_cross_origin=True``: the request would carry the session's credentials there;
+  ``allow_cross_origin=True``: the request would carry the session's credentials there
+  (when allowed, the per-request credentials are dropped for that origin);
 - a next page whose URL was already fetched (same path and query, in any order) stops the
   iteration instead of looping forever;
 - a page that is not JSON, has no item list, or from which the strategy cannot tell the next
@@ -29,7 +30,7 @@ from typing import Any
 from yarl import URL
 
 from resilient_http.errors import PaginationError
-from resilient_http.events import redact_url
+from resilient_http.events import _is_secret_name, redact_url
 from resilient_http.strategies import MISSING, ItemsSpec, Page, get_path, path_of
 
 __all__ = ["paginate", "Paginator"]
@@ -71,7 +72,11 @@ def paginate(
         max_pages: stop after this many pages. Default ``None`` (no limit).
         max_items: stop after this many items. ``.pages()`` stops after the page that reaches
             it (pages are not cut). Default ``None``.
-        allow_cross_origin: follow next links to another origin. Default ``False``.
+        allow_cross_origin: follow next links to another origin. Default ``False``. Even
+            then, the credentials passed here (``auth=``, and ``Authorization``, ``Cookie``
+            and API-key headers in ``headers=``) are not sent there; a session's own default
+            headers are aiohttp's to send, so keep credentials per request when you allow
+            this.
         prefetch: fetch the next page while the caller works on the current one (at most one
             page ahead, in a task). Default ``False``. When it is on and the caller may stop
             early, close the iterator — ``async with contextlib.aclosing(rh.paginate(...))
@@ -109,8 +114,6 @@ def paginate(
             raise TypeError(f"{name} must be a bool, got {flag!r}")
     if not isinstance(method, str) or not method:
         raise TypeError(f"method must be an HTTP method name, got {method!r}")
-    if "params" in request_kwargs:  # unreachable through the signature; kept for **kw callers
-        raise TypeError("pass query parameters as params=")
     extract = _extractor(items if items is not None else getattr(strategy, "items", None))
     first = getattr(strategy, "first_params", None)
     first_params = dict(first()) if callable(first) else {}
@@ -222,6 +225,7 @@ class Paginator:
         "_strategy",
         "_extract",
         "_kwargs",
+        "_foreign_kwargs",
         "_max_pages",
         "_max_items",
         "_allow_cross_origin",
@@ -257,6 +261,7 @@ class Paginator:
         self._strategy = strategy
         self._extract = extract
         self._kwargs = kwargs
+        self._foreign_kwargs: dict[str, Any] | None = None
         self._max_pages = max_pages
         self._max_items = max_items
         self._allow_cross_origin = allow_cross_origin
@@ -358,7 +363,7 @@ class Paginator:
             else:
                 assert isinstance(nxt, URL)
                 page = await _fetch(
-                    self._session, self._method, nxt, self._kwargs, self._number + 1,
+                    self._session, self._method, nxt, self._kwargs_for(nxt), self._number + 1,
                     self._extract,
                 )
         except BaseException:
@@ -373,12 +378,26 @@ class Paginator:
                     self._session,
                     self._method,
                     self._next,
-                    self._kwargs,
+                    self._kwargs_for(self._next),
                     page.number + 1,
                     self._extract,
                 )
             )
         return page
+
+    def _kwargs_for(self, url: URL) -> dict[str, Any]:
+        """The request arguments for ``url``: without credentials on another origin."""
+        if (url.scheme, url.host, url.port) == self._origin:
+            return self._kwargs
+        foreign = self._foreign_kwargs
+        if foreign is None:
+            foreign = {k: v for k, v in self._kwargs.items() if k != "auth"}
+            headers = foreign.get("headers")
+            if headers:
+                items = headers.items() if isinstance(headers, Mapping) else headers
+                foreign["headers"] = [(k, v) for k, v in items if not _is_secret_name(str(k))]
+            self._foreign_kwargs = foreign
+        return foreign
 
     def _after(self, page: Page) -> URL | PaginationError | None:
         """Where the page after ``page`` is, within the limits and the safety rules."""

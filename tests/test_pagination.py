@@ -100,10 +100,17 @@ async def test_cross_origin_next_is_refused_by_default(
         assert evil.count("/x") == 0  # the credentials never left
         allowed = [
             it async for it in rh.paginate(
-                session, mock_server.url("/first"), rh.LinkHeader(), allow_cross_origin=True
+                session, mock_server.url("/first"), rh.LinkHeader(), allow_cross_origin=True,
+                headers={"Authorization": "Bearer t", "X-Api-Key": "k", "Accept": "a/b"},
             )
         ]
         assert allowed == ["a", "leaked"]
+        # even when allowed, the per-request credentials stay home
+        first = mock_server.requests_for("/first")[-1].headers
+        assert first["Authorization"] == "Bearer t" and first["X-Api-Key"] == "k"
+        [foreign] = evil.requests_for("/x")
+        assert "Authorization" not in foreign.headers and "X-Api-Key" not in foreign.headers
+        assert foreign.headers["Accept"] == "a/b"
 
 
 async def test_self_referencing_next_stops_with_pagination_error(mock_server: MockServer) -> None:
