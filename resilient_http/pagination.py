@@ -23,6 +23,7 @@ retries) raises aiohttp's ``ClientResponseError``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -280,7 +281,8 @@ class Paginator:
     # -- public -----------------------------------------------------------------------------
 
     def __aiter__(self) -> Paginator:
-        self._claim("items")
+        if self._mode != "items":
+            self._claim("items")
         return self
 
     async def __anext__(self) -> Any:
@@ -327,7 +329,8 @@ class Paginator:
         task = self._task
         if task is not None:
             if not task.done():
-                task.cancel()
+                with contextlib.suppress(RuntimeError):  # the loop may be closed already
+                    task.cancel()
             elif not task.cancelled():
                 task.exception()
 
