@@ -243,8 +243,13 @@ class FieldMask(Layer):
         self.style = style
         self.param = param
         self.validate = validate
-        self.fields = fields
+        if isinstance(fields, Mapping):
+            fields = dict(fields)
+        elif not isinstance(fields, str) and hasattr(fields, "__iter__"):
+            fields = list(fields)
         self._value = self._compile(fields)
+        self.fields: Any = fields
+        """The fields as given (a copy)."""
         self.match = match
         self._match = _matcher(match)
         self._var: ContextVar[Any] = ContextVar(f"FieldMask-{id(self):x}", default=_DEFAULT)

@@ -201,8 +201,13 @@ def test_constructor_validates(kwargs: dict[str, Any], error: type, match: str) 
         rh.FieldMask(**kwargs)
 
 
-def test_repr() -> None:
+def test_repr_and_fields_copy() -> None:
     assert repr(rh.FieldMask(["id"])) == "FieldMask(['id'])"
+    names = ["id"]
+    mask = rh.FieldMask(names)
+    names.append("bad name")
+    assert mask.fields == ["id"]
+    assert rh.FieldMask(n for n in ("a", "b")).fields == ["a", "b"]
     assert "style='header'" in repr(rh.FieldMask(["id"], style="header", match="a.test"))
 
 
