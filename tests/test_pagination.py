@@ -440,3 +440,46 @@ async def test_arguments_are_validated() -> None:
             rh.paginate(session, "http://x.test/", s, prefetch=1)
         with pytest.raises(ValueError, match="items"):
             rh.paginate(session, "http://x.test/", s, items="")
+
+
+async def test_readme_examples_pokeapi_offset_and_rick_and_morty_pages(
+    mock_server: MockServer,
+) -> None:
+    # PokeAPI: {"count", "next", "results"} with offset/limit
+    mock_server.script(
+        "/api/v2/pokemon",
+        Reply(json={"count": 3, "next": "...",
+                    "results": [{"name": "bulbasaur"}, {"name": "ivysaur"}]}),
+        Reply(json={"count": 3, "next": None, "results": [{"name": "venusaur"}]}),
+        repeat_last=False,
+    )
+    # Rick and Morty: {"info": {"pages"}, "results"} with ?page=
+    mock_server.script(
+        "/api/character",
+        Reply(json={"info": {"count": 3, "pages": 2}, "results": [{"id": 1}, {"id": 2}]}),
+        Reply(json={"info": {"count": 3, "pages": 2}, "results": [{"id": 3}]}),
+        repeat_last=False,
+    )
+    # Microsoft Graph: "@odata.nextLink" (a key with a dot) and items in "value"
+    mock_server.script(
+        "/v1.0/users",
+        Reply(json={"value": [{"id": "a"}],
+                    "@odata.nextLink": str(mock_server.url("/v1.0/users?$skiptoken=X"))}),
+        Reply(json={"value": [{"id": "b"}]}),
+        repeat_last=False,
+    )
+    async with aiohttp.ClientSession() as session:
+        pokemon = rh.paginate(session, mock_server.url("/api/v2/pokemon"),
+                              rh.Offset(page_size=2, total="count", items="results"))
+        assert [p["name"] async for p in pokemon] == ["bulbasaur", "ivysaur", "venusaur"]
+        assert [dict(r.query) for r in mock_server.requests_for("/api/v2/pokemon")] == [
+            {"offset": "0", "limit": "2"}, {"offset": "2", "limit": "2"}
+        ]
+        characters = rh.paginate(session, mock_server.url("/api/character"),
+                                 rh.PageNumber(total_pages="info.pages", items="results"))
+        assert [c["id"] async for c in characters] == [1, 2, 3]
+        assert mock_server.count("/api/character") == 2
+        users = rh.paginate(session, mock_server.url("/v1.0/users"),
+                            rh.BodyLink(("@odata.nextLink",), items="value"))
+        assert [u["id"] async for u in users] == ["a", "b"]
+        assert mock_server.requests_for("/v1.0/users")[1].query["$skiptoken"] == "X"
