@@ -15,8 +15,9 @@ The cache layer feeds it facts and follows its verdicts, hishel-style:
 
 Times: ``now``, ``request_time`` and ``response_time`` are on the caller's monotonic clock
 (seconds); ``wall`` is the wall-clock time (epoch seconds) at the response, used only to
-compare with the origin's ``Date``. HTTP dates have one-second resolution, so the wall time
-is compared at that resolution too.
+compare with the origin's ``Date``. HTTP dates have one-second resolution, so the apparent
+age (RFC 9111 §4.2.3) leaves that second out: a response dated "now" is not aged by the
+truncation of its ``Date``.
 
 Where RFC 9111 leaves a choice, the conservative one is taken: a qualified ``private`` or
 ``no-cache`` (with field names) counts as unqualified; an invalid ``Age`` makes the response
@@ -409,7 +410,8 @@ def make_entry(
         else:
             age_value = parsed
     date = parse_http_date(_get(headers, "date"))
-    apparent_age = max(0.0, math.floor(wall) - date) if date is not None else 0.0
+    # An HTTP-date has one-second resolution: an apparent age within it is not counted.
+    apparent_age = max(0.0, wall - date - 1.0) if date is not None else 0.0
     response_delay = max(0.0, response_time - request_time)
     initial_age = max(apparent_age, age_value + response_delay)
     no_cache = "no-cache" in cc or age_invalid
