@@ -98,7 +98,7 @@ class _Flight:
 class _Pending:
     """Per-call state of a request that went upstream."""
 
-    __slots__ = ("key", "fkey", "owner", "entry", "request_time", "added", "leader")
+    __slots__ = ("key", "fkey", "owner", "entry", "request_time", "added", "flight", "stale")
 
     def __init__(
         self, key: str, fkey: Any, owner: str | None, entry: Entry | None, now: float
@@ -109,7 +109,10 @@ class _Pending:
         self.entry = entry
         self.request_time = now
         self.added: tuple[tuple[str, str], ...] = ()
-        self.leader = False
+        self.flight: _Flight | None = None
+        """The flight this call leads (others wait for it), or ``None``."""
+        self.stale: tuple[float, Any] | None = None
+        """Decorator mode: the expired memoized result, for stale-if-error."""
 
 
 class Cache(Layer):
@@ -213,7 +216,7 @@ class Cache(Layer):
         )
         self._events = Emitter("Cache", on_event)
         self._flights: dict[Any, _Flight] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Future[Any]] = set()
         self._memo: LRUCache[Any, tuple[float, Any]] = LRUCache(self.maxsize)
 
     # ------------------------------------------------------------------ lifecycle
@@ -234,7 +237,7 @@ class Cache(Layer):
             await done
 
     @property
-    def tasks(self) -> frozenset[asyncio.Task[Any]]:
+    def tasks(self) -> frozenset[asyncio.Future[Any]]:
         """The background refreshes running now."""
         return frozenset(self._tasks)
 
@@ -317,8 +320,7 @@ class Cache(Layer):
         flight = self._flights.get(fkey)
         if flight is not None:
             return self._wait(call, i, request, pending, flight)
-        pending.leader = True
-        self._flights[fkey] = _Flight()
+        self._lead(pending)
         if (
             entry is not None
             and type(verdict) is Revalidate
@@ -410,13 +412,21 @@ class Cache(Layer):
             outcome = (entry, None) if entry is not None else None
             return None
         finally:
-            if pending is not None and pending.leader:
+            if pending is not None:
                 self._land(pending, outcome)
 
+    def _lead(self, pending: _Pending) -> None:
+        pending.flight = self._flights[pending.fkey] = _Flight()
+
     def _land(self, pending: _Pending, outcome: Any) -> None:
-        flight = self._flights.pop(pending.fkey, None)
-        if flight is not None:
-            flight.done(outcome)
+        """End the flight this call leads (idempotent): wake its waiters with ``outcome``."""
+        flight = pending.flight
+        if flight is None:
+            return
+        pending.flight = None
+        if self._flights.get(pending.fkey) is flight:
+            del self._flights[pending.fkey]
+        flight.done(outcome)
 
     async def _read_and_store(
         self, request: ClientRequest, pending: _Pending, result: ClientResponse,
@@ -429,8 +439,7 @@ class Cache(Layer):
             if entry is not None:
                 outcome = (entry, None)
         finally:
-            if pending.leader:
-                self._land(pending, outcome)
+            self._land(pending, outcome)
 
     def _store(
         self, request: ClientRequest, pending: _Pending, result: ClientResponse,
@@ -477,8 +486,7 @@ class Cache(Layer):
             self._forget(pending.key, old)
             pending.entry = None
             if not pending.added:
-                if pending.leader:
-                    self._land(pending, None)
+                self._land(pending, None)
                 return None  # the caller's own conditional request: the 304 is theirs
             # We asked: ask again without our validators (once), keeping the flight.
             result.release()
@@ -494,8 +502,7 @@ class Cache(Layer):
         )
         entry.owner = old.owner
         self._put(pending.key, entry, old)
-        if pending.leader:
-            self._land(pending, (entry, None))
+        self._land(pending, (entry, None))
         self._events.emit("cache.revalidated", request.method, request.url)
         if not pending.added:
             return None  # the caller's own conditional request: it asked for the 304
@@ -557,10 +564,11 @@ class Cache(Layer):
         if done is not None:
             self._spawn(done)
 
-    def _spawn(self, aw: Awaitable[Any]) -> None:
+    def _spawn(self, aw: Awaitable[Any]) -> asyncio.Future[Any]:
         task = asyncio.ensure_future(aw)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     # ------------------------------------------------------------------ building responses
 
@@ -610,13 +618,13 @@ class Cache(Layer):
         if fkey in self._flights or session is None or session.closed:
             return
         pending = _Pending(key, fkey, owner, entry, self.clock.now())
-        pending.leader = True
         pending.added = conditional
-        self._flights[fkey] = _Flight()
+        self._lead(pending)
         headers = CIMultiDict(request.headers)
         for name, value in conditional:
             headers[name] = value
-        self._spawn(self._refresh(session, request, headers, pending))
+        task = self._spawn(self._refresh(session, request, headers, pending))
+        task.add_done_callback(lambda _: self._land(pending, None))  # even if never started
 
     async def _refresh(
         self, session: Any, request: ClientRequest, headers: CIMultiDict[str], pending: _Pending
@@ -676,25 +684,27 @@ class Cache(Layer):
         now = self.clock.now()
         hit = self._memo.get(key)
         if hit is not None:
-            stored_at, value = hit
-            age = now - stored_at
+            age = now - hit[0]
             if age < self.ttl:
                 self._events.emit("cache.hit", None, _name(call.handler))
-                return Short(value)
+                return Short(hit[1])
             if self.stale_while_revalidate and age < self.ttl + self.stale_while_revalidate:
                 if key not in self._flights:
-                    self._flights[key] = _Flight()
-                    self._spawn(self._refresh_call(call, key))
+                    refresh = _Pending("", key, None, None, now)
+                    self._lead(refresh)
+                    task = self._spawn(self._refresh_call(call, refresh))
+                    task.add_done_callback(lambda _: self._land(refresh, None))
                 self._events.emit(
                     "cache.served_stale", None, _name(call.handler), why="revalidating"
                 )
-                return Short(value)
-        call.state[i] = (key, hit)  # type: ignore[index]
+                return Short(hit[1])
+        pending = _Pending("", key, None, None, now)
+        pending.stale = hit
+        call.state[i] = pending  # type: ignore[index]
         flight = self._flights.get(key)
         if flight is not None:
             return self._wait_call(call, i, flight)
-        self._flights[key] = _Flight()
-        call.state[i] = (key, hit, True)  # type: ignore[index]
+        self._lead(pending)
         self._events.emit("cache.miss", None, _name(call.handler))
         return None
 
@@ -704,13 +714,11 @@ class Cache(Layer):
             call.state[i] = None  # type: ignore[index]
             self._events.emit("cache.hit", None, _name(call.handler), waited=True)
             return Short(outcome[0])
-        return None
+        return None  # the leader failed: run the function ourselves
 
     def _exit_call(
-        self, call: Call, state: tuple[Any, ...], result: Any, error: BaseException | None
+        self, call: Call, pending: _Pending, result: Any, error: BaseException | None
     ) -> Step:
-        key, hit = state[0], state[1]
-        leader = len(state) > 2
         outcome = None
         try:
             if error is None:
@@ -720,10 +728,11 @@ class Cache(Layer):
                         reason="a ClientResponse result; return the data instead",
                     )
                     return None
-                self._memo[key] = (self.clock.now(), result)
+                self._memo[pending.fkey] = (self.clock.now(), result)
                 outcome = (result,)
                 self._events.emit("cache.stored", None, _name(call.handler))
                 return None
+            hit = pending.stale
             if (
                 hit is not None
                 and isinstance(error, Exception)
@@ -734,17 +743,14 @@ class Cache(Layer):
                 return Short(hit[1])
             return None
         finally:
-            if leader:
-                flight = self._flights.pop(key, None)
-                if flight is not None:
-                    flight.done(outcome)
+            self._land(pending, outcome)
 
-    async def _refresh_call(self, call: Call, key: Any) -> None:
+    async def _refresh_call(self, call: Call, pending: _Pending) -> None:
         outcome = None
         try:
             result = await call.handler(*(call.args or ()), **(call.kwargs or {}))
             if not isinstance(result, ClientResponse):
-                self._memo[key] = (self.clock.now(), result)
+                self._memo[pending.fkey] = (self.clock.now(), result)
                 outcome = (result,)
         except Exception as exc:
             self._events.emit(
@@ -752,9 +758,7 @@ class Cache(Layer):
                 error=type(exc).__name__,
             )
         finally:
-            flight = self._flights.pop(key, None)
-            if flight is not None:
-                flight.done(outcome)
+            self._land(pending, outcome)
 
     def __repr__(self) -> str:
         extra = ", shared=True" if self.shared else ""

@@ -69,28 +69,30 @@ def answering(
 
 def test_the_constructor_variant_matches_the_installed_aiohttp() -> None:
     major, minor = (int(p) for p in aiohttp.__version__.split(".")[:2])
-    assert NEEDS_STREAM_WRITER == ((major, minor) >= (3, 14))
+    assert ((major, minor) >= (3, 14)) == NEEDS_STREAM_WRITER
 
 
 async def test_read_json_text_headers_status_url(url: str) -> None:
-    async with aiohttp.ClientSession(middlewares=(answering(),)) as session:
-        async with session.get(url + "x?q=1") as resp:
-            assert type(resp) is aiohttp.ClientResponse
-            assert resp.status == 200 and resp.ok and resp.reason == "OK"
-            assert str(resp.url) == url + "x?q=1"
-            assert resp.method == "GET"
-            assert resp.headers["content-type"] == "application/json; charset=utf-8"
-            assert resp.raw_headers[0][0] == b"Content-Type"
-            assert resp.content_type == "application/json"
-            assert resp.charset == "utf-8"
-            assert await resp.read() == BODY
-            assert await resp.json() == {"hello": "wörld", "n": [1, 2, 3]}
-            assert await resp.text() == BODY.decode()
-            assert resp.request_info.url == resp.url
-            assert resp.history == ()
-            assert resp.closed
-            assert "200 OK" in repr(resp)
-            assert body_if_read(resp) == BODY
+    async with (
+        aiohttp.ClientSession(middlewares=(answering(),)) as session,
+        session.get(url + "x?q=1") as resp,
+    ):
+        assert type(resp) is aiohttp.ClientResponse
+        assert resp.status == 200 and resp.ok and resp.reason == "OK"
+        assert str(resp.url) == url + "x?q=1"
+        assert resp.method == "GET"
+        assert resp.headers["content-type"] == "application/json; charset=utf-8"
+        assert resp.raw_headers[0][0] == b"Content-Type"
+        assert resp.content_type == "application/json"
+        assert resp.charset == "utf-8"
+        assert await resp.read() == BODY
+        assert await resp.json() == {"hello": "wörld", "n": [1, 2, 3]}
+        assert await resp.text() == BODY.decode()
+        assert resp.request_info.url == resp.url
+        assert resp.history == ()
+        assert resp.closed
+        assert "200 OK" in repr(resp)
+        assert body_if_read(resp) == BODY
 
 
 async def test_content_iteration_and_partial_reads(url: str) -> None:
@@ -109,11 +111,13 @@ async def test_content_iteration_and_partial_reads(url: str) -> None:
 
 
 async def test_empty_body(url: str) -> None:
-    async with aiohttp.ClientSession(middlewares=(answering(204, b"", {}),)) as session:
-        async with session.get(url) as resp:
-            assert resp.status == 204
-            assert await resp.read() == b""
-            assert [c async for c in resp.content] == []
+    async with (
+        aiohttp.ClientSession(middlewares=(answering(204, b"", {}),)) as session,
+        session.get(url) as resp,
+    ):
+        assert resp.status == 204
+        assert await resp.read() == b""
+        assert [c async for c in resp.content] == []
 
 
 async def test_raise_for_status(url: str) -> None:
@@ -153,7 +157,7 @@ async def test_no_warnings_and_nothing_left_open(url: str) -> None:
                     resp = await session.get(url)
                     await resp.read()
                     del resp  # dropped without release
-                async with session.get(url) as resp:
+                async with session.get(url):
                     pass  # never read
                 assert session.connector is not None
                 await asyncio.sleep(0)
@@ -179,8 +183,10 @@ async def test_redirect_from_a_built_response_is_followed(url: str) -> None:
             )
         return await handler(request)
 
-    async with aiohttp.ClientSession(middlewares=(redirect_once,)) as session:
-        async with session.get(url + "old") as resp:
-            assert await resp.text() == "live"
-            assert [r.status for r in resp.history] == [301]
+    async with (
+        aiohttp.ClientSession(middlewares=(redirect_once,)) as session,
+        session.get(url + "old") as resp,
+    ):
+        assert await resp.text() == "live"
+        assert [r.status for r in resp.history] == [301]
     assert calls == ["/old", "/new"]
