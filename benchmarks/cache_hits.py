@@ -117,25 +117,20 @@ async def clients(url: str) -> dict[str, tuple[Any, Callable[[], Awaitable[bytes
     return out
 
 
-async def main() -> None:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port)])
-    url = f"http://127.0.0.1:{port}/r"
+async def main(url: str) -> None:
+    await wait_listening(url)
+    sessions = await clients(url)
+    results: dict[tuple[str, int], float] = {}
     try:
-        await wait_listening(url)
-        sessions = await clients(url)
-        results: dict[tuple[str, int], float] = {}
         for in_flight in (1, 64):
             for name, (_, fetch) in sessions.items():
                 await throughput(fetch, in_flight, 0.2)  # warm-up
                 results[name, in_flight] = max(
                     [await throughput(fetch, in_flight) for _ in range(ROUNDS)]
                 )
+    finally:
         for session, _ in sessions.values():
             await session.close()
-    finally:
-        proc.terminate()
-        proc.wait()
     print(f"aiohttp {aiohttp.__version__}, Python {sys.version.split()[0]}, "
           f"best of {ROUNDS} x {DURATION:g} s, server in its own process on loopback")
     print(f"{'client':28s} {'in flight':>9s} {'req/s':>10s} {'vs bare':>8s} {'µs/req':>8s}")
@@ -151,4 +146,10 @@ if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--serve":
         serve(int(sys.argv[2]))
     else:
-        asyncio.run(main())
+        port = free_port()
+        server = subprocess.Popen([sys.executable, __file__, "--serve", str(port)])
+        try:
+            asyncio.run(main(f"http://127.0.0.1:{port}/r"))
+        finally:
+            server.terminate()
+            server.wait()
