@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from _layers import Again  # re-runs the layers inside it, as Retry does
 
 import resilient_http as rh
 from resilient_http.cache import Cache, MemoryStore
@@ -409,6 +410,90 @@ async def test_head_is_cached_apart_from_get(server: MockServer, make: Any) -> N
     assert server.count("/r") == 2
 
 
+async def test_a_304_for_another_representation_asks_again_unconditionally(
+    server: MockServer, make: Any, clock: FakeClock
+) -> None:
+    server.script(
+        "/r",
+        Reply(200, body=b"old", headers={"ETag": '"v1"', "Cache-Control": "max-age=1"}),
+        Reply(304, headers={"ETag": '"v9"'}),
+        Reply(200, body=b"fresh", headers={"ETag": '"v2"', "Cache-Control": "max-age=60"}),
+    )
+    c = make()
+    await get(c.session, server.url("/r"))
+    await clock.advance(2)
+    assert (await get(c.session, server.url("/r")))[:2] == (200, b"fresh")
+    sent = [r.headers.get("If-None-Match") for r in server.requests_for("/r")]
+    assert sent == [None, '"v1"', None]
+    assert (await get(c.session, server.url("/r")))[1] == b"fresh"
+    assert server.count("/r") == 3
+
+
+async def test_callers_conditional_request_on_a_stale_entry_gets_the_servers_304(
+    server: MockServer, make: Any, clock: FakeClock
+) -> None:
+    server.cacheable("/r", b"x", etag="v1", cache_control="max-age=1")
+    c = make()
+    await get(c.session, server.url("/r"))
+    await clock.advance(2)
+    status, body, _ = await get(c.session, server.url("/r"), headers={"If-None-Match": '"v1"'})
+    assert (status, body) == (304, b"")
+    assert server.count("/r") == 2
+    # The 304 freshened the entry: the next plain GET is a hit with the full body.
+    assert (await get(c.session, server.url("/r")))[:2] == (200, b"x")
+    assert server.count("/r") == 2
+
+
+async def test_waiters_with_another_vary_value_go_on_their_own(
+    server: MockServer, make: Any, clock: FakeClock
+) -> None:
+    server.script("/r", Reply(200, body=b"v", delay=1.0,
+                              headers={"Cache-Control": "max-age=60", "Vary": "Accept"}))
+    c = make()
+    first = asyncio.create_task(get(c.session, server.url("/r"), headers={"Accept": "a"}))
+    await server.wait_for_requests(1, path="/r")
+    same = asyncio.create_task(get(c.session, server.url("/r"), headers={"Accept": "a"}))
+    other = asyncio.create_task(get(c.session, server.url("/r"), headers={"Accept": "b"}))
+    await asyncio.sleep(0)
+    await clock.advance(1.0)
+    await server.wait_for_requests(2, path="/r")
+    await clock.advance(1.0)
+    await asyncio.gather(first, same, other)
+    assert [r.headers["Accept"] for r in server.requests_for("/r")] == ["a", "b"]
+
+
+async def test_waiters_get_the_stale_entry_when_the_leader_fails(
+    server: MockServer, make: Any, clock: FakeClock
+) -> None:
+    server.script("/r", Reply(200, body=b"good", headers={"Cache-Control": "max-age=1"}))
+    c = make(stale_if_error=60)
+    await get(c.session, server.url("/r"))
+    await clock.advance(2)
+    server.script("/r", Reply(503, delay=1.0))
+    tasks = [asyncio.create_task(get(c.session, server.url("/r"))) for _ in range(5)]
+    await server.wait_for_requests(2, path="/r")
+    await asyncio.sleep(0)
+    await clock.advance(1.0)
+    results = await asyncio.gather(*tasks)
+    assert {(status, body) for status, body, _ in results} == {(200, b"good")}
+    assert server.count("/r") == 2
+
+
+async def test_a_hit_creates_no_reference_cycles(server: MockServer, make: Any) -> None:
+    server.cacheable("/r", b"x", cache_control="max-age=60")
+    c = make()
+    await get(c.session, server.url("/r"))
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(50):
+            await get(c.session, server.url("/r"))
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+    assert server.count("/r") == 1
+
+
 # --------------------------------------------------------------------------- stale-*
 
 
@@ -555,6 +640,18 @@ async def test_in_a_stack_and_through_wrap(server: MockServer, clock: FakeClock)
     assert server.count("/r") == 1
 
 
+async def test_in_the_middle_of_a_stack_with_a_retrying_layer(
+    server: MockServer, clock: FakeClock
+) -> None:
+    server.script("/r", Reply(503), Reply(200, body=b"x", headers={"Cache-Control": "max-age=60"}))
+    stack = rh.Stack(rh.Timeout(30, clock=clock), Cache(clock=clock), Again(2),
+                     rh.Timeout(10, clock=clock))
+    async with aiohttp.ClientSession(middlewares=(stack,)) as session:
+        assert (await get(session, server.url("/r")))[:2] == (200, b"x")
+        assert (await get(session, server.url("/r")))[:2] == (200, b"x")
+    assert server.count("/r") == 2  # two attempts for the miss, none for the hit
+
+
 async def test_standard_with_a_cache(server: MockServer) -> None:
     server.cacheable("/r", b"x", cache_control="max-age=60")
     (stack,) = rh.standard(cache=60)
@@ -563,6 +660,10 @@ async def test_standard_with_a_cache(server: MockServer) -> None:
         await get(session, server.url("/r"))
         await get(session, server.url("/r"))
     assert server.count("/r") == 1
+    with pytest.raises(TypeError, match="cache"):
+        rh.standard(cache="60")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="cache"):
+        rh.standard(cache=-1)
 
 
 async def test_an_async_store_works_too(server: MockServer, clock: FakeClock) -> None:
@@ -699,6 +800,27 @@ async def test_decorator_stale_while_revalidate(clock: FakeClock) -> None:
     assert not cache.tasks
     assert await value() == 2
     await cache.close()
+
+
+async def test_decorator_does_not_memoize_a_client_response(
+    server: MockServer, clock: FakeClock
+) -> None:
+    events: list[Event] = []
+
+    async with aiohttp.ClientSession() as session:
+
+        @rh.resilient(Cache(clock=clock, on_event=events.append))
+        async def fetch() -> aiohttp.ClientResponse:
+            return await session.get(server.url("/ok"))
+
+        for _ in range(2):
+            resp = await fetch()
+            assert await resp.read() == b"ok"
+            resp.release()
+    assert server.count("/ok") == 2
+    assert [e.detail.get("reason", "")[:12] for e in events if e.name == "cache.not_stored"] == [
+        "a ClientResp"
+    ] * 2
 
 
 # --------------------------------------------------------------------------- configuration
