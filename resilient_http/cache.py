@@ -25,6 +25,8 @@ from cachetools import LRUCache
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from resilient_http._clock import LOOP_CLOCK, Clock
+from resilient_http._flight import Flight, Pending, land, lead
+from resilient_http._memo import Memoizer
 from resilient_http._middleware import REENTER, Call, Layer, Short, Step
 from resilient_http._response import body_if_read, build_response
 from resilient_http._rfc9111 import (
@@ -73,49 +75,7 @@ _304_FIELDS = ("etag", "date", "cache-control", "expires", "vary", "content-loca
 _UNSAFE = object()
 
 
-class _Flight:
-    """One upstream request that concurrent misses of the same key wait for."""
-
-    __slots__ = ("waiters",)
-
-    def __init__(self) -> None:
-        self.waiters: list[asyncio.Future[Any]] | None = None
-
-    def wait(self) -> asyncio.Future[Any]:
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        if self.waiters is None:
-            self.waiters = []
-        self.waiters.append(fut)
-        return fut
-
-    def done(self, outcome: Any) -> None:
-        if self.waiters:
-            for fut in self.waiters:
-                if not fut.done():
-                    fut.set_result(outcome)
-
-
-class _Pending:
-    """Per-call state of a request that went upstream."""
-
-    __slots__ = ("key", "fkey", "owner", "entry", "request_time", "added", "flight", "stale")
-
-    def __init__(
-        self, key: str, fkey: Any, owner: str | None, entry: Entry | None, now: float
-    ) -> None:
-        self.key = key
-        self.fkey = fkey
-        self.owner = owner
-        self.entry = entry
-        self.request_time = now
-        self.added: tuple[tuple[str, str], ...] = ()
-        self.flight: _Flight | None = None
-        """The flight this call leads (others wait for it), or ``None``."""
-        self.stale: tuple[float, Any] | None = None
-        """Decorator mode: the expired memoized result, for stale-if-error."""
-
-
-class Cache(Layer):
+class Cache(Memoizer, Layer):
     """Cache responses (or, on a decorated function, results).
 
     Args:
@@ -215,7 +175,7 @@ class Cache(Layer):
             shared, self.ttl, respect_headers, self.stale_if_error, self.stale_while_revalidate
         )
         self._events = Emitter("Cache", on_event)
-        self._flights: dict[Any, _Flight] = {}
+        self._flights: dict[Any, Flight] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
         self._memo: LRUCache[Any, tuple[float, Any]] = LRUCache(self.maxsize)
 
@@ -315,7 +275,7 @@ class Cache(Layer):
             self._events.emit("cache.miss", method, request.url, only_if_cached=True)
             return Short(self._build_status(request, 504, "Gateway Timeout"))
         fkey = (key, owner)
-        pending = _Pending(key, fkey, owner, entry, now)
+        pending = Pending(key, fkey, owner, entry, now)
         call.state[i] = pending  # type: ignore[index]
         flight = self._flights.get(fkey)
         if flight is not None:
@@ -338,7 +298,7 @@ class Cache(Layer):
         return None
 
     async def _wait(
-        self, call: Call, i: int, request: ClientRequest, pending: _Pending, flight: _Flight
+        self, call: Call, i: int, request: ClientRequest, pending: Pending, flight: Flight
     ) -> Short | None:
         outcome = await flight.wait()
         if outcome is not None:
@@ -415,21 +375,14 @@ class Cache(Layer):
             if pending is not None:
                 self._land(pending, outcome)
 
-    def _lead(self, pending: _Pending) -> None:
-        pending.flight = self._flights[pending.fkey] = _Flight()
+    def _lead(self, pending: Pending) -> None:
+        lead(self._flights, pending)
 
-    def _land(self, pending: _Pending, outcome: Any) -> None:
-        """End the flight this call leads (idempotent): wake its waiters with ``outcome``."""
-        flight = pending.flight
-        if flight is None:
-            return
-        pending.flight = None
-        if self._flights.get(pending.fkey) is flight:
-            del self._flights[pending.fkey]
-        flight.done(outcome)
+    def _land(self, pending: Pending, outcome: Any) -> None:
+        land(self._flights, pending, outcome)
 
     async def _read_and_store(
-        self, request: ClientRequest, pending: _Pending, result: ClientResponse,
+        self, request: ClientRequest, pending: Pending, result: ClientResponse,
         facts: RequestFacts,
     ) -> None:
         outcome = None
@@ -442,7 +395,7 @@ class Cache(Layer):
             self._land(pending, outcome)
 
     def _store(
-        self, request: ClientRequest, pending: _Pending, result: ClientResponse,
+        self, request: ClientRequest, pending: Pending, result: ClientResponse,
         facts: RequestFacts, body: bytes,
     ) -> Entry | None:
         headers = _pairs(result.headers)
@@ -474,7 +427,7 @@ class Cache(Layer):
         return entry
 
     def _not_modified(
-        self, call: Call, i: int, request: ClientRequest, pending: _Pending,
+        self, call: Call, i: int, request: ClientRequest, pending: Pending,
         result: ClientResponse,
     ) -> Step:
         old = pending.entry
@@ -617,7 +570,7 @@ class Cache(Layer):
         session = getattr(request, "_session", None)
         if fkey in self._flights or session is None or session.closed:
             return
-        pending = _Pending(key, fkey, owner, entry, self.clock.now())
+        pending = Pending(key, fkey, owner, entry, self.clock.now())
         pending.added = conditional
         self._lead(pending)
         headers = CIMultiDict(request.headers)
@@ -627,7 +580,7 @@ class Cache(Layer):
         task.add_done_callback(lambda _: self._land(pending, None))  # even if never started
 
     async def _refresh(
-        self, session: Any, request: ClientRequest, headers: CIMultiDict[str], pending: _Pending
+        self, session: Any, request: ClientRequest, headers: CIMultiDict[str], pending: Pending
     ) -> None:
         outcome = None
         try:
@@ -656,105 +609,6 @@ class Cache(Layer):
         except (ClientError, OSError, asyncio.TimeoutError, RuntimeError) as exc:
             self._events.emit(
                 "cache.refresh_failed", request.method, request.url, level=logging.INFO,
-                error=type(exc).__name__,
-            )
-        finally:
-            self._land(pending, outcome)
-
-    # ------------------------------------------------------------------ decorator mode
-
-    def _call_key(self, call: Call) -> Any:
-        args = call.args or ()
-        kwargs = call.kwargs or {}
-        if self.key is not None:
-            key = self.key(*args, **kwargs)
-        else:
-            key = (args, tuple(sorted(kwargs.items())) if kwargs else ())
-        try:
-            hash(key)
-        except TypeError:
-            raise TypeError(
-                f"Cache needs hashable arguments to memoize {_name(call.handler)}; pass "
-                f"key=lambda *args, **kwargs: ... to Cache to compute a hashable key"
-            ) from None
-        return (call.handler, key)
-
-    def _enter_call(self, call: Call, i: int) -> Step:
-        key = self._call_key(call)
-        now = self.clock.now()
-        hit = self._memo.get(key)
-        if hit is not None:
-            age = now - hit[0]
-            if age < self.ttl:
-                self._events.emit("cache.hit", None, _name(call.handler))
-                return Short(hit[1])
-            if self.stale_while_revalidate and age < self.ttl + self.stale_while_revalidate:
-                if key not in self._flights:
-                    refresh = _Pending("", key, None, None, now)
-                    self._lead(refresh)
-                    task = self._spawn(self._refresh_call(call, refresh))
-                    task.add_done_callback(lambda _: self._land(refresh, None))
-                self._events.emit(
-                    "cache.served_stale", None, _name(call.handler), why="revalidating"
-                )
-                return Short(hit[1])
-        pending = _Pending("", key, None, None, now)
-        pending.stale = hit
-        call.state[i] = pending  # type: ignore[index]
-        flight = self._flights.get(key)
-        if flight is not None:
-            return self._wait_call(call, i, flight)
-        self._lead(pending)
-        self._events.emit("cache.miss", None, _name(call.handler))
-        return None
-
-    async def _wait_call(self, call: Call, i: int, flight: _Flight) -> Short | None:
-        outcome = await flight.wait()
-        if outcome is not None:
-            call.state[i] = None  # type: ignore[index]
-            self._events.emit("cache.hit", None, _name(call.handler), waited=True)
-            return Short(outcome[0])
-        return None  # the leader failed: run the function ourselves
-
-    def _exit_call(
-        self, call: Call, pending: _Pending, result: Any, error: BaseException | None
-    ) -> Step:
-        outcome = None
-        try:
-            if error is None:
-                if isinstance(result, ClientResponse):
-                    self._events.emit(
-                        "cache.not_stored", None, _name(call.handler),
-                        reason="a ClientResponse result; return the data instead",
-                    )
-                    return None
-                self._memo[pending.fkey] = (self.clock.now(), result)
-                outcome = (result,)
-                self._events.emit("cache.stored", None, _name(call.handler))
-                return None
-            hit = pending.stale
-            if (
-                hit is not None
-                and isinstance(error, Exception)
-                and self.clock.now() - hit[0] < self.ttl + self.stale_if_error
-            ):
-                outcome = (hit[1],)
-                self._events.emit("cache.served_stale", None, _name(call.handler), why="error")
-                return Short(hit[1])
-            return None
-        finally:
-            self._land(pending, outcome)
-
-    async def _refresh_call(self, call: Call, pending: _Pending) -> None:
-        outcome = None
-        try:
-            result = await call.handler(*(call.args or ()), **(call.kwargs or {}))
-            if not isinstance(result, ClientResponse):
-                self._memo[pending.fkey] = (self.clock.now(), result)
-                outcome = (result,)
-        except Exception as exc:
-            self._events.emit(
-                "cache.refresh_failed", None, _name(call.handler), level=logging.INFO,
                 error=type(exc).__name__,
             )
         finally:
@@ -802,10 +656,6 @@ def _vary_matches(entry: Entry, headers: Any) -> bool:
 
 def _pairs(headers: Any) -> tuple[tuple[str, str], ...]:
     return tuple((str(k), v) for k, v in headers.items())
-
-
-def _name(fn: Any) -> str:
-    return getattr(fn, "__qualname__", None) or repr(fn)
 
 
 async def _close_awaitable(aw: Awaitable[Any]) -> None:
