@@ -114,7 +114,20 @@ class Cache(Memoizer, Layer):
         clock: the time source; default the event loop's clock.
         on_event: hook(s) receiving ``cache.hit``, ``cache.miss``, ``cache.stored``,
             ``cache.not_stored`` (with ``reason``), ``cache.revalidated``,
-            ``cache.served_stale`` (with ``why``) and ``cache.invalidated`` events.
+            ``cache.served_stale`` (with ``why``: ``"error"`` or ``"revalidating"``),
+            ``cache.invalidated`` and ``cache.refresh_failed`` events.
+
+    A hit (fresh entry in the in-memory store) is answered without an ``await``, as a real
+    ``aiohttp.ClientResponse``. Put the cache outside ``Timeout``/``Retry``/``RateLimit``
+    (``standard(cache=...)`` does): a hit then costs no attempt and no token. Call
+    ``await cache.close()`` when done with it if ``stale_while_revalidate`` is used.
+
+    Example::
+
+        cache = rh.Cache(ttl=30, stale_if_error=300)
+        async with aiohttp.ClientSession(middlewares=(cache,)) as session:
+            async with session.get(url) as resp:      # the second time: from the cache
+                data = await resp.json()
     """
 
     __slots__ = (
