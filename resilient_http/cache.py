@@ -73,6 +73,9 @@ _SAFE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 _304_FIELDS = ("etag", "date", "cache-control", "expires", "vary", "content-location",
                "last-modified")
 _UNSAFE = object()
+# Request fields a background refresh does not copy: it sends no body, and aiohttp sets these.
+_NOT_REPLAYED = frozenset({"content-length", "content-type", "transfer-encoding", "host",
+                           "connection"})
 
 
 class Cache(Memoizer, Layer):
@@ -586,7 +589,9 @@ class Cache(Memoizer, Layer):
         pending = Pending(key, fkey, owner, entry, self.clock.now())
         pending.added = conditional
         self._lead(pending)
-        headers = CIMultiDict(request.headers)
+        headers: CIMultiDict[str] = CIMultiDict(
+            (k, v) for k, v in request.headers.items() if k.lower() not in _NOT_REPLAYED
+        )
         for name, value in conditional:
             headers[name] = value
         task = self._spawn(self._refresh(session, request, headers, pending))
