@@ -3,8 +3,10 @@
 Runs on every aiohttp we support (the constructor changed in 3.14); it needs no MockServer,
 only aiohttp's own web server, so it runs in any venv:
 
-    python -m venv /tmp/v312 && /tmp/v312/bin/pip install -e '.[dev]' 'aiohttp==3.12.*'
-    /tmp/v312/bin/pytest -p no:cacheprovider --noconftest tests/test_response.py
+    python3 -m venv /tmp/v312 && /tmp/v312/bin/pip install -e '.[dev]' 'aiohttp==3.12.*'
+    /tmp/v312/bin/pytest -p no:cacheprovider tests/test_response.py tests/test_cache.py
+
+(``make test`` already does this for the whole suite in its ``compat`` step.)
 """
 
 from __future__ import annotations
