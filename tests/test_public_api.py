@@ -29,6 +29,7 @@ DOCUMENTED = {
     "Poller",
     "PollUpdate",
     "JobSpec",
+    "Cache",
     # composition
     "Layer",
     "Stack",
