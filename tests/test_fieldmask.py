@@ -13,7 +13,7 @@ from yarl import URL
 
 import resilient_http as rh
 from resilient_http.fieldmask import _check_expr
-from resilient_http.testing import MockServer, Reply
+from resilient_http.testing import FakeClock, MockServer, Reply
 
 
 async def echo(session: Any, url: Any, **kwargs: Any) -> dict[str, Any]:
@@ -251,3 +251,21 @@ def test_any_printable_name_round_trips_through_the_query(name: str) -> None:
     url = URL("http://h.test/p?a=1").extend_query((("fields", name),))
     assert URL(str(url)).query.getall("fields") == [name]
     assert list(URL(str(url)).query) == ["a", "fields"]
+
+
+async def test_outermost_so_the_cache_key_includes_the_mask(mock_server: MockServer) -> None:
+    mask = rh.FieldMask(["id"])
+    clock = FakeClock()
+    stack = rh.standard(fields=mask, cache=rh.Cache(60, clock=clock))
+    assert [type(layer).__name__ for layer in stack[0].layers][:2] == ["FieldMask", "Cache"]
+    async with aiohttp.ClientSession(middlewares=stack) as session:
+        url = mock_server.url("/anything/users")
+        first = await echo(session, url)
+        assert first["args"] == {"fields": "id"}
+        assert (await echo(session, url)) == first  # a hit: same masked key
+        with mask.disabled():
+            full = await echo(session, url)  # not served the masked answer
+        assert full["args"] == {}
+        with mask.override(["id", "email"]):
+            assert (await echo(session, url))["args"] == {"fields": "id,email"}
+    assert mock_server.count("/anything/users") == 3
