@@ -15,8 +15,10 @@ older than ``window``, so the counts cover between ``window - window/buckets`` a
 
 A call admitted by :meth:`Circuit.admit` holds a :class:`Ticket` naming the state period it
 was admitted in (a closed period or one half-open period). Outcomes of tickets from an
-earlier period are ignored, so a call that started before the circuit opened cannot close
-it, and a slow probe of an earlier half-open period cannot take a slot of the current one.
+earlier period change nothing, so a call that started before the circuit opened cannot
+close it or count in a later window. A probe keeps its slot until it ends, whatever the
+period: never more than ``probes`` probe calls are in flight at once, even when a probe of
+an earlier half-open period is still running (bound probes with a per-attempt timeout).
 """
 
 from __future__ import annotations
@@ -120,7 +122,7 @@ class Circuit:
         self.until = 0.0
         """When an open circuit lets the next probe through."""
         self.in_flight = 0
-        """Probes in flight in the current half-open period."""
+        """Probe calls in flight, of any half-open period."""
         self.last_failures = 0
         """Failures in the window when the circuit last opened (for events)."""
         self.last_throughput = 0
@@ -151,7 +153,6 @@ class Circuit:
                 return None
             self.state = HALF_OPEN
             self.ticket = Ticket(self, True)
-            self.in_flight = 0
         elif state is ISOLATED:
             return None
         if self.in_flight >= self.probes:
@@ -184,11 +185,13 @@ class Circuit:
 
     def success(self, ticket: Ticket, now: float) -> None:
         """Record a call that did not fail. A probe's success closes the circuit."""
+        if ticket.probe:
+            self._probe_done()
+            if ticket is self.ticket:
+                self._close(now)
+            return
         if ticket is not self.ticket:
             return  # admitted in an earlier period
-        if ticket.probe:
-            self._close(now)
-            return
         if now >= self._end:
             self._roll(now)
         self._totals[self._slot] += 1
@@ -198,10 +201,12 @@ class Circuit:
         """Record a failed call. It opens the circuit when the window's failure ratio
         reaches ``failure_ratio`` with at least ``min_throughput`` outcomes; a probe's
         failure re-opens it."""
-        if ticket is not self.ticket:
-            return
         if ticket.probe:
-            self._open(now)
+            self._probe_done()
+            if ticket is self.ticket:
+                self._open(now)
+            return
+        if ticket is not self.ticket:
             return
         if now >= self._end:
             self._roll(now)
@@ -219,20 +224,25 @@ class Circuit:
     def abort(self, ticket: Ticket) -> None:
         """Forget a call that ended without an outcome (cancelled): a probe frees its slot,
         the state does not change."""
-        if ticket is self.ticket and ticket.probe and self.in_flight > 0:
+        if ticket.probe:
+            self._probe_done()
+
+    def _probe_done(self) -> None:
+        if self.in_flight > 0:
             self.in_flight -= 1
 
     # -- manual control ----------------------------------------------------------------------
 
     def isolate(self) -> None:
-        """Open the circuit until :meth:`reset`; calls in flight no longer count."""
+        """Open the circuit until :meth:`reset`. Outcomes of calls in flight no longer count
+        (probes in flight keep their slots until they end)."""
         self.state = ISOLATED
         self.ticket = Ticket(self, False)
-        self.in_flight = 0
         self._clear()
 
     def reset(self, now: float) -> None:
-        """Close the circuit and forget the window; calls in flight no longer count."""
+        """Close the circuit and forget the window. Outcomes of calls in flight no longer
+        count (probes in flight keep their slots until they end)."""
         self._close(now)
 
     # -- the window --------------------------------------------------------------------------
@@ -278,13 +288,11 @@ class Circuit:
         self.state = OPEN
         self.until = now + self.break_for
         self.ticket = Ticket(self, False)  # nothing admitted while open counts
-        self.in_flight = 0
         self._clear()
 
     def _close(self, now: float) -> None:
         self.state = CLOSED
         self.ticket = Ticket(self, False)
-        self.in_flight = 0
         self._clear()
         self._start(now)
 
