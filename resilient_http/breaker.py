@@ -257,6 +257,8 @@ class CircuitBreaker(Layer):
                 failed = bool(custom(result, error))
             except BaseException:
                 circuit.abort(ticket)
+                if isinstance(result, ClientResponse):
+                    result.release()  # the engine drops the result along with this error
                 raise
         before = circuit.state
         if failed:
@@ -402,13 +404,15 @@ class CircuitBreaker(Layer):
             canonical = _canonical_origin(key)
             if canonical is not None:
                 circuit = self._circuits.get(canonical)
+            elif callable(wrapped := getattr(key, "__wrapped__", None)):
+                circuit = self._circuits.get(wrapped)  # a function decorated by resilient()
         return [] if circuit is None else [circuit]
 
     # -- manual control ----------------------------------------------------------------------
 
     def state(self, key: Any) -> CircuitState:
         """The state of the circuit for ``key``: a URL (``str`` or ``yarl.URL``; only its
-        origin matters), a decorated function, or a custom key. An unknown key is
+        origin matters), a function decorated with this layer, or a custom key. An unknown key is
         ``CLOSED``. An open circuit whose break is over reads as ``HALF_OPEN``."""
         found = self._find(key)
         if not found:
@@ -430,7 +434,10 @@ class CircuitBreaker(Layer):
             found = self._find(key)
             if not found:
                 canonical = _canonical_origin(key)
-                found = [self._create(canonical if canonical is not None else key)]
+                if canonical is None:
+                    wrapped = getattr(key, "__wrapped__", None)
+                    canonical = wrapped if callable(wrapped) else key
+                found = [self._create(canonical)]
         for circuit in found if key is not None else self._find(None):
             if circuit.state is not ISOLATED:
                 before = circuit.state

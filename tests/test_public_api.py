@@ -9,6 +9,8 @@ import resilient_http.testing as rht
 DOCUMENTED = {
     # layers
     "Timeout",
+    "CircuitBreaker",
+    "CircuitState",
     # composition
     "Layer",
     "Stack",
