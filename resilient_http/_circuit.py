@@ -190,8 +190,12 @@ class Circuit:
             if ticket is self.ticket:
                 self._close(now)
             return
-        if ticket is not self.ticket:
-            return  # admitted in an earlier period
+        if ticket is self.ticket:  # else admitted in an earlier period
+            self.add_success(now)
+
+    def add_success(self, now: float) -> None:
+        """Count a success of the current closed period (the caller has checked that the
+        call's ticket is the current one and not a probe): :meth:`success`'s fast path."""
         if now >= self._end:
             self._roll(now)
         self._totals[self._slot] += 1

@@ -166,6 +166,7 @@ class CircuitBreaker(Layer):
         "key",
         "is_failure",
         "clock",
+        "_clock_now",
         "_key_fn",
         "_events",
         "_circuits",
@@ -212,6 +213,7 @@ class CircuitBreaker(Layer):
         if clock is not None and not isinstance(clock, Clock):
             raise TypeError(f"clock must be a Clock (now, sleep, call_at), got {clock!r}")
         self.clock: Clock = clock if clock is not None else LOOP_CLOCK
+        self._clock_now = self.clock.now
         self._events = Emitter("CircuitBreaker", on_event)
         self._circuits: dict[Hashable, Circuit] = {}
         self._prune_at = _PRUNE_AT
@@ -222,10 +224,13 @@ class CircuitBreaker(Layer):
     def enter(self, call: Call, i: int) -> Step:
         request = call.request
         key_fn = self._key_fn
-        if request is not None:
-            key: Hashable = request.url.origin() if key_fn is None else key_fn(request)
-        elif key_fn is None:
-            key = call.handler
+        if key_fn is None:
+            if request is not None:
+                key: Hashable = request.url.origin()  # aliases: see _create
+            else:
+                key = call.handler
+        elif request is not None:
+            key = key_fn(request)
         else:
             key = key_fn(*call.args, **(call.kwargs or {}))  # type: ignore[misc]
         circuit = self._circuits.get(key)
@@ -243,15 +248,33 @@ class CircuitBreaker(Layer):
             return None
         state[i] = None  # type: ignore[index]
         circuit = ticket.circuit
+        if (
+            error is None
+            and ticket is circuit.ticket
+            and not ticket.probe
+            and self.is_failure is None
+            and (not isinstance(result, ClientResponse) or result.status < 500)
+        ):
+            circuit.add_success(self._clock_now())  # the common case: closed, no failure
+            return None
+        return self._settle(call, circuit, ticket, result, error)
+
+    # -- slow paths ---------------------------------------------------------------------------
+
+    def _settle(
+        self,
+        call: Call,
+        circuit: Circuit,
+        ticket: Ticket,
+        result: Any,
+        error: BaseException | None,
+    ) -> Step:
         if error is not None and not isinstance(error, Exception):
             circuit.abort(ticket)  # cancelled: neither success nor failure; frees a probe slot
             return None
         custom = self.is_failure
         if custom is None:
-            if error is None:
-                failed = isinstance(result, ClientResponse) and _failed_status(result.status)
-            else:
-                failed = is_transient_failure(None, error)
+            failed = is_transient_failure(result, error)
         else:
             try:
                 failed = bool(custom(result, error))
@@ -262,9 +285,9 @@ class CircuitBreaker(Layer):
                 raise
         before = circuit.state
         if failed:
-            circuit.failure(ticket, self.clock.now())
+            circuit.failure(ticket, self._clock_now())
         else:
-            circuit.success(ticket, self.clock.now())
+            circuit.success(ticket, self._clock_now())
         if circuit.state is not before:
             self._changed(call, circuit, before, result, error)
         return None
@@ -272,6 +295,8 @@ class CircuitBreaker(Layer):
     # -- slow paths ---------------------------------------------------------------------------
 
     def _create(self, key: Hashable) -> Circuit:
+        # An origin with its default port spelled out ("https://h:443") is an alias of the
+        # canonical one ("https://h"): both keys map to one circuit.
         canonical = _canonical_origin(key) if isinstance(key, URL) else None
         circuit = None if canonical is None else self._circuits.get(canonical)
         if circuit is None:
@@ -306,7 +331,7 @@ class CircuitBreaker(Layer):
         self._prune_at = max(_PRUNE_AT, 2 * len(self._circuits))
 
     def _admit(self, call: Call, i: int, circuit: Circuit) -> Step:
-        now = self.clock.now()
+        now = self._clock_now()
         before = circuit.state
         ticket = circuit.admit(now)
         if circuit.state is not before:
@@ -389,7 +414,7 @@ class CircuitBreaker(Layer):
 
     def _now(self) -> float:
         try:
-            return self.clock.now()
+            return self._clock_now()
         except RuntimeError:  # the loop clock, read outside a running loop
             return 0.0
 
