@@ -40,7 +40,14 @@ from resilient_http._circuit import (
 from resilient_http._clock import LOOP_CLOCK, Clock
 from resilient_http._middleware import Call, Layer, Step
 from resilient_http._validate import callable_or_none, duration, positive_int, ratio
-from resilient_http.errors import CircuitOpen, DeadlineExceeded, ResilienceError, RetriesExhausted
+from resilient_http.errors import (
+    BodyNotReplayable,
+    CircuitOpen,
+    DeadlineExceeded,
+    RateLimitExceeded,
+    ResilienceError,
+    RetriesExhausted,
+)
 from resilient_http.events import Emitter, EventHook
 
 __all__ = ["CircuitBreaker", "CircuitState", "is_transient_failure"]
@@ -50,6 +57,10 @@ _BUCKETS = 10
 
 _PRUNE_AT = 4096
 """Circuits kept before idle (closed, failure-free) ones are dropped."""
+
+
+_NOT_SENT = (CircuitOpen, RateLimitExceeded, BodyNotReplayable)
+"""Errors of inner layers that refuse a call before it is sent: no outcome to count."""
 
 
 def _failed_status(status: int) -> bool:
@@ -140,8 +151,10 @@ class CircuitBreaker(Layer):
         is_failure: ``(result, error) -> bool`` deciding whether a call failed; ``result``
             is the response (or the decorated function's return value) when ``error`` is
             ``None``. Default :func:`is_transient_failure` (connection errors, timeouts,
-            broken bodies, 5xx except 501/505; **not** 429). Calls that end in cancellation
-            are never passed to it: they count as neither success nor failure.
+            broken bodies, 5xx except 501/505; **not** 429). Calls that are cancelled, or
+            refused by an inner layer before anything was sent (``CircuitOpen``,
+            ``RateLimitExceeded``, ``BodyNotReplayable``), are never passed to it: they
+            count as neither success nor failure, and a probe among them frees its slot.
         clock: the time source; default the event loop's clock. Tests pass a ``FakeClock``.
         on_event: a hook or hooks receiving every :class:`~resilient_http.Event`:
             ``breaker.opened``, ``breaker.half_opened``, ``breaker.closed``,
@@ -269,8 +282,12 @@ class CircuitBreaker(Layer):
         result: Any,
         error: BaseException | None,
     ) -> Step:
-        if error is not None and not isinstance(error, Exception):
-            circuit.abort(ticket)  # cancelled: neither success nor failure; frees a probe slot
+        if error is not None and (
+            not isinstance(error, Exception) or isinstance(error, _NOT_SENT)
+        ):
+            # Cancelled, or refused by an inner layer before anything was sent: neither
+            # success nor failure. A probe gives its slot back.
+            circuit.abort(ticket)
             return None
         custom = self.is_failure
         if custom is None:
@@ -291,8 +308,6 @@ class CircuitBreaker(Layer):
         if circuit.state is not before:
             self._changed(call, circuit, before, result, error)
         return None
-
-    # -- slow paths ---------------------------------------------------------------------------
 
     def _create(self, key: Hashable) -> Circuit:
         # An origin with its default port spelled out ("https://h:443") is an alias of the

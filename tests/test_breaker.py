@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from _layers import Refuse
 
 import resilient_http as rh
 from resilient_http.breaker import is_transient_failure
@@ -367,6 +368,31 @@ async def test_a_truncated_body_is_a_failure_when_the_stack_reads_the_body() -> 
         with pytest.raises(aiohttp.ClientPayloadError):
             await status(c, server.url("/cut"))
         assert breaker.state(server.url("/")) is OPEN
+
+
+async def test_a_call_refused_by_an_inner_layer_is_neither_success_nor_failure() -> None:
+    # An inner layer (a rate limit, another breaker) refusing before anything was sent says
+    # nothing about the host: it must not close a half-open circuit nor dilute the window.
+    clock = FakeClock()
+    breaker = rh.CircuitBreaker(min_throughput=2, break_for=5, clock=clock)
+    async with (
+        MockServer() as server,
+        aiohttp.ClientSession(middlewares=(breaker,)) as direct,
+        aiohttp.ClientSession(middlewares=(rh.Stack(breaker, Refuse()),)) as refused,
+    ):
+        assert await status(direct, server.url("/status/503")) == 503
+        for _ in range(5):
+            with pytest.raises(rh.CircuitOpen, match="refused"):
+                await status(refused, server.url("/ok"))
+        assert await status(direct, server.url("/status/503")) == 503
+        assert breaker.state(server.url("/")) is OPEN  # 2 of 2, the refusals not counted
+        await clock.advance(5)
+        with pytest.raises(rh.CircuitOpen, match="refused"):
+            await status(refused, server.url("/ok"))  # took the probe slot, then gave it back
+        assert breaker.state(server.url("/")) is HALF_OPEN
+        assert await status(direct, server.url("/ok")) == 200
+        assert breaker.state(server.url("/")) is CLOSED
+        assert server.count() == 3
 
 
 def test_default_predicate() -> None:
