@@ -22,9 +22,12 @@ from typing import Any
 
 from aiohttp import (
     ClientConnectionError,
+    ClientConnectorCertificateError,
     ClientPayloadError,
     ClientResponse,
     ClientResponseError,
+    ClientSSLError,
+    ServerFingerprintMismatch,
 )
 from yarl import URL
 
@@ -59,6 +62,9 @@ _PRUNE_AT = 4096
 """Circuits kept before idle (closed, failure-free) ones are dropped."""
 
 
+_CONFIG_ERRORS = (ClientConnectorCertificateError, ClientSSLError, ServerFingerprintMismatch)
+"""Connection errors that are about this client's TLS setup, not the server's health."""
+
 _NOT_SENT = (CircuitOpen, RateLimitExceeded, BodyNotReplayable)
 """Errors of inner layers that refuse a call before it is sent: no outcome to count."""
 
@@ -71,7 +77,7 @@ def is_transient_failure(result: Any, error: BaseException | None) -> bool:
     """The default failure predicate of :class:`CircuitBreaker`: did this call fail in a
     way that says the server (or the way to it) is unwell?
 
-    Failures: connection errors (refused, reset, disconnected, DNS, TLS), timeouts
+    Failures: connection errors (refused, reset, disconnected, DNS), timeouts
     (``asyncio.TimeoutError``, ``DeadlineExceeded`` from an inner ``Timeout``), truncated
     or broken bodies, ``RetriesExhausted`` (an inner ``Retry`` gave up on transient errors),
     and responses — or ``aiohttp.ClientResponseError`` in decorator mode — with a 5xx status
@@ -81,8 +87,13 @@ def is_transient_failure(result: Any, error: BaseException | None) -> bool:
     Not failures: every other status, **429 included** (the server is healthy and asking
     to slow down; ``RateLimit`` and ``Retry`` handle it — opening the circuit would turn a
     throttle into an outage), ``CircuitOpen`` from another breaker, ``RateLimitExceeded``,
-    ``BodyNotReplayable``, and any other exception (a bug in the caller's code says nothing
-    about the server).
+    ``BodyNotReplayable``, TLS certificate and fingerprint errors (the client's trust
+    setup; ``classify`` calls them permanent too), and any other exception (a bug in the
+    caller's code says nothing about the server).
+
+    It matches :func:`~resilient_http.classify`'s transient class except that 408 and 429
+    are not failures (the server answered) and every 5xx but 501 and 505 is (a 507, or a
+    CDN's 52x "origin unreachable", says the host is unwell).
     """
     if error is None:
         return isinstance(result, ClientResponse) and _failed_status(result.status)
@@ -90,6 +101,8 @@ def is_transient_failure(result: Any, error: BaseException | None) -> bool:
         return isinstance(error, (DeadlineExceeded, RetriesExhausted))
     if isinstance(error, ClientResponseError):
         return _failed_status(error.status)
+    if isinstance(error, _CONFIG_ERRORS):
+        return False
     return isinstance(
         error, (ClientConnectionError, ClientPayloadError, asyncio.TimeoutError, ConnectionError)
     )

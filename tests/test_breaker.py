@@ -411,6 +411,9 @@ def test_default_predicate() -> None:
     assert not f(None, rh.RateLimitExceeded("no token"))
     assert not f(None, rh.BodyNotReplayable("streamed"))
     assert not f(None, ValueError("a bug in the caller"))
+    key = aiohttp.client_reqrep.ConnectionKey("h", 443, True, True, None, None, None)
+    assert not f(None, aiohttp.ClientConnectorCertificateError(key, ValueError("bad cert")))
+    assert f(None, aiohttp.ClientConnectorError(key, OSError(111, "refused")))
     assert not f("any value", None)
     assert not f(None, None)
 
@@ -665,3 +668,30 @@ async def test_standard_breaker_opens_on_an_outage() -> None:
         with pytest.raises(rh.CircuitOpen):
             await status(c, server.url("/ok"))
         assert server.count() == 20
+
+
+async def test_idle_circuits_are_pruned_but_unhealthy_ones_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import resilient_http.breaker as breaker_module
+
+    monkeypatch.setattr(breaker_module, "_PRUNE_AT", 8)
+    clock = FakeClock()
+    breaker = rh.CircuitBreaker(min_throughput=3, clock=clock, key=lambda n: n)
+
+    @rh.resilient(breaker)
+    async def call(n: int) -> int:
+        if n == 0:
+            raise ConnectionResetError()
+        return n
+
+    with pytest.raises(ConnectionResetError):
+        await call(0)  # one failure in key 0's window: not idle
+    for n in range(1, 100):
+        assert await call(n) == n
+    assert len(breaker.states()) <= 9
+    assert 0 in breaker._circuits  # kept: its window holds a failure
+    for _ in range(2):
+        with pytest.raises(ConnectionResetError):
+            await call(0)
+    assert breaker.state(0) is OPEN  # the failures before the pruning still counted
