@@ -108,6 +108,22 @@ def is_transient_failure(result: Any, error: BaseException | None) -> bool:
     )
 
 
+def _origin_key(url: URL) -> Hashable:
+    """A cheap dict key naming the origin of ``url``: ``(scheme, netloc)`` read from yarl's
+    slots (a tuple hashes in C; hashing a ``URL`` runs Python code), or the origin ``URL``
+    itself when the netloc carries credentials (kept out of long-lived keys) or when yarl
+    changes its internals. Keys of one origin spelled differently ("h" and "h:443") are
+    aliases of one circuit (see ``CircuitBreaker._create``)."""
+    try:
+        scheme: str = url._scheme
+        netloc: str = url._netloc
+    except AttributeError:  # pragma: no cover - another yarl layout
+        return url.origin()
+    if "@" in netloc:
+        return url.origin()
+    return (scheme, netloc)
+
+
 def _label(key: Any) -> str:
     if isinstance(key, URL):
         return str(key)
@@ -252,7 +268,7 @@ class CircuitBreaker(Layer):
         key_fn = self._key_fn
         if key_fn is None:
             if request is not None:
-                key: Hashable = request.url.origin()  # aliases: see _create
+                key: Hashable = _origin_key(request.url)
             else:
                 key = call.handler
         elif request is not None:
@@ -261,7 +277,7 @@ class CircuitBreaker(Layer):
             key = key_fn(*call.args, **(call.kwargs or {}))  # type: ignore[misc]
         circuit = self._circuits.get(key)
         if circuit is None:
-            circuit = self._create(key)
+            circuit = self._create(key, None if key_fn or request is None else request.url)
         if circuit.state is CLOSED:
             call.state[i] = circuit.ticket  # type: ignore[index]
             return None
@@ -322,10 +338,15 @@ class CircuitBreaker(Layer):
             self._changed(call, circuit, before, result, error)
         return None
 
-    def _create(self, key: Hashable) -> Circuit:
-        # An origin with its default port spelled out ("https://h:443") is an alias of the
-        # canonical one ("https://h"): both keys map to one circuit.
-        canonical = _canonical_origin(key) if isinstance(key, URL) else None
+    def _create(self, key: Hashable, url: URL | None = None) -> Circuit:
+        # Every spelling of an origin ("https://h:443", ("https", "h")) is an alias of its
+        # canonical URL ("https://h"): all these keys map to one circuit.
+        if url is not None:
+            canonical = _canonical_origin(url)
+        elif isinstance(key, URL):
+            canonical = _canonical_origin(key)
+        else:
+            canonical = None
         circuit = None if canonical is None else self._circuits.get(canonical)
         if circuit is None:
             if len(self._circuits) >= self._prune_at:

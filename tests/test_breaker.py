@@ -632,7 +632,11 @@ async def test_events_are_logged_at_info_and_redacted(caplog: pytest.LogCaptureF
         await status(c, server.url("/status/503?api_key=s3cret"))
         with pytest.raises(rh.CircuitOpen):
             await status(c, server.url("/ok?token=s3cret"))
-    assert [e.name for e in events] == ["breaker.opened", "breaker.rejected"]
+        with pytest.raises(rh.CircuitOpen):
+            await status(c, server.url("/ok").with_user("alice").with_password("s3cret"))
+        assert all("s3cret" not in repr(k) for k in breaker._circuits)  # no keys hold secrets
+        assert list(breaker.states()) == [str(server.origin).rstrip("/")]
+    assert [e.name for e in events] == ["breaker.opened", "breaker.rejected", "breaker.rejected"]
     assert all("s3cret" not in (e.url or "") for e in events)
     assert "REDACTED" in (events[0].url or "")
     assert events[0].method == "GET"
