@@ -14,21 +14,12 @@ module maps requests to circuits, classifies outcomes and emits events.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Hashable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from aiohttp import (
-    ClientConnectionError,
-    ClientConnectorCertificateError,
-    ClientPayloadError,
-    ClientResponse,
-    ClientResponseError,
-    ClientSSLError,
-    ServerFingerprintMismatch,
-)
+from aiohttp import ClientResponse
 from yarl import URL
 
 from resilient_http._circuit import (
@@ -41,16 +32,10 @@ from resilient_http._circuit import (
     Ticket,
 )
 from resilient_http._clock import LOOP_CLOCK, Clock
+from resilient_http._failure import NOT_SENT, is_transient_failure
 from resilient_http._middleware import Call, Layer, Step
 from resilient_http._validate import callable_or_none, duration, positive_int, ratio
-from resilient_http.errors import (
-    BodyNotReplayable,
-    CircuitOpen,
-    DeadlineExceeded,
-    RateLimitExceeded,
-    ResilienceError,
-    RetriesExhausted,
-)
+from resilient_http.errors import CircuitOpen
 from resilient_http.events import Emitter, EventHook
 
 __all__ = ["CircuitBreaker", "CircuitState", "is_transient_failure"]
@@ -60,52 +45,6 @@ _BUCKETS = 10
 
 _PRUNE_AT = 4096
 """Circuits kept before idle (closed, failure-free) ones are dropped."""
-
-
-_CONFIG_ERRORS = (ClientConnectorCertificateError, ClientSSLError, ServerFingerprintMismatch)
-"""Connection errors that are about this client's TLS setup, not the server's health."""
-
-_NOT_SENT = (CircuitOpen, RateLimitExceeded, BodyNotReplayable)
-"""Errors of inner layers that refuse a call before it is sent: no outcome to count."""
-
-
-def _failed_status(status: int) -> bool:
-    return 500 <= status <= 599 and status != 501 and status != 505
-
-
-def is_transient_failure(result: Any, error: BaseException | None) -> bool:
-    """The default failure predicate of :class:`CircuitBreaker`: did this call fail in a
-    way that says the server (or the way to it) is unwell?
-
-    Failures: connection errors (refused, reset, disconnected, DNS), timeouts
-    (``asyncio.TimeoutError``, ``DeadlineExceeded`` from an inner ``Timeout``), truncated
-    or broken bodies, ``RetriesExhausted`` (an inner ``Retry`` gave up on transient errors),
-    and responses — or ``aiohttp.ClientResponseError`` in decorator mode — with a 5xx status
-    except 501 Not Implemented and 505 HTTP Version Not Supported (answers about the request,
-    not the server's health).
-
-    Not failures: every other status, **429 included** (the server is healthy and asking
-    to slow down; ``RateLimit`` and ``Retry`` handle it — opening the circuit would turn a
-    throttle into an outage), ``CircuitOpen`` from another breaker, ``RateLimitExceeded``,
-    ``BodyNotReplayable``, TLS certificate and fingerprint errors (the client's trust
-    setup; ``classify`` calls them permanent too), and any other exception (a bug in the
-    caller's code says nothing about the server).
-
-    It matches :func:`~resilient_http.classify`'s transient class except that 408 and 429
-    are not failures (the server answered) and every 5xx but 501 and 505 is (a 507, or a
-    CDN's 52x "origin unreachable", says the host is unwell).
-    """
-    if error is None:
-        return isinstance(result, ClientResponse) and _failed_status(result.status)
-    if isinstance(error, ResilienceError):
-        return isinstance(error, (DeadlineExceeded, RetriesExhausted))
-    if isinstance(error, ClientResponseError):
-        return _failed_status(error.status)
-    if isinstance(error, _CONFIG_ERRORS):
-        return False
-    return isinstance(
-        error, (ClientConnectionError, ClientPayloadError, asyncio.TimeoutError, ConnectionError)
-    )
 
 
 def _origin_key(url: URL) -> Hashable:
@@ -312,7 +251,7 @@ class CircuitBreaker(Layer):
         error: BaseException | None,
     ) -> Step:
         if error is not None and (
-            not isinstance(error, Exception) or isinstance(error, _NOT_SENT)
+            not isinstance(error, Exception) or isinstance(error, NOT_SENT)
         ):
             # Cancelled, or refused by an inner layer before anything was sent: neither
             # success nor failure. A probe gives its slot back.

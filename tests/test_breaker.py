@@ -14,7 +14,6 @@ import pytest
 from _layers import Refuse
 
 import resilient_http as rh
-from resilient_http.breaker import is_transient_failure
 from resilient_http.events import Event
 from resilient_http.testing import FakeClock, MockServer, Reply
 
@@ -393,29 +392,6 @@ async def test_a_call_refused_by_an_inner_layer_is_neither_success_nor_failure()
         assert await status(direct, server.url("/ok")) == 200
         assert breaker.state(server.url("/")) is CLOSED
         assert server.count() == 3
-
-
-def test_default_predicate() -> None:
-    f = is_transient_failure
-    assert f(None, aiohttp.ServerDisconnectedError())
-    assert f(None, aiohttp.ClientPayloadError("cut"))
-    assert f(None, asyncio.TimeoutError())
-    assert f(None, ConnectionResetError())
-    assert f(None, rh.DeadlineExceeded())
-    assert f(None, rh.RetriesExhausted("gave up"))
-    info = aiohttp.RequestInfo(aiohttp.client.URL("http://h/"), "GET", {}, aiohttp.client.URL("http://h/"))  # type: ignore[arg-type]
-    assert f(None, aiohttp.ClientResponseError(info, (), status=503))
-    assert not f(None, aiohttp.ClientResponseError(info, (), status=429))
-    assert not f(None, aiohttp.ClientResponseError(info, (), status=501))
-    assert not f(None, rh.CircuitOpen("inner breaker", retry_in=1))
-    assert not f(None, rh.RateLimitExceeded("no token"))
-    assert not f(None, rh.BodyNotReplayable("streamed"))
-    assert not f(None, ValueError("a bug in the caller"))
-    key = aiohttp.client_reqrep.ConnectionKey("h", 443, True, True, None, None, None)
-    assert not f(None, aiohttp.ClientConnectorCertificateError(key, ValueError("bad cert")))
-    assert f(None, aiohttp.ClientConnectorError(key, OSError(111, "refused")))
-    assert not f("any value", None)
-    assert not f(None, None)
 
 
 async def test_a_custom_predicate_and_a_custom_key() -> None:
