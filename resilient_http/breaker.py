@@ -8,8 +8,9 @@ After ``break_for`` the circuit is *half-open*: up to ``half_open_probes`` calls
 at once; the first to succeed closes the circuit, the first to fail opens it again for
 ``break_for``. A probe that is cancelled frees its slot and decides nothing.
 
-The state machine lives in :mod:`resilient_http._circuit` (pure, clock passed in); this
-module maps requests to circuits, classifies outcomes and emits events.
+The state machine lives in :mod:`resilient_http._circuit` (pure, clock passed in), the
+default failure predicate in :mod:`resilient_http._failure`; this module maps calls to
+circuits, settles their outcomes, emits events and offers manual control.
 """
 
 from __future__ import annotations
@@ -97,7 +98,14 @@ class CircuitBreaker(Layer):
     easily, turning a mostly healthy API into a total outage, and 100 calls per 30 s means
     a client under 3.3 requests/s could never open the circuit. The ratio and throughput
     follow Hystrix (50 %, 20 calls): 20 samples at a true failure rate of 20 % reach 50 %
-    by chance about once in 400 windows, while a real outage still opens in 20 calls.
+    by chance about once in 400 windows, while a real outage still opens in 20 calls. The
+    window (30 s) and the break (5 s) are Polly's. Example::
+
+        breaker = rh.CircuitBreaker(min_throughput=10, break_for=15)
+        session = aiohttp.ClientSession(middlewares=(breaker,))
+        ...
+        except rh.CircuitOpen as exc:  # nothing was sent
+            schedule_later(exc.retry_in)
 
     Args:
         failure_ratio: share of failed calls in the window that opens the circuit,
@@ -110,7 +118,9 @@ class CircuitBreaker(Layer):
             seconds or a ``timedelta``. Default ``5``.
         half_open_probes: how many probe calls may be in flight at once while half-open
             (>= 1). The first probe to succeed closes the circuit; the first to fail opens
-            it again. Default ``1``.
+            it again. A probe holds its slot until it ends, so bound probes with a
+            per-attempt ``Timeout`` inside the breaker (``standard()`` has one). Default
+            ``1``.
         key: which circuit a call belongs to. ``None`` (default): one circuit per origin
             (scheme, host and port) of the request; in decorator mode one circuit per
             decorated function. A ``str``: one named circuit for every call through this
@@ -136,6 +146,7 @@ class CircuitBreaker(Layer):
     The layer only sees the response headers unless a layer of the stack reads the body
     (``Timeout`` and ``Retry`` do by default), so a truncated body counts as a failure only
     then. Manual control: :meth:`state`, :meth:`states`, :meth:`isolate`, :meth:`reset`.
+    One breaker serves one event loop (like an aiohttp session).
     """
 
     __slots__ = (
