@@ -48,20 +48,8 @@ _PRUNE_AT = 4096
 """Circuits kept before idle (closed, failure-free) ones are dropped."""
 
 
-def _origin_key(url: URL) -> Hashable:
-    """A cheap dict key naming the origin of ``url``: ``(scheme, netloc)`` read from yarl's
-    slots (a tuple hashes in C; hashing a ``URL`` runs Python code), or the origin ``URL``
-    itself when the netloc carries credentials (kept out of long-lived keys) or when yarl
-    changes its internals. Keys of one origin spelled differently ("h" and "h:443") are
-    aliases of one circuit (see ``CircuitBreaker._create``)."""
-    try:
-        scheme: str = url._scheme
-        netloc: str = url._netloc
-    except AttributeError:  # pragma: no cover - another yarl layout
-        return url.origin()
-    if "@" in netloc:
-        return url.origin()
-    return (scheme, netloc)
+_YARL_SLOTS = all(hasattr(URL("http://h"), a) for a in ("_scheme", "_netloc"))
+"""Whether this yarl keeps the URL's parts in the slots the fast origin key reads."""
 
 
 def _label(key: Any) -> str:
@@ -218,7 +206,15 @@ class CircuitBreaker(Layer):
         key_fn = self._key_fn
         if key_fn is None:
             if request is not None:
-                key: Hashable = _origin_key(request.url)
+                # The origin as (scheme, netloc) read from yarl's slots: a tuple hashes in C,
+                # hashing a URL runs Python code. A netloc with credentials falls back to
+                # url.origin(), so no secret is kept in a long-lived key. Spellings of one
+                # origin are aliases of one circuit (see _create).
+                url = request.url
+                if _YARL_SLOTS and "@" not in (netloc := url._netloc):
+                    key: Hashable = (url._scheme, netloc)
+                else:
+                    key = url.origin()
             else:
                 key = call.handler
         elif request is not None:
