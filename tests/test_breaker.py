@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 from _layers import Refuse
+from yarl import URL
 
 import resilient_http as rh
 from resilient_http.events import Event
@@ -675,3 +676,19 @@ async def test_idle_circuits_are_pruned_but_unhealthy_ones_kept(
         with pytest.raises(ConnectionResetError):
             await call(0)
     assert breaker.state(0) is OPEN  # the failures before the pruning still counted
+
+
+async def test_origin_keys_without_yarl_slots(monkeypatch: pytest.MonkeyPatch) -> None:
+    import resilient_http.breaker as breaker_module
+
+    monkeypatch.setattr(breaker_module, "_YARL_SLOTS", False)  # the url.origin() fallback
+    clock = FakeClock()
+    breaker = rh.CircuitBreaker(min_throughput=2, clock=clock)
+    async with MockServer() as a, MockServer() as b, client("alone", breaker, clock) as c:
+        for _ in range(2):
+            await status(c, a.url("/status/503"))
+        with pytest.raises(rh.CircuitOpen):
+            await status(c, a.url("/ok"))
+        assert await status(c, b.url("/ok")) == 200
+        assert breaker.state(str(a.url("/"))) is OPEN
+        assert all(isinstance(k, URL) for k in breaker._circuits)
