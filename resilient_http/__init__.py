@@ -15,6 +15,7 @@ from resilient_http._clock import LOOP_CLOCK, Clock
 from resilient_http._middleware import Layer, Stack, Wrapped, resilient, wrap
 from resilient_http._standard import standard
 from resilient_http.breaker import CircuitBreaker, CircuitState
+from resilient_http.cache import Cache
 from resilient_http.errors import (
     BodyNotReplayable,
     CircuitOpen,
@@ -32,6 +33,7 @@ __version__ = "0.1.0"
 __all__ = [
     # layers
     "Timeout",
+    "Cache",
     "CircuitBreaker",
     "CircuitState",
     # composition
