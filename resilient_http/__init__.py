@@ -15,6 +15,7 @@ from resilient_http import presets
 from resilient_http._clock import LOOP_CLOCK, Clock
 from resilient_http._middleware import Layer, Stack, Wrapped, resilient, wrap
 from resilient_http._standard import standard
+from resilient_http.breaker import CircuitBreaker, CircuitState
 from resilient_http.cache import Cache
 from resilient_http.errors import (
     BodyNotReplayable,
@@ -47,6 +48,8 @@ __all__ = [
     "Timeout",
     "FieldMask",
     "Cache",
+    "CircuitBreaker",
+    "CircuitState",
     # composition
     "Layer",
     "Stack",

@@ -30,6 +30,8 @@ DOCUMENTED = {
     "PollUpdate",
     "JobSpec",
     "Cache",
+    "CircuitBreaker",
+    "CircuitState",
     # composition
     "Layer",
     "Stack",
