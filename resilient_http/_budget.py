@@ -7,6 +7,11 @@ second (a token bucket holding one second's worth) has a token left — so a qui
 still retry, and a busy one in an outage adds at most ``ratio`` to its load instead of
 multiplying it by ``attempts``.
 
+A retry that *succeeds* is refunded (:meth:`RetryBudget.refund`): the budget charges the
+retries that add load without result. In an outage nothing is refunded and the cap holds;
+against a server that is up but flaky (say 20 % of 503s, which needs ~0.28 retries per
+request), retries mostly succeed and the budget does not starve them.
+
 Pure logic: time is a parameter (``now``, seconds on any monotonic clock), nothing awaits.
 """
 
@@ -126,6 +131,15 @@ class RetryBudget:
                 self._tokens -= 1
                 return True
         return False
+
+    def refund(self, now: float) -> None:
+        """Give back one retry that succeeded at time ``now`` (never below zero in the
+        window)."""
+        if now >= self._slot_end:
+            self._slide(now)
+        if self._wd_total > 0:
+            self._wd[self._idx] -= 1
+            self._wd_total -= 1
 
     def available(self, now: float) -> int:
         """How many retries :meth:`withdraw` would allow right now (for metrics and tests)."""

@@ -108,7 +108,8 @@ class Retry(Layer):
             reset) honoured, in seconds or a ``timedelta``; a longer one gives up at once.
             ``None``: no limit. Default 60.
         budget: a :class:`RetryBudget` shared by every call through this layer; ``None``
-            disables it. Default: a new ``RetryBudget()`` (20 % + 10/s over 10 s).
+            disables it. Default: a new ``RetryBudget()`` (20 % of requests + 10/s over 10 s;
+            a retry that succeeds is refunded).
         idempotency_key: when true, a POST or PATCH without an ``Idempotency-Key`` header
             gets one (a UUID4, the same on every attempt), so it can be retried. Default
             ``False``.
@@ -246,9 +247,7 @@ class Retry(Layer):
                 self._emit(call, "retry.idempotency_key", key=key)
             if self._events.hooks or logger.isEnabledFor(logging.DEBUG):
                 self._emit(call, "retry.attempt", attempt=1, attempts=self.attempts)
-        elif self._events.hooks or logger.isEnabledFor(logging.DEBUG):
-            self._emit(call, "retry.attempt", attempt=st.count + 1, attempts=self.attempts)
-        return None
+        return None  # (a retry re-runs only the layers inside: see _next_attempt)
 
     def exit(self, call: Call, i: int, result: Any, error: BaseException | None) -> Step:
         if error is None:
@@ -271,6 +270,8 @@ class Retry(Layer):
         state: list[Any] = call.state  # type: ignore[assignment]
         if type(state[i]) is _Tries:
             state[i] = None  # drop the history (its exceptions hold frames)
+            if self.budget is not None:
+                self.budget.refund(self.clock.now())  # a retry that worked costs nothing
         return None
 
     def _judge(self, outcome: Any) -> Verdict:
@@ -355,15 +356,20 @@ class Retry(Layer):
         if self._events.hooks or logger.isEnabledFor(logging.DEBUG):
             self._emit(call, "retry.scheduled", attempt=number, delay=delay, reason=verdict.reason)
         if delay <= 0:
-            return REENTER  # type: ignore[no-any-return]
-        return self._wait(state, i, delay)
+            return self._next_attempt(call, number + 1)
+        return self._wait(call, i, delay, number + 1)
 
-    async def _wait(self, state: list[Any], i: int, delay: float) -> Any:
+    async def _wait(self, call: Call, i: int, delay: float, number: int) -> Any:
         try:
             await self.clock.sleep(delay)
         except BaseException:
-            state[i] = None  # cancelled while waiting: drop the history now
+            call.state[i] = None  # type: ignore[index]  # cancelled while waiting: drop history
             raise
+        return self._next_attempt(call, number)
+
+    def _next_attempt(self, call: Call, number: int) -> Any:
+        if self._events.hooks or logger.isEnabledFor(logging.DEBUG):
+            self._emit(call, "retry.attempt", attempt=number, attempts=self.attempts)
         return REENTER
 
     def _give_up(

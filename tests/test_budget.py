@@ -42,6 +42,45 @@ def test_outage_of_1000_requests_stays_near_the_ratio() -> None:
     assert calls / 1000 <= 1.22
 
 
+def test_a_successful_retry_is_refunded() -> None:
+    b = RetryBudget(0.2, min_per_second=0)
+    for _ in range(10):
+        b.deposit(0.0)
+    assert b.withdraw(0.0) and b.withdraw(0.0) and not b.withdraw(0.0)
+    b.refund(0.0)
+    assert b.withdraw(0.0) and not b.withdraw(0.0)
+    for _ in range(5):
+        b.refund(0.0)  # never below zero: refunds do not bank credit
+    assert b.available(0.0) == 2
+
+
+def test_flaky_server_is_not_starved_but_an_outage_is_capped() -> None:
+    import random
+
+    def run(failure: float) -> tuple[float, float]:
+        rng = random.Random(1)
+        b = RetryBudget()
+        calls = ok = 0
+        for k in range(10_000):
+            now = k * 0.001
+            b.deposit(now)
+            for attempt in range(5):
+                if attempt and not b.withdraw(now):
+                    break
+                calls += 1
+                if rng.random() >= failure:
+                    ok += 1
+                    if attempt:
+                        b.refund(now)
+                    break
+        return calls / 10_000, ok / 10_000
+
+    calls, ok = run(0.22)
+    assert ok >= 0.999 and calls == pytest.approx(1.28, abs=0.02)
+    calls, ok = run(1.0)
+    assert calls <= 1.22 and ok == 0
+
+
 def test_window_slides_old_requests_out() -> None:
     b = RetryBudget(0.5, min_per_second=0, window=10, slots=10)
     for _ in range(10):
