@@ -14,6 +14,8 @@ Three ways in — the same layer objects work in each::
 from resilient_http._clock import LOOP_CLOCK, Clock
 from resilient_http._middleware import Layer, Stack, Wrapped, resilient, wrap
 from resilient_http._standard import standard
+from resilient_http.backoff import Backoff
+from resilient_http.classify import Outcome, Verdict, classify
 from resilient_http.errors import (
     BodyNotReplayable,
     CircuitOpen,
@@ -24,6 +26,7 @@ from resilient_http.errors import (
     RetriesExhausted,
 )
 from resilient_http.events import Event, EventHook
+from resilient_http.retry import Retry, RetryBudget
 from resilient_http.timeout import Timeout, current_deadline
 
 __version__ = "0.1.0"
@@ -31,6 +34,13 @@ __version__ = "0.1.0"
 __all__ = [
     # layers
     "Timeout",
+    "Retry",
+    # retry helpers
+    "Backoff",
+    "RetryBudget",
+    "classify",
+    "Outcome",
+    "Verdict",
     # composition
     "Layer",
     "Stack",

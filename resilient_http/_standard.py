@@ -7,6 +7,7 @@ from datetime import timedelta
 from resilient_http._clock import Clock
 from resilient_http._middleware import Layer, Stack
 from resilient_http._validate import duration
+from resilient_http.retry import Retry
 from resilient_http.timeout import Timeout
 
 __all__ = ["standard"]
@@ -16,6 +17,8 @@ def standard(
     *,
     total_timeout: float | timedelta | None = 30.0,
     attempt_timeout: float | timedelta | None = 10.0,
+    attempts: int = 4,
+    retry: Retry | bool = True,
     clock: Clock | None = None,
 ) -> tuple[Stack]:
     """The recommended stack as a one-element tuple, ready for ``middlewares=``.
@@ -32,6 +35,11 @@ def standard(
             ``None`` for no total deadline. Default 30.
         attempt_timeout: limit for each attempt, body included, in seconds; ``None`` for none.
             Default 10. Must not be longer than ``total_timeout``.
+        attempts: requests on the wire per call for the default ``Retry`` (1 + 3 retries,
+            exponential backoff with full jitter, Retry-After honoured, a retry budget).
+            Default 4.
+        retry: ``True`` (default) for ``Retry(attempts=attempts)``; a ``Retry`` of your own
+            (then leave ``attempts`` alone); ``False`` for no retries.
         clock: the clock every layer reads; default the event loop's.
 
     Raises:
@@ -44,9 +52,19 @@ def standard(
             f"attempt_timeout ({attempt:g} s) must not be longer than total_timeout "
             f"({total:g} s): the total deadline would always cut the attempt short"
         )
+    if isinstance(retry, Retry):
+        if attempts != 4:
+            raise ValueError("pass attempts= or retry=Retry(...), not both")
+        retry_layer: Retry | None = retry
+    elif isinstance(retry, bool):
+        retry_layer = Retry(attempts, clock=clock) if retry else None
+    else:
+        raise TypeError(f"retry must be a bool or a Retry, got {type(retry).__name__} {retry!r}")
     layers: list[Layer] = []
     if total is not None:
         layers.append(Timeout(total, clock=clock))
+    if retry_layer is not None:
+        layers.append(retry_layer)
     if attempt is not None:
         layers.append(Timeout(attempt, clock=clock))
     return (Stack(*layers),)

@@ -367,10 +367,10 @@ class Retry(Layer):
             raise
         return self._next_attempt(call, number)
 
-    def _next_attempt(self, call: Call, number: int) -> Any:
+    def _next_attempt(self, call: Call, number: int) -> Step:
         if self._events.hooks or logger.isEnabledFor(logging.DEBUG):
             self._emit(call, "retry.attempt", attempt=number, attempts=self.attempts)
-        return REENTER
+        return cast(Step, REENTER)
 
     def _give_up(
         self,

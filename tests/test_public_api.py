@@ -9,6 +9,13 @@ import resilient_http.testing as rht
 DOCUMENTED = {
     # layers
     "Timeout",
+    "Retry",
+    # retry helpers
+    "Backoff",
+    "RetryBudget",
+    "classify",
+    "Outcome",
+    "Verdict",
     # composition
     "Layer",
     "Stack",
