@@ -15,6 +15,7 @@ from resilient_http._clock import LOOP_CLOCK, Clock
 from resilient_http._middleware import Layer, Stack, Wrapped, resilient, wrap
 from resilient_http._standard import standard
 from resilient_http.backoff import Backoff
+from resilient_http.cache import Cache
 from resilient_http.classify import Outcome, Verdict, classify
 from resilient_http.errors import (
     BodyNotReplayable,
@@ -34,6 +35,7 @@ __version__ = "0.1.0"
 __all__ = [
     # layers
     "Timeout",
+    "Cache",
     "Retry",
     # retry helpers
     "Backoff",
