@@ -6,7 +6,7 @@ import random
 from datetime import timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from resilient_http.backoff import Backoff
@@ -23,6 +23,7 @@ def _const(x: float):  # a random source that always returns x
     return lambda: x
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(bases, multipliers, cap_factors, retries, units, jitters)
 def test_every_delay_is_between_zero_and_cap(
     base: float, mult: float, factor: float, n: int, u: float, jitter: str
@@ -32,6 +33,7 @@ def test_every_delay_is_between_zero_and_cap(
     assert 0.0 <= d <= b.cap
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(bases, multipliers, cap_factors, retries)
 def test_ceiling_is_min_of_cap_and_exponential(
     base: float, mult: float, factor: float, n: int
@@ -45,6 +47,7 @@ def test_ceiling_is_min_of_cap_and_exponential(
     assert b.ceiling(n) <= b.ceiling(n + 1) or b.ceiling(n + 1) == pytest.approx(b.ceiling(n))
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(bases, multipliers, cap_factors, retries, units)
 def test_full_jitter_is_uniform_below_the_ceiling(
     base: float, mult: float, factor: float, n: int, u: float
@@ -53,6 +56,7 @@ def test_full_jitter_is_uniform_below_the_ceiling(
     assert b.delay(n) == pytest.approx(u * b.ceiling(n), rel=1e-9, abs=1e-12)
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(bases, multipliers, cap_factors, retries, units)
 def test_equal_jitter_keeps_half_the_ceiling(
     base: float, mult: float, factor: float, n: int, u: float
@@ -62,6 +66,7 @@ def test_equal_jitter_keeps_half_the_ceiling(
     assert c / 2 - 1e-12 <= b.delay(n) <= c + 1e-12
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(bases, cap_factors, st.floats(min_value=0.0, max_value=1e6), units)
 def test_decorrelated_stays_between_base_and_three_times_previous(
     base: float, factor: float, prev: float, u: float

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from resilient_http._budget import RetryBudget
@@ -111,6 +111,7 @@ def test_long_idle_resets() -> None:
     assert b.available(1e6) == 0
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(
         st.tuples(st.floats(min_value=0, max_value=5), st.booleans()), min_size=1, max_size=300

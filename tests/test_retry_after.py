@@ -6,7 +6,7 @@ import math
 from email.utils import formatdate
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
@@ -138,6 +138,7 @@ header_values = st.one_of(st.text(max_size=60), numbers, dates, durations, struc
 nows = st.floats(allow_nan=True, allow_infinity=True)
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(header_names, header_values), st.integers(100, 599), nows)
 def test_malformed_values_never_raise(headers: dict[str, str], status: int, now: float) -> None:
     h = CIMultiDict(headers)
@@ -151,6 +152,7 @@ def test_malformed_values_never_raise(headers: dict[str, str], status: int, now:
         assert v is None or v >= 0 or math.isnan(v)
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=80), st.floats(min_value=0, max_value=4e9))
 def test_retry_after_never_raises_and_is_non_negative(value: str, now: float) -> None:
     got = parse_retry_after(value, now)
