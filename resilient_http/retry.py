@@ -122,6 +122,11 @@ class Retry(Layer):
         clock: the time source for sleeps and deadlines; default the event loop's.
         on_event: hook(s) receiving the layer's events (see below).
 
+    Deadlines: the layer never starts a wait that would end past the deadline of an outer
+    :class:`~resilient_http.Timeout` (:func:`~resilient_http.current_deadline`) or past the
+    session's ``ClientTimeout.total`` (counted from the first attempt); it gives up at once
+    instead. A per-request ``timeout=`` argument is invisible to middlewares and not counted.
+
     On giving up: a final response is returned as is (unless ``raise_on_exhausted``); a final
     transient exception raises :class:`~resilient_http.errors.RetriesExhausted` chained to it,
     with ``.attempts`` (a tuple of :class:`Attempt`); a permanent exception passes through
@@ -229,25 +234,23 @@ class Retry(Layer):
     # -- the hooks ---------------------------------------------------------------------------
 
     def enter(self, call: Call, i: int) -> Step:
-        state: list[Any] = call.state  # type: ignore[assignment]
-        st = state[i]
-        if st is None:  # first attempt
-            now = self.clock.now()
-            state[i] = now
-            if self.budget is not None:
-                self.budget.deposit(now)
+        # Runs once per call: a retry re-runs only the layers inside (see _next_attempt).
+        now = self.clock.now()
+        call.state[i] = now  # type: ignore[index]  # the start; a _Tries after a failure
+        if self.budget is not None:
+            self.budget.deposit(now)
+        if self.idempotency_key:
             request = call.request
             if (
-                self.idempotency_key
-                and request is not None
+                request is not None
                 and request.method in _KEYED_METHODS
                 and IDEMPOTENCY_KEY not in request.headers
             ):
                 request.headers[IDEMPOTENCY_KEY] = key = str(uuid.uuid4())
                 self._emit(call, "retry.idempotency_key", key=key)
-            if self._events.hooks or logger.isEnabledFor(logging.DEBUG):
-                self._emit(call, "retry.attempt", attempt=1, attempts=self.attempts)
-        return None  # (a retry re-runs only the layers inside: see _next_attempt)
+        if self._events.hooks or logger.isEnabledFor(logging.DEBUG):
+            self._emit(call, "retry.attempt", attempt=1, attempts=self.attempts)
+        return None
 
     def exit(self, call: Call, i: int, result: Any, error: BaseException | None) -> Step:
         if error is None:
@@ -401,7 +404,7 @@ class Retry(Layer):
                 last=verdict.reason,
             )
         if error is None:
-            if transient and self.raise_on_exhausted:
+            if transient and stopped and self.raise_on_exhausted:
                 history = self._history(st, number, verdict, result, None)
                 if isinstance(result, ClientResponse):
                     result.release()
@@ -432,7 +435,8 @@ class Retry(Layer):
     def _message(self, call: Call, number: int, why: str | None, verdict: Verdict) -> str:
         what = _target(call)
         plural = "s" if number != 1 else ""
-        return f"{what} failed after {number} attempt{plural} ({verdict.reason}): {why or 'final'}"
+        why = why or "not retried (permanent)"
+        return f"{what} failed after {number} attempt{plural} ({verdict.reason}): {why}"
 
     def _emit(self, call: Call, name: str, level: int = logging.DEBUG, **detail: Any) -> None:
         request = call.request

@@ -253,6 +253,26 @@ async def test_raise_on_exhausted(server: MockServer, clock: FakeClock) -> None:
         assert not s.connector._acquired  # type: ignore[union-attr]
 
 
+async def test_raise_on_exhausted_does_not_raise_for_a_method_it_never_retries(
+    server: MockServer, clock: FakeClock
+) -> None:
+    async with (
+        session(exact(clock, raise_on_exhausted=True)) as s,
+        s.post(server.url("/status/503"), data=b"x") as resp,
+    ):
+        assert resp.status == 503
+    assert server.count("/status/503") == 1
+
+
+async def test_through_wrap(server: MockServer, clock: FakeClock) -> None:
+    server.script("/x", 503, 200)
+    async with aiohttp.ClientSession() as s:
+        api = rh.wrap(s, exact(clock))
+        async with api.get(server.url("/x")) as resp:
+            assert resp.status == 200
+    assert server.count("/x") == 2
+
+
 # -- attempts mean requests on the wire -----------------------------------------------------
 
 
@@ -341,6 +361,17 @@ async def test_inner_attempt_timeout_is_retried(server: MockServer, clock: FakeC
     async with session(stack) as s, s.get(server.url("/slow")) as resp:
         assert await resp.read() == b"fast"
     assert server.count("/slow") == 2
+
+
+async def test_outer_deadline_during_an_attempt_is_not_retried(
+    server: MockServer, clock: FakeClock
+) -> None:
+    server.script("/slow", Reply(200, delay=30))
+    async with session(rh.Stack(rh.Timeout(2, clock=clock), exact(clock))) as s:
+        with pytest.raises(rh.DeadlineExceeded) as info:
+            await s.get(server.url("/slow"))
+    assert info.value.timeout == 2
+    assert server.count("/slow") == 1 and clock.sleeps == [30]  # only the server's own wait
 
 
 async def test_cancellation_during_backoff_propagates_untouched(
