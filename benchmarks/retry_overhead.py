@@ -8,6 +8,7 @@ aiohttp. Then, for each client, the garbage-collector runs (all generations, cou
 
 Clients:
   bare aiohttp             ClientSession()
+  no-op aiohttp middleware ClientSession(middlewares=(noop,)): what any middleware costs
   rh.Retry()               ClientSession(middlewares=(rh.Retry(),))  (body read inside)
   rh.Retry(stream=True)    headers only, as aiohttp-retry does
   aiohttp-retry            RetryClient(retry_options=ExponentialRetry(attempts=4))
@@ -95,6 +96,13 @@ async def clients(url: Any) -> tuple[list[Any], dict[str, Fetch]]:
     bare = aiohttp.ClientSession()
     closers.append(bare)
     out["bare aiohttp"] = getter(bare, url)
+
+    async def noop(request: Any, handler: Any) -> Any:
+        return await handler(request)
+
+    plain = aiohttp.ClientSession(middlewares=(noop,))
+    closers.append(plain)
+    out["no-op aiohttp middleware"] = getter(plain, url)
     retry = aiohttp.ClientSession(middlewares=(rh.Retry(),))
     closers.append(retry)
     out["rh.Retry()"] = getter(retry, url)
