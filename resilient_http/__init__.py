@@ -15,6 +15,7 @@ from resilient_http._clock import LOOP_CLOCK, Clock
 from resilient_http._middleware import Layer, Stack, Wrapped, resilient, wrap
 from resilient_http._standard import standard
 from resilient_http.backoff import Backoff
+from resilient_http.breaker import CircuitBreaker, CircuitState
 from resilient_http.cache import Cache
 from resilient_http.classify import Outcome, Verdict, classify
 from resilient_http.errors import (
@@ -37,6 +38,8 @@ __all__ = [
     "Timeout",
     "Cache",
     "Retry",
+    "CircuitBreaker",
+    "CircuitState",
     # retry helpers
     "Backoff",
     "RetryBudget",

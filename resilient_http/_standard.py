@@ -7,6 +7,7 @@ from datetime import timedelta
 from resilient_http._clock import Clock
 from resilient_http._middleware import Layer, Stack
 from resilient_http._validate import duration
+from resilient_http.breaker import CircuitBreaker
 from resilient_http.cache import Cache
 from resilient_http.retry import Retry
 from resilient_http.timeout import Timeout
@@ -21,6 +22,7 @@ def standard(
     attempt_timeout: float | timedelta | None = 10.0,
     attempts: int = 4,
     retry: Retry | bool = True,
+    breaker: bool | CircuitBreaker = True,
     clock: Clock | None = None,
 ) -> tuple[Stack]:
     """The recommended stack as a one-element tuple, ready for ``middlewares=``.
@@ -46,6 +48,11 @@ def standard(
             Default 4.
         retry: ``True`` (default) for ``Retry(attempts=attempts)``; a ``Retry`` of your own
             (then leave ``attempts`` alone); ``False`` for no retries.
+        breaker: a per-host :class:`CircuitBreaker` with its defaults (``True``, the
+            default), ``False`` for none, or your own ``CircuitBreaker``. On by default: its
+            defaults (open at 50 % failures over at least 20 calls in 30 s, break 5 s) leave
+            an API that fails now and then alone and only stop calls to a host that is
+            really down — where each retry would add load and latency for nothing.
         clock: the clock every layer reads; default the event loop's.
 
     Raises:
@@ -66,6 +73,10 @@ def standard(
         retry_layer = Retry(attempts, clock=clock) if retry else None
     else:
         raise TypeError(f"retry must be a bool or a Retry, got {type(retry).__name__} {retry!r}")
+    if not isinstance(breaker, (bool, CircuitBreaker)):
+        raise TypeError(
+            f"breaker must be a bool or a CircuitBreaker, got {type(breaker).__name__} {breaker!r}"
+        )
     layers: list[Layer] = []
     if isinstance(cache, Cache):
         layers.append(cache)
@@ -75,6 +86,10 @@ def standard(
         layers.append(Timeout(total, clock=clock))
     if retry_layer is not None:
         layers.append(retry_layer)
+    if breaker is True:
+        layers.append(CircuitBreaker(clock=clock))
+    elif isinstance(breaker, CircuitBreaker):
+        layers.append(breaker)
     if attempt is not None:
         layers.append(Timeout(attempt, clock=clock))
     return (Stack(*layers),)

@@ -13,6 +13,8 @@ DOCUMENTED = {
     "Timeout",
     "Cache",
     "Retry",
+    "CircuitBreaker",
+    "CircuitState",
     # retry helpers
     "Backoff",
     "RetryBudget",

@@ -317,6 +317,27 @@ async def test_a_reset_classified_permanent_is_still_not_resent_by_aiohttp(
     assert server.count("/reset") == 1
 
 
+async def test_standard_stack_in_an_outage_retries_then_fails_fast(
+    server: MockServer, clock: FakeClock
+) -> None:
+    """Retry outside the breaker: attempts count as the breaker's calls; once it opens,
+    CircuitOpen is final (not retried, not wrapped) and nothing more reaches the server."""
+    import random
+
+    outcomes: list[str] = []
+    retry = Retry(clock=clock, backoff=Backoff(random=random.Random(3).random))
+    async with session(*rh.standard(clock=clock, retry=retry)) as s:
+        for _ in range(30):
+            try:
+                async with s.get(server.url("/status/503")) as resp:
+                    outcomes.append(str(resp.status))
+            except rh.CircuitOpen:
+                outcomes.append("open")
+    # 5 calls x 4 attempts reach the breaker's minimum throughput (20) at 100 % failures.
+    assert outcomes == ["503"] * 5 + ["open"] * 25
+    assert server.count("/status/503") == 20
+
+
 # -- deadlines ------------------------------------------------------------------------------
 
 

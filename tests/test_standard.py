@@ -42,7 +42,8 @@ async def test_standard_works_as_session_middlewares() -> None:
 
 def test_standard_includes_retry_between_the_timeouts() -> None:
     layers = rh.standard()[0].layers
-    assert [type(layer).__name__ for layer in layers] == ["Timeout", "Retry", "Timeout"]
+    names = [type(layer).__name__ for layer in layers]
+    assert names == ["Timeout", "Retry", "CircuitBreaker", "Timeout"]
     assert layers[1].attempts == 4  # type: ignore[attr-defined]
     assert rh.standard(attempts=2)[0].layers[1].attempts == 2  # type: ignore[attr-defined]
     mine = rh.Retry(attempts=6, idempotency_key=True)
