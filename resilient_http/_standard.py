@@ -75,7 +75,8 @@ def standard(
         raise TypeError(f"retry must be a bool or a Retry, got {type(retry).__name__} {retry!r}")
     if not isinstance(breaker, (bool, CircuitBreaker)):
         raise TypeError(
-            f"breaker must be a bool or a CircuitBreaker, got {type(breaker).__name__} {breaker!r}"
+            f"breaker must be a bool or a CircuitBreaker, got {type(breaker).__name__} "
+            f"{breaker!r}"
         )
     layers: list[Layer] = []
     if isinstance(cache, Cache):

@@ -163,7 +163,9 @@ async def test_opens_at_the_ratio_fails_fast_probes_and_closes(mode: str) -> Non
 async def test_a_failed_probe_reopens_for_break_for(mode: str) -> None:
     clock = FakeClock()
     events: list[Event] = []
-    breaker = rh.CircuitBreaker(min_throughput=2, break_for=3, clock=clock, on_event=events.append)
+    breaker = rh.CircuitBreaker(
+        min_throughput=2, break_for=3, clock=clock, on_event=events.append
+    )
     async with MockServer() as server, client(mode, breaker, clock) as c:
         for _ in range(2):
             assert await status(c, server.url("/status/500")) == 500
