@@ -257,6 +257,8 @@ class Retry(Layer):
             if self._plain:
                 status = getattr(result, "status", None)
                 if status is None or (type(status) is int and status < 400):
+                    if type(call.state[i]) is float:  # type: ignore[index]
+                        return None  # first attempt succeeded: nothing to clean up
                     return self._succeeded(call, i)
             verdict = self._judge(result)
         elif not isinstance(error, Exception):
