@@ -538,10 +538,10 @@ async def test_events_for_every_decision_are_redacted(
 
 
 async def test_connections_are_released_after_many_retries_and_cancellations(
-    server: MockServer,
+    server: MockServer, clock: FakeClock
 ) -> None:
     server.random_faults("/flaky", error_ratio=0.3, reset_ratio=0.05, truncate_ratio=0.05, seed=1)
-    retry = Retry(backoff=Backoff(0.001, cap=0.002), budget=None)
+    retry = Retry(clock=clock, budget=None)
     async with session(retry, connector=aiohttp.TCPConnector(limit=20)) as s:
 
         async def one(k: int) -> None:
