@@ -65,9 +65,10 @@ class TokenBucket:
         elapsed = now - self.stamp
         if elapsed > 0:
             rate = self.rate
-            tokens = self.tokens + elapsed * rate
             if rate < self.base:
-                self._recover(now)
+                tokens = self.tokens + self._recover(now)
+            else:
+                tokens = self.tokens + elapsed * rate
             self.stamp = now
             cap = self.capacity
             self.tokens = tokens if tokens < cap else cap
@@ -77,9 +78,10 @@ class TokenBucket:
         elapsed = now - self.stamp
         if elapsed > 0:
             rate = self.rate
-            tokens = self.tokens + elapsed * rate
             if rate < self.base:
-                self._recover(now)
+                tokens = self.tokens + self._recover(now)
+            else:
+                tokens = self.tokens + elapsed * rate
             self.stamp = now
             cap = self.capacity
             self.tokens = tokens if tokens < cap else cap
@@ -109,14 +111,28 @@ class TokenBucket:
 
     # -- adapting -------------------------------------------------------------------------
 
-    def _recover(self, now: float) -> None:
-        start = self.stamp if self.stamp > self.hold_until else self.hold_until
-        if now > start:
-            rate = self.rate + (now - start) * self.step
-            if rate > self.base:
-                rate = self.base
-            self.rate = rate
-            self.capacity = max(1.0, self.burst * rate / self.base)
+    def _recover(self, now: float) -> float:
+        """Raise the rate additively for the time since the hold ended; return the tokens
+        accrued since ``stamp`` (the integral of the rate over that time)."""
+        stamp = self.stamp
+        rate = self.rate
+        start = stamp if stamp > self.hold_until else self.hold_until
+        if now <= start:
+            return (now - stamp) * rate
+        accrued = (start - stamp) * rate
+        step = self.step
+        full = start + (self.base - rate) / step  # when the rate is back to base
+        if now < full:
+            d = now - start
+            new = rate + d * step
+            accrued += d * (rate + new) / 2.0
+        else:
+            d = full - start
+            new = self.base
+            accrued += d * (rate + new) / 2.0 + (now - full) * new
+        self.rate = new
+        self.capacity = max(1.0, self.burst * new / self.base)
+        return accrued
 
     def _set_rate(self, rate: float) -> None:
         self.rate = min(self.base, max(rate, 1e-9))

@@ -1,0 +1,239 @@
+"""The pure rate-limit core: the adaptive token bucket and the priority FIFO of waiters."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from resilient_http._bucket import (
+    BACKGROUND,
+    MAX_BYPASS,
+    NORMAL,
+    URGENT,
+    TokenBucket,
+    WaitQueue,
+)
+
+
+def drain(bucket: TokenBucket, now: float) -> int:
+    n = 0
+    while bucket.try_take(now):
+        n += 1
+    return n
+
+
+def test_a_new_bucket_holds_its_burst_then_refills_at_the_rate() -> None:
+    b = TokenBucket(rate=10.0, burst=5.0, now=0.0, recovery=10.0)
+    assert drain(b, 0.0) == 5
+    assert not b.try_take(0.05)
+    assert b.try_take(0.1)
+    assert drain(b, 10.0) == 5  # never more than the capacity, however long idle
+
+
+def test_wait_for_counts_the_tokens_of_the_waiters_ahead() -> None:
+    b = TokenBucket(rate=10.0, burst=1.0, now=0.0, recovery=10.0)
+    assert b.wait_for(1, 0.0) == 0.0
+    assert b.try_take(0.0)
+    assert b.wait_for(1, 0.0) == pytest.approx(0.1)
+    assert b.wait_for(3, 0.0) == pytest.approx(0.3)  # two ahead, then us
+    assert b.wait_for(1, 0.05) == pytest.approx(0.05)
+
+
+def test_pause_is_a_debt_that_ends_exactly_when_the_pause_does() -> None:
+    b = TokenBucket(rate=10.0, burst=10.0, now=0.0, recovery=10.0)
+    assert b.pause(2.0, 0.0)
+    assert not b.try_take(1.999)
+    assert b.try_take(2.0)
+    assert not b.try_take(2.0)
+    # a shorter pause does not shorten a longer one
+    b.pause(10.0, 3.0)
+    assert not b.pause(5.0, 3.0)
+    assert b.wait_for(1, 3.0) == pytest.approx(7.0)
+
+
+def test_limit_rate_lowers_rate_and_capacity_then_recovers_additively() -> None:
+    b = TokenBucket(rate=100.0, burst=100.0, now=0.0, recovery=10.0)
+    assert b.limit_rate(10.0, 0.0, hold=1.0)
+    assert b.rate == 10.0
+    assert b.capacity == pytest.approx(10.0)
+    assert b.tokens <= 10.0
+    assert not b.limit_rate(50.0, 0.0, hold=1.0)  # headers only ever lower the rate
+    assert b.rate == 10.0
+    b.refill(1.0)  # still held
+    assert b.rate == 10.0
+    b.refill(2.0)  # one second of recovery: +10/s
+    assert b.rate == pytest.approx(20.0)
+    b.refill(100.0)
+    assert b.rate == 100.0
+    assert b.capacity == 100.0
+
+
+def test_slow_down_halves_once_per_hold() -> None:
+    b = TokenBucket(rate=8.0, burst=8.0, now=0.0, recovery=10.0)
+    assert b.slow_down(0.5, 0.0, hold=1.0)
+    assert not b.slow_down(0.5, 0.5, hold=1.0)
+    assert b.rate == 4.0
+    assert b.slow_down(0.5, 1.0, hold=1.0)
+    assert b.rate == 2.0
+
+
+def test_cap_tokens_and_give_back() -> None:
+    b = TokenBucket(rate=10.0, burst=10.0, now=0.0, recovery=10.0)
+    b.cap_tokens(3.0, 0.0)
+    assert drain(b, 0.0) == 3
+    b.give_back(0.0)
+    assert b.try_take(0.0)
+    b.cap_tokens(-5.0, 0.0)  # never below zero from a header
+    assert b.tokens == 0.0
+
+
+def test_idle_means_indistinguishable_from_new() -> None:
+    b = TokenBucket(rate=10.0, burst=10.0, now=0.0, recovery=1.0)
+    assert b.is_idle(0.0)
+    b.try_take(0.0)
+    assert not b.is_idle(0.0)
+    assert b.is_idle(1.0)
+    b.limit_rate(1.0, 1.0, hold=1.0)
+    assert not b.is_idle(1.5)
+    assert b.is_idle(10.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rate=st.floats(0.5, 1000.0),
+    burst=st.floats(1.0, 100.0),
+    steps=st.lists(st.floats(0.0, 0.5), min_size=1, max_size=200),
+)
+def test_never_more_than_burst_plus_rate_times_elapsed(
+    rate: float, burst: float, steps: list[float]
+) -> None:
+    """For any schedule of attempts: tokens handed out within [0, t] <= burst + rate * t."""
+    b = TokenBucket(rate=rate, burst=burst, now=0.0, recovery=10.0)
+    now = 0.0
+    taken = 0
+    for step in steps:
+        now += step
+        taken += drain(b, now)
+        assert taken <= math.floor(burst + rate * now + 1e-6) + 1e-9
+        assert b.tokens <= b.capacity + 1e-9
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rate=st.floats(0.5, 500.0),
+    actions=st.lists(
+        st.tuples(
+            st.sampled_from(["take", "pause", "limit", "slow", "cap", "give"]),
+            st.floats(0.0, 2.0),
+            st.floats(0.001, 1000.0),
+        ),
+        max_size=60,
+    ),
+)
+def test_adaptation_keeps_the_bucket_sane(
+    rate: float, actions: list[tuple[str, float, float]]
+) -> None:
+    """Whatever the server says, the rate stays in (0, base] and tokens <= capacity."""
+    b = TokenBucket(rate=rate, burst=max(1.0, rate), now=0.0, recovery=5.0)
+    now = 0.0
+    for action, dt, x in actions:
+        now += dt
+        if action == "take":
+            b.try_take(now)
+        elif action == "pause":
+            b.pause(now + min(x, 60.0), now)
+        elif action == "limit":
+            b.limit_rate(x, now, hold=1.0)
+        elif action == "slow":
+            b.slow_down(0.5, now, hold=1.0)
+        elif action == "cap":
+            b.cap_tokens(x - 10, now)
+        else:
+            b.give_back(now)
+        assert 0 < b.rate <= b.base
+        assert 1.0 <= b.capacity <= b.burst + 1e-9
+        assert b.tokens <= b.capacity + 1e-9
+        assert math.isfinite(b.wait_for(1, now))
+
+
+class F:
+    """A waiter stand-in with asyncio.Future's done()."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.dead = False
+
+    def done(self) -> bool:
+        return self.dead
+
+
+def names(q: WaitQueue, n: int) -> list[str]:
+    return [q.pop().name for _ in range(n)]
+
+
+def test_fifo_within_a_class() -> None:
+    q = WaitQueue()
+    for i in range(5):
+        q.push(F(f"n{i}"), NORMAL)
+    assert names(q, 5) == ["n0", "n1", "n2", "n3", "n4"]
+    assert len(q) == 0
+
+
+def test_urgent_overtakes_normal_and_background() -> None:
+    q = WaitQueue()
+    q.push(F("b0"), BACKGROUND)
+    q.push(F("n0"), NORMAL)
+    q.push(F("u0"), URGENT)
+    q.push(F("u1"), URGENT)
+    assert names(q, 4) == ["u0", "u1", "n0", "b0"]
+
+
+def test_background_is_not_starved_by_a_stream_of_urgent_work() -> None:
+    q = WaitQueue()
+    for i in range(3):
+        q.push(F(f"b{i}"), BACKGROUND)
+    served = []
+    for i in range(30):
+        q.push(F(f"u{i}"), URGENT)
+        q.push(F(f"u{i}x"), URGENT)  # urgent arrives faster than it is served
+        served.append(q.pop().name)
+    backgrounds = [s for s in served if s.startswith("b")]
+    assert backgrounds == ["b0", "b1", "b2"]  # FIFO within the class, all served
+    first = served.index("b0")
+    assert first == MAX_BYPASS  # passed over exactly MAX_BYPASS times, then served
+    assert served.index("b1") - first == MAX_BYPASS + 1
+
+
+def test_three_classes_each_get_served_under_pressure() -> None:
+    q = WaitQueue()
+    for i in range(10):
+        q.push(F(f"n{i}"), NORMAL)
+        q.push(F(f"b{i}"), BACKGROUND)
+    served = []
+    for i in range(40):
+        q.push(F(f"u{i}"), URGENT)
+        served.append(q.pop().name)
+    window = MAX_BYPASS + 2
+    for cls in "nb":
+        idx = [k for k, s in enumerate(served) if s.startswith(cls)]
+        assert idx, cls
+        gaps = [b - a for a, b in zip([-1, *idx], idx)]
+        assert max(gaps) <= window, (cls, served)
+
+
+def test_cancelled_waiters_are_skipped_and_counted_out() -> None:
+    q = WaitQueue()
+    ws = [F(f"n{i}") for i in range(200)]
+    for w in ws:
+        q.push(w, NORMAL)
+    for w in ws[:150]:
+        w.dead = True
+        q.discard(NORMAL)
+    assert len(q) == 50
+    assert len(q.queues[NORMAL]) <= 4 * 50 + 64  # compacted, not left to grow
+    assert q.ahead(NORMAL) == 50
+    assert names(q, 50) == [f"n{i}" for i in range(150, 200)]
+    assert len(q.queues[NORMAL]) == 0
