@@ -24,6 +24,7 @@ from resilient_http.errors import (
     RetriesExhausted,
 )
 from resilient_http.events import Event, EventHook
+from resilient_http.ratelimit import RateLimit, priority
 from resilient_http.timeout import Timeout, current_deadline
 
 __version__ = "0.1.0"
@@ -31,6 +32,8 @@ __version__ = "0.1.0"
 __all__ = [
     # layers
     "Timeout",
+    "RateLimit",
+    "priority",
     # composition
     "Layer",
     "Stack",

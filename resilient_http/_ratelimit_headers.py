@@ -130,15 +130,18 @@ def _duration(value: str) -> float | None:
         pos = m.end()
         amount = float(m.group(1))
         unit = m.group(2)
-        total += amount * {
-            "h": 3600.0,
-            "m": 60.0,
-            "s": 1.0,
-            "ms": 1e-3,
-            "us": 1e-6,
-            "µs": 1e-6,
-            "ns": 1e-9,
-        }[unit]
+        total += (
+            amount
+            * {
+                "h": 3600.0,
+                "m": 60.0,
+                "s": 1.0,
+                "ms": 1e-3,
+                "us": 1e-6,
+                "µs": 1e-6,
+                "ns": 1e-9,
+            }[unit]
+        )
     if pos != len(text) or pos == 0:
         return None
     return total

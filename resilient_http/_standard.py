@@ -7,6 +7,7 @@ from datetime import timedelta
 from resilient_http._clock import Clock
 from resilient_http._middleware import Layer, Stack
 from resilient_http._validate import duration
+from resilient_http.ratelimit import RateLimit
 from resilient_http.timeout import Timeout
 
 __all__ = ["standard"]
@@ -16,6 +17,7 @@ def standard(
     *,
     total_timeout: float | timedelta | None = 30.0,
     attempt_timeout: float | timedelta | None = 10.0,
+    rate: float | RateLimit | None = None,
     clock: Clock | None = None,
 ) -> tuple[Stack]:
     """The recommended stack as a one-element tuple, ready for ``middlewares=``.
@@ -32,6 +34,9 @@ def standard(
             ``None`` for no total deadline. Default 30.
         attempt_timeout: limit for each attempt, body included, in seconds; ``None`` for none.
             Default 10. Must not be longer than ``total_timeout``.
+        rate: requests per second per host, as a number (``RateLimit(rate)``: burst = rate,
+            adaptive to the server's rate-limit headers), or a configured ``RateLimit``.
+            Inside ``Retry``: each attempt costs a token. Default ``None``: no rate limit.
         clock: the clock every layer reads; default the event loop's.
 
     Raises:
@@ -47,6 +52,16 @@ def standard(
     layers: list[Layer] = []
     if total is not None:
         layers.append(Timeout(total, clock=clock))
+    if rate is not None:
+        if isinstance(rate, RateLimit):
+            layers.append(rate)
+        elif isinstance(rate, (int, float)) and not isinstance(rate, bool):
+            layers.append(RateLimit(rate, clock=clock))
+        else:
+            raise TypeError(
+                f"rate must be a number of requests per second, a RateLimit or None, "
+                f"got {type(rate).__name__} {rate!r}"
+            )
     if attempt is not None:
         layers.append(Timeout(attempt, clock=clock))
     return (Stack(*layers),)

@@ -154,7 +154,7 @@ class MemoryStore:
         found = buckets.get(key)
         if found is None:
             if len(buckets) >= self.max_keys:
-                _evict(buckets, lambda b: b.is_idle(now))
+                _evict(buckets, self.max_keys, lambda b: b.is_idle(now))
             found = buckets[key] = make(now)
         return found
 
@@ -162,11 +162,13 @@ class MemoryStore:
         return len(self._buckets)
 
 
-def _evict(table: dict[Any, Any], idle: Callable[[Any], bool], scan: int = 64) -> None:
-    """Drop idle entries among the oldest ``scan`` of ``table``."""
-    drop = []
+def _evict(table: dict[Any, Any], limit: int, idle: Callable[[Any], bool]) -> None:
+    """Make room for one entry under ``limit``: drop the oldest idle entries (looking at the
+    oldest 64 at most, so a table full of busy entries may stay over the limit)."""
+    need = len(table) - limit + 1
+    drop: list[Any] = []
     for n, (key, value) in enumerate(table.items()):
-        if n >= scan:
+        if n >= 64 or len(drop) >= need:
             break
         if idle(value):
             drop.append(key)
@@ -354,10 +356,13 @@ class RateLimit(Layer):
         if len(lanes) >= self.max_keys:
             _evict(
                 lanes,
-                lambda lane: not lane.waiting
-                and not lane.inflight
-                and lane.handle is None
-                and lane.bucket.is_idle(now),
+                self.max_keys,
+                lambda lane: (
+                    not lane.waiting
+                    and not lane.inflight
+                    and lane.handle is None
+                    and lane.bucket.is_idle(now)
+                ),
             )
         lane = lanes[key] = _Lane(self.store.bucket(key, now, self._new_bucket))
         return lane
@@ -448,9 +453,7 @@ class RateLimit(Layer):
         if fut.done():
             return
         wait = self.max_wait or 0.0
-        fut.set_exception(
-            RateLimitExceeded(f"no token within max_wait ({wait:.3g} s)", wait=wait)
-        )
+        fut.set_exception(RateLimitExceeded(f"no token within max_wait ({wait:.3g} s)", wait=wait))
         self._discard(lane, prio)
 
     # -- adapting -------------------------------------------------------------------------

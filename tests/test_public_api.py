@@ -9,6 +9,8 @@ import resilient_http.testing as rht
 DOCUMENTED = {
     # layers
     "Timeout",
+    "RateLimit",
+    "priority",
     # composition
     "Layer",
     "Stack",

@@ -22,9 +22,7 @@ NOW = 1_700_000_000.0  # a wall-clock time, epoch seconds
 
 
 def test_ietf_structured_fields() -> None:
-    h = CIMultiDict(
-        {"RateLimit-Policy": '"default";q=50;w=1', "RateLimit": '"default";r=7;t=30'}
-    )
+    h = CIMultiDict({"RateLimit-Policy": '"default";q=50;w=1', "RateLimit": '"default";r=7;t=30'})
     assert parse_limits(h, NOW) == Limits(remaining=7, reset=30, quota=50, window=1)
     assert parse_limits(h, NOW).rate == 50.0
 
