@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -220,7 +221,7 @@ def test_three_classes_each_get_served_under_pressure() -> None:
     for cls in "nb":
         idx = [k for k, s in enumerate(served) if s.startswith(cls)]
         assert idx, cls
-        gaps = [b - a for a, b in zip([-1, *idx], idx, strict=True)]
+        gaps = [b - a for a, b in itertools.pairwise([-1, *idx])]
         assert max(gaps) <= window, (cls, served)
 
 
