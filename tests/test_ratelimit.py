@@ -736,3 +736,32 @@ async def test_standard_stack_rejects_a_wait_past_its_total_deadline() -> None:
         with pytest.raises(rh.RateLimitExceeded, match="deadline"):
             await s.get(server.url("/ok"))
         assert server.count("/ok") == 1
+
+
+async def test_remaining_quota_counts_the_requests_still_in_flight() -> None:
+    """A response saying 2 requests remain, while 3 others are still in flight, leaves no
+    token: those 3 will use the quota first."""
+    clock = FakeClock()
+    rl = RateLimit(100, clock=clock)
+    gate = asyncio.Event()
+    async with MockServer(clock=clock) as server, aiohttp.ClientSession() as s:
+        server.script("/q", Reply(200, headers={"RateLimit": '"default";r=2;t=10'}))
+
+        @rh.resilient(rl)
+        async def fetch(wait: bool) -> aiohttp.ClientResponse:
+            if wait:
+                await gate.wait()
+            resp = await s.get(server.url("/q"))
+            resp.release()
+            return resp
+
+        held = [asyncio.create_task(fetch(True)) for _ in range(3)]
+        await asyncio.sleep(0)
+        assert rl.in_flight(None) == 3
+        await fetch(False)
+        bucket = rl.bucket(None)
+        assert bucket is not None
+        assert bucket.tokens == 0.0
+        assert bucket.rate == pytest.approx(2 / 10)  # no policy: remaining / reset
+        gate.set()
+        await asyncio.gather(*held)
