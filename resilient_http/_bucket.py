@@ -28,6 +28,7 @@ __all__ = ["TokenBucket", "WaitQueue", "URGENT", "NORMAL", "BACKGROUND", "MAX_BY
 
 EPS = 1e-6
 """Float slack: a bucket holding 0.999999 tokens has one (timers may fire a hair early)."""
+_ONE = 1.0 - EPS
 
 URGENT, NORMAL, BACKGROUND = 0, 1, 2
 
@@ -74,20 +75,22 @@ class TokenBucket:
             self.tokens = tokens if tokens < cap else cap
 
     def try_take(self, now: float) -> bool:
-        """Take one token if one is available at ``now``."""
+        """Take one token if one is available at ``now`` (the fast path: keep it lean)."""
+        tokens = self.tokens
         elapsed = now - self.stamp
         if elapsed > 0:
             rate = self.rate
             if rate < self.base:
-                tokens = self.tokens + self._recover(now)
+                tokens += self._recover(now)
             else:
-                tokens = self.tokens + elapsed * rate
+                tokens += elapsed * rate
             self.stamp = now
-            cap = self.capacity
-            self.tokens = tokens if tokens < cap else cap
-        if self.tokens >= 1.0 - EPS:
-            self.tokens -= 1.0
+            if tokens > self.capacity:
+                tokens = self.capacity
+        if tokens >= _ONE:
+            self.tokens = tokens - 1.0
             return True
+        self.tokens = tokens
         return False
 
     def wait_for(self, n: float, now: float) -> float:

@@ -245,6 +245,7 @@ class RateLimit(Layer):
         "_lanes",
         "_per_second",
         "_limit",
+        "_now",
     )
     uses_state = True
 
@@ -291,6 +292,7 @@ class RateLimit(Layer):
         if clock is not None and not isinstance(clock, Clock):
             raise TypeError(f"clock must be a Clock (now, sleep, call_at), got {clock!r}")
         self.clock: Clock = clock if clock is not None else LOOP_CLOCK
+        self._now = self.clock.now
         self._emit = Emitter("RateLimit", on_event)
         self._lanes: dict[Hashable, _Lane] = {}
         self._per_second = self.rate / self.per
@@ -315,11 +317,7 @@ class RateLimit(Layer):
         if lane is None:
             lane = self._new_lane(key)
         call.state[i] = lane  # type: ignore[index]
-        if (
-            not lane.waiting
-            and lane.inflight < self._limit
-            and lane.bucket.try_take(self.clock.now())
-        ):
+        if not lane.waiting and lane.inflight < self._limit and lane.bucket.try_take(self._now()):
             lane.inflight += 1
             return None
         return self._queue(lane, call)
@@ -419,11 +417,17 @@ class RateLimit(Layer):
                 priority=_NAMES[prio],
             )
 
-    def _dispatch(self, lane: _Lane) -> None:
-        """Serve waiters while tokens and slots allow; else arm the key's one timer."""
+    def _dispatch(self, lane: _Lane, now: float | None = None) -> None:
+        """Serve waiters while tokens and slots allow; else arm the key's one timer.
+
+        The timer passes the time it was *due*, not the time it ran: tokens are granted as of
+        then, so the event loop's lateness delays a grant but never loses a token (with
+        ``burst=1`` every late timer would otherwise shave a little off the rate).
+        """
         if not lane.waiting:
             return
-        now = self.clock.now()
+        if now is None:
+            now = self._now()
         bucket = lane.bucket
         queue = lane.queue
         limit = self._limit
@@ -431,16 +435,16 @@ class RateLimit(Layer):
             if not bucket.try_take(now):
                 if lane.handle is None:
                     when = now + bucket.wait_for(1.0, now)
-                    lane.handle = self.clock.call_at(when, self._on_timer, lane)
+                    lane.handle = self.clock.call_at(when, self._on_timer, lane, when)
                 return
             fut = queue.pop()
             lane.waiting -= 1
             lane.inflight += 1
             fut.set_result(None)
 
-    def _on_timer(self, lane: _Lane) -> None:
+    def _on_timer(self, lane: _Lane, when: float) -> None:
         lane.handle = None
-        self._dispatch(lane)
+        self._dispatch(lane, when)
 
     def _discard(self, lane: _Lane, prio: int) -> None:
         lane.waiting -= 1
