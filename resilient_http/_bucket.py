@@ -45,12 +45,32 @@ class TokenBucket:
         now: the creation time; the bucket starts full.
         recovery: seconds to climb from zero back to ``rate`` (additive increase of
             ``rate / recovery`` per second).
+        min_rate: the rate is never lowered below this (tokens per second). Default: a
+            millionth of ``rate``.
     """
 
-    __slots__ = ("base", "burst", "rate", "capacity", "tokens", "stamp", "hold_until", "step")
+    __slots__ = (
+        "base",
+        "burst",
+        "rate",
+        "capacity",
+        "tokens",
+        "stamp",
+        "hold_until",
+        "step",
+        "min_rate",
+    )
 
-    def __init__(self, rate: float, burst: float, now: float, recovery: float) -> None:
+    def __init__(
+        self,
+        rate: float,
+        burst: float,
+        now: float,
+        recovery: float,
+        min_rate: float | None = None,
+    ) -> None:
         self.base = rate
+        self.min_rate = min(rate, rate * 1e-6 if min_rate is None else min_rate)
         self.burst = burst
         self.rate = rate
         self.capacity = burst
@@ -138,7 +158,7 @@ class TokenBucket:
         return accrued
 
     def _set_rate(self, rate: float) -> None:
-        self.rate = min(self.base, max(rate, 1e-9))
+        self.rate = min(self.base, max(rate, self.min_rate))
         self.capacity = max(1.0, self.burst * self.rate / self.base)
         if self.tokens > self.capacity:
             self.tokens = self.capacity

@@ -261,7 +261,7 @@ def parse_policy(value: Any) -> tuple[float, float] | None:
     for item, params in _members(value):
         q = parse_number(params["q"]) if "q" in params else parse_number(item)
         w = parse_number(params.get("w"))
-        if q is None or w is None or w <= 0:
+        if q is None or w is None or q <= 0 or w <= 0:
             continue
         if best is None or q / w < best[0] / best[1]:
             best = (q, w)

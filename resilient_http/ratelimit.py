@@ -215,8 +215,8 @@ class RateLimit(Layer):
             is held until the response is read, or the error/cancellation). Default ``None``.
         recovery: seconds an adapted rate takes to climb from zero back to ``rate`` (additive
             increase of ``rate / recovery`` per second). Default 10.
-        max_pause: longest pause a server's ``Retry-After``/reset can impose, seconds.
-            Default 60.
+        max_pause: longest pause a server's ``Retry-After``/reset can impose, seconds; the
+            rate is never adapted below one request per ``max_pause`` either. Default 60.
         store: the :class:`BucketStore`; default a new :class:`MemoryStore`.
         max_keys: keys (hosts) tracked before idle ones are forgotten. Default 10 000.
         clock: the time source; default the event loop's. Tests pass a ``FakeClock``.
@@ -366,7 +366,10 @@ class RateLimit(Layer):
         return lane
 
     def _new_bucket(self, now: float) -> TokenBucket:
-        return TokenBucket(self._per_second, self.burst, now, self.recovery)
+        # A server's headers never slow a key below one request per max_pause.
+        return TokenBucket(
+            self._per_second, self.burst, now, self.recovery, min_rate=1.0 / self.max_pause
+        )
 
     def _queue(self, lane: _Lane, call: Call) -> Awaitable[None]:
         now = self.clock.now()

@@ -238,3 +238,12 @@ def test_cancelled_waiters_are_skipped_and_counted_out() -> None:
     assert q.ahead(NORMAL) == 50
     assert names(q, 50) == [f"n{i}" for i in range(150, 200)]
     assert len(q.queues[NORMAL]) == 0
+
+
+def test_the_rate_is_never_lowered_below_its_floor() -> None:
+    b = TokenBucket(rate=100.0, burst=100.0, now=0.0, recovery=10.0, min_rate=1 / 60)
+    b.limit_rate(1 / 86400, 0.0, hold=1.0)  # "one request a day"
+    assert b.rate == pytest.approx(1 / 60)
+    for _ in range(20):
+        b.slow_down(0.5, b.hold_until, hold=1.0)
+    assert b.rate == pytest.approx(1 / 60)

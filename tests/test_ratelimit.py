@@ -765,3 +765,41 @@ async def test_remaining_quota_counts_the_requests_still_in_flight() -> None:
         assert bucket.rate == pytest.approx(2 / 10)  # no policy: remaining / reset
         gate.set()
         await asyncio.gather(*held)
+
+
+async def test_a_deadline_reached_while_waiting_is_a_timeout_and_leaves_the_queue_clean() -> None:
+    clock = FakeClock()
+    rl = RateLimit(10, burst=1, clock=clock)
+
+    @rh.resilient(rh.Timeout(1.0, clock=clock), rl)
+    async def call() -> None: ...
+
+    await call()
+    task = asyncio.ensure_future(call())  # 0.1 s to wait: within the deadline
+    await asyncio.sleep(0)
+    assert rl.waiting(None) == 1
+    bucket = rl.bucket(None)
+    assert bucket is not None
+    bucket.pause(5.0, clock.now())  # then the server asks for a pause
+    await clock.advance(1.0)
+    with pytest.raises(rh.DeadlineExceeded):
+        await task
+    assert rl.waiting(None) == 0 and rl.in_flight(None) == 0
+    assert clock.pending() == 0
+
+
+async def test_a_hostile_policy_cannot_freeze_the_client() -> None:
+    clock = FakeClock()
+    rl = RateLimit(10, max_pause=30, clock=clock)
+    async with MockServer(clock=clock) as server, aiohttp.ClientSession(middlewares=(rl,)) as s:
+        server.script(
+            "/slow",
+            Reply(200, headers={"RateLimit-Policy": "1;w=86400", "Retry-After": "99999"}),
+            Reply(429, headers={"Retry-After": "99999", "RateLimit": '"d";r=0;t=99999'}),
+        )
+        (await s.get(server.url("/slow"))).release()
+        (await s.get(server.url("/slow"))).release()
+        bucket = rl.bucket(origin_key(server))
+        assert bucket is not None
+        assert bucket.rate == pytest.approx(1 / 30)
+        assert bucket.wait_for(1, clock.now()) <= 30.0
