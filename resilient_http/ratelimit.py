@@ -397,7 +397,7 @@ class RateLimit(Layer):
     ) -> None:
         expiry = None
         if self.max_wait is not None and not fut.done():
-            expiry = self.clock.call_at(since + self.max_wait, self._expire, lane, fut, prio)
+            expiry = self.clock.call_at(since + self.max_wait, self._expire, lane, fut, prio, call)
         try:
             await fut
         except asyncio.CancelledError:
@@ -456,10 +456,11 @@ class RateLimit(Layer):
             lane.handle.cancel()
             lane.handle = None
 
-    def _expire(self, lane: _Lane, fut: asyncio.Future[None], prio: int) -> None:
+    def _expire(self, lane: _Lane, fut: asyncio.Future[None], prio: int, call: Call) -> None:
         if fut.done():
             return
         wait = self.max_wait or 0.0
+        self._event("ratelimit.rejected", call, logging.INFO, wait=wait, bound=wait)
         fut.set_exception(RateLimitExceeded(f"no token within max_wait ({wait:.3g} s)", wait=wait))
         self._discard(lane, prio)
 

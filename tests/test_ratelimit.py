@@ -301,7 +301,8 @@ async def test_an_outer_deadline_bounds_the_wait() -> None:
 
 async def test_max_wait_also_ends_a_wait_that_grew_while_waiting() -> None:
     clock = FakeClock()
-    rl = RateLimit(10, burst=1, max_wait=1.0, clock=clock)
+    events: list[rh.Event] = []
+    rl = RateLimit(10, burst=1, max_wait=1.0, clock=clock, on_event=events.append)
 
     @rh.resilient(rl)
     async def call() -> None: ...
@@ -317,6 +318,8 @@ async def test_max_wait_also_ends_a_wait_that_grew_while_waiting() -> None:
         await task
     assert rl.waiting(None) == 0
     assert clock.pending() == 0
+    assert [e.name for e in events] == ["ratelimit.rejected"]
+    assert clock.now() == 1.0
 
 
 # -- cancellation --------------------------------------------------------------------------
