@@ -806,3 +806,30 @@ async def test_a_hostile_policy_cannot_freeze_the_client() -> None:
         assert bucket is not None
         assert bucket.rate == pytest.approx(1 / 30)
         assert bucket.wait_for(1, clock.now()) <= 30.0
+
+
+async def test_the_bulkhead_holds_a_slot_until_the_response_is_done() -> None:
+    clock = FakeClock()
+    rl = RateLimit(1000, max_concurrency=2, clock=clock)
+    async with MockServer(clock=clock) as server, aiohttp.ClientSession(
+        middlewares=(rl,)
+    ) as s:
+        server.script("/slow", Reply(200, delay=1.0))
+        key = origin_key(server)
+
+        async def one() -> int:
+            async with s.get(server.url("/slow")) as resp:
+                return resp.status
+
+        tasks = [asyncio.create_task(one()) for _ in range(5)]
+        await server.wait_for_requests(2, path="/slow")
+        assert rl.in_flight(key) == 2 and rl.waiting(key) == 3
+        assert server.count("/slow") == 2
+        await clock.advance(1.0)
+        await server.wait_for_requests(4, path="/slow")
+        assert server.count("/slow") == 4
+        await clock.advance(1.0)
+        await server.wait_for_requests(5, path="/slow")
+        await clock.advance(1.0)
+        assert await asyncio.gather(*tasks) == [200] * 5
+        assert rl.in_flight(key) == 0 and rl.waiting(key) == 0
