@@ -1,4 +1,4 @@
-"""Pure pieces of the rate limiter: the adaptive token bucket and the priority FIFO of waiters.
+"""The rate limiter's adaptive token bucket, and how a response's limits adapt it. Pure.
 
 Nothing here reads a clock or touches the event loop: time comes in as ``now`` (seconds on
 the layer's clock), so every formula is tested without sleeping.
@@ -21,19 +21,13 @@ Adaptation (AIMD)
 
 from __future__ import annotations
 
-from collections import deque
-from typing import Any
+from resilient_http._ratelimit_headers import Limits
 
-__all__ = ["TokenBucket", "WaitQueue", "URGENT", "NORMAL", "BACKGROUND", "MAX_BYPASS"]
+__all__ = ["TokenBucket", "adapt", "EPS"]
 
 EPS = 1e-6
 """Float slack: a bucket holding 0.999999 tokens has one (timers may fire a hair early)."""
 _ONE = 1.0 - EPS
-
-URGENT, NORMAL, BACKGROUND = 0, 1, 2
-
-MAX_BYPASS = 4
-"""A priority class that has waiters is passed over at most this many times in a row."""
 
 
 class TokenBucket:
@@ -216,72 +210,71 @@ class TokenBucket:
         )
 
 
-class WaitQueue:
-    """Waiters of one key: FIFO within a priority class, urgent before normal before
-    background, and no class passed over more than :data:`MAX_BYPASS` times in a row.
+def adapt(
+    bucket: TokenBucket,
+    limits: Limits,
+    status: int,
+    now: float,
+    in_flight: int,
+    max_pause: float,
+) -> tuple[str, float]:
+    """Apply what one response said to its key's bucket.
 
-    The rule: each pick serves the highest class with waiters, unless a lower class with
-    waiters has already been passed over ``MAX_BYPASS`` times in a row; then the highest such
-    starved class is served (and its count reset). So while urgent work keeps tokens scarce,
-    background work still gets at least one token in ``MAX_BYPASS + 2`` (one in five with two
-    classes waiting).
+    Args:
+        limits: the parsed headers (``Retry-After`` only parsed on 429/503).
+        status: the response status.
+        in_flight: other requests of the key still in flight (they will use some of the
+            remaining quota first).
+        max_pause: cap on any pause, seconds.
 
-    Entries are any objects with ``done()`` (asyncio futures): an entry that is done (cancelled,
-    expired) is skipped lazily; :meth:`discard` keeps the live counts right.
+    Returns:
+        ``(reason, pause)``: why the bucket changed (``""`` if it did not; else ``"policy"``,
+        ``"remaining"``, ``"429"``, ``"exhausted"``, ``"retry-after"`` joined by ``+``) and
+        the pause imposed in seconds (0 for none).
+
+    The rules, in order:
+
+    1. A declared policy (``q`` per ``w``) lowers the rate to ``q/w`` and holds it for ``w``;
+       without one, ``remaining / reset`` does (the rate that spreads the remaining quota).
+    2. A 429 without a declared policy halves the rate (once per hold); any 429 empties the
+       bucket (the server had no token for us, so ours was an over-estimate).
+    3. ``remaining`` caps the tokens, minus the requests still in flight; none remaining
+       pauses until the reset, unless the declared rate refills sooner than that.
+    4. A 429 or 503 with ``Retry-After`` pauses for it.
     """
-
-    __slots__ = ("queues", "live", "bypassed")
-
-    def __init__(self) -> None:
-        self.queues: tuple[deque[Any], deque[Any], deque[Any]] = (deque(), deque(), deque())
-        self.live = [0, 0, 0]
-        self.bypassed = [0, 0, 0]
-
-    def __len__(self) -> int:
-        live = self.live
-        return live[0] + live[1] + live[2]
-
-    def push(self, item: Any, priority: int) -> None:
-        self.queues[priority].append(item)
-        self.live[priority] += 1
-
-    def ahead(self, priority: int) -> int:
-        """Live waiters a newcomer of ``priority`` would wait behind (bypasses aside)."""
-        return sum(self.live[: priority + 1])
-
-    def discard(self, priority: int) -> None:
-        """One entry of ``priority`` went away (done); it is dropped lazily."""
-        self.live[priority] -= 1
-        q = self.queues[priority]
-        if len(q) > 64 and len(q) > 4 * self.live[priority]:
-            keep = [x for x in q if not x.done()]
-            q.clear()
-            q.extend(keep)
-
-    def pick(self) -> int:
-        """The class whose head is served next (the queue must not be empty)."""
-        live = self.live
-        bypassed = self.bypassed
-        top = 0 if live[0] else (1 if live[1] else 2)
-        for c in range(top + 1, 3):
-            if live[c] and bypassed[c] >= MAX_BYPASS:
-                return c
-        return top
-
-    def pop(self) -> Any:
-        """Remove and return the next live entry, by the rule above."""
-        c = self.pick()
-        live = self.live
-        bypassed = self.bypassed
-        bypassed[c] = 0
-        for lower in range(c + 1, 3):
-            if live[lower]:
-                bypassed[lower] += 1
-        q = self.queues[c]
-        item = q.popleft()
-        while item.done():
-            item = q.popleft()
-        live[c] -= 1
-        if not live[c]:
-            q.clear()  # drop dead entries left behind
-        return item
+    reasons: list[str] = []
+    pause = 0.0
+    declared = limits.rate
+    remaining = limits.remaining
+    reset = limits.reset
+    if declared is not None:
+        if bucket.limit_rate(declared, now, min(max_pause, limits.window or 1.0)):
+            reasons.append("policy")
+    elif (
+        remaining is not None
+        and reset is not None
+        and reset > 0
+        and remaining >= 1
+        and bucket.limit_rate(remaining / reset, now, min(max_pause, reset))
+    ):
+        reasons.append("remaining")
+    if status == 429:
+        if declared is None and bucket.slow_down(0.5, now, 1.0 / bucket.rate):
+            reasons.append("429")
+        bucket.cap_tokens(0.0, now)
+    if remaining is not None:
+        if remaining >= 1:
+            bucket.cap_tokens(remaining - in_flight, now)
+        elif reset is not None and (declared is None or reset <= 1.0 / declared):
+            delay = min(reset, max_pause)
+            if bucket.pause(now + delay, now):
+                pause = delay
+                reasons.append("exhausted")
+        else:
+            bucket.cap_tokens(0.0, now)
+    if (status == 429 or status == 503) and limits.retry_after is not None:
+        delay = min(limits.retry_after, max_pause)
+        if bucket.pause(now + delay, now):
+            pause = max(pause, delay)
+            reasons.append("retry-after")
+    return "+".join(reasons), pause

@@ -7,7 +7,7 @@ then ``rate`` per ``per``). Each request takes a token; inside ``Retry`` each *a
 Waiting. When no token is free the request joins its key's queue: first in, first out within
 a priority class; urgent before normal before background, and no class is passed over more
 than four times in a row (so background work still gets one token in five while urgent work
-keeps tokens scarce; see :class:`resilient_http._bucket.WaitQueue`). One timer per key is
+keeps tokens scarce; see :class:`resilient_http._waitqueue.WaitQueue`). One timer per key is
 armed for the moment the head of the queue can go, on the layer's clock: a token wakes exactly
 one waiter, however many wait (no thundering herd). ``max_wait`` and an outer ``Timeout``'s
 deadline bound the wait: when the computed wait is longer, :class:`RateLimitExceeded` is
@@ -48,16 +48,18 @@ import time
 from collections.abc import Awaitable, Callable, Hashable
 from contextvars import ContextVar, Token
 from datetime import timedelta
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from aiohttp import ClientResponse, ClientResponseError
 from multidict import istr
 
-from resilient_http._bucket import BACKGROUND, EPS, NORMAL, URGENT, TokenBucket, WaitQueue
+from resilient_http._bucket import EPS, TokenBucket, adapt
+from resilient_http._bucket_store import BucketStore, MemoryStore, evict
 from resilient_http._clock import LOOP_CLOCK, Clock
 from resilient_http._middleware import Call, Layer, Step
 from resilient_http._ratelimit_headers import parse_limits
 from resilient_http._validate import callable_or_none, duration, optional_duration, positive_int
+from resilient_http._waitqueue import BACKGROUND, NORMAL, URGENT, WaitQueue
 from resilient_http.errors import RateLimitExceeded
 from resilient_http.events import Emitter, EventHook
 from resilient_http.timeout import current_deadline
@@ -116,64 +118,6 @@ class priority:
 
     def __repr__(self) -> str:
         return f"priority({self.level!r})"
-
-
-@runtime_checkable
-class BucketStore(Protocol):
-    """Where bucket state lives, by key. The default :class:`MemoryStore` keeps it in this
-    process; a shared store (e.g. Redis) returns objects with the same methods as
-    :class:`~resilient_http._bucket.TokenBucket` backed by the shared state."""
-
-    def bucket(
-        self, key: Hashable, now: float, make: Callable[[float], TokenBucket]
-    ) -> TokenBucket:
-        """The bucket of ``key``, created with ``make(now)`` if there is none."""
-        ...
-
-
-class MemoryStore:
-    """In-process bucket store, bounded: past ``max_keys`` buckets, idle ones (full, at their
-    configured rate: indistinguishable from new) are dropped, oldest first.
-
-    Share one between ``RateLimit`` layers of the same configuration to share their buckets.
-
-    Args:
-        max_keys: how many buckets to keep before dropping idle ones. Default 10 000.
-    """
-
-    __slots__ = ("max_keys", "_buckets")
-
-    def __init__(self, max_keys: int = 10_000) -> None:
-        self.max_keys = positive_int("max_keys", max_keys)
-        self._buckets: dict[Hashable, TokenBucket] = {}
-
-    def bucket(
-        self, key: Hashable, now: float, make: Callable[[float], TokenBucket]
-    ) -> TokenBucket:
-        buckets = self._buckets
-        found = buckets.get(key)
-        if found is None:
-            if len(buckets) >= self.max_keys:
-                _evict(buckets, self.max_keys, lambda b: b.is_idle(now))
-            found = buckets[key] = make(now)
-        return found
-
-    def __len__(self) -> int:
-        return len(self._buckets)
-
-
-def _evict(table: dict[Any, Any], limit: int, idle: Callable[[Any], bool]) -> None:
-    """Make room for one entry under ``limit``: drop the oldest idle entries (looking at the
-    oldest 64 at most, so a table full of busy entries may stay over the limit)."""
-    need = len(table) - limit + 1
-    drop: list[Any] = []
-    for n, (key, value) in enumerate(table.items()):
-        if n >= 64 or len(drop) >= need:
-            break
-        if idle(value):
-            drop.append(key)
-    for key in drop:
-        del table[key]
 
 
 class _Lane:
@@ -352,7 +296,7 @@ class RateLimit(Layer):
         now = self.clock.now()
         lanes = self._lanes
         if len(lanes) >= self.max_keys:
-            _evict(
+            evict(
                 lanes,
                 self.max_keys,
                 lambda lane: (
@@ -467,49 +411,12 @@ class RateLimit(Layer):
     # -- adapting -------------------------------------------------------------------------
 
     def _adapt(self, lane: _Lane, status: int, headers: Any, call: Call) -> None:
-        limited = status == 429 or status == 503
-        limits = parse_limits(headers, time.time(), retry_after=limited)
-        now = self.clock.now()
+        limits = parse_limits(headers, time.time(), retry_after=status == 429 or status == 503)
         bucket = lane.bucket
         old = bucket.rate
-        cap = self.max_pause
-        reason = ""
-        pause = 0.0
-        declared = limits.rate
-        remaining = limits.remaining
-        reset = limits.reset
-        if declared is not None:
-            hold = min(cap, limits.window or 1.0)
-            if bucket.limit_rate(declared, now, hold):
-                reason = "policy"
-        elif (
-            remaining is not None
-            and reset is not None
-            and reset > 0
-            and remaining >= 1
-            and bucket.limit_rate(remaining / reset, now, min(cap, reset))
-        ):
-            reason = "remaining"
-        if status == 429:
-            if declared is None and bucket.slow_down(0.5, now, 1.0 / bucket.rate):
-                reason = reason or "429"
-            bucket.cap_tokens(0.0, now)
-        if remaining is not None:
-            if remaining < 1:
-                # Exhausted: wait for the reset, unless the declared rate refills sooner.
-                if reset is not None and (declared is None or reset <= 1.0 / declared):
-                    if bucket.pause(now + min(reset, cap), now):
-                        pause = min(reset, cap)
-                        reason = reason or "exhausted"
-                else:
-                    bucket.cap_tokens(0.0, now)
-            else:
-                bucket.cap_tokens(remaining - lane.inflight, now)
-        if limited and limits.retry_after is not None:
-            delay = min(limits.retry_after, cap)
-            if bucket.pause(now + delay, now):
-                pause = max(pause, delay)
-                reason = "retry-after" if not reason else f"{reason}+retry-after"
+        reason, pause = adapt(
+            bucket, limits, status, self.clock.now(), lane.inflight, self.max_pause
+        )
         if reason and self._emit.enabled(logging.INFO):
             self._event(
                 "ratelimit.adapted",

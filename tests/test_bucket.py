@@ -1,22 +1,15 @@
-"""The pure rate-limit core: the adaptive token bucket and the priority FIFO of waiters."""
+"""The adaptive token bucket and adapt(): how a response's limits change it. Pure."""
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from resilient_http._bucket import (
-    BACKGROUND,
-    MAX_BYPASS,
-    NORMAL,
-    URGENT,
-    TokenBucket,
-    WaitQueue,
-)
+from resilient_http._bucket import TokenBucket, adapt
+from resilient_http._ratelimit_headers import Limits
 
 
 def drain(bucket: TokenBucket, now: float) -> int:
@@ -160,86 +153,6 @@ def test_adaptation_keeps_the_bucket_sane(
         assert math.isfinite(b.wait_for(1, now))
 
 
-class F:
-    """A waiter stand-in with asyncio.Future's done()."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.dead = False
-
-    def done(self) -> bool:
-        return self.dead
-
-
-def names(q: WaitQueue, n: int) -> list[str]:
-    return [q.pop().name for _ in range(n)]
-
-
-def test_fifo_within_a_class() -> None:
-    q = WaitQueue()
-    for i in range(5):
-        q.push(F(f"n{i}"), NORMAL)
-    assert names(q, 5) == ["n0", "n1", "n2", "n3", "n4"]
-    assert len(q) == 0
-
-
-def test_urgent_overtakes_normal_and_background() -> None:
-    q = WaitQueue()
-    q.push(F("b0"), BACKGROUND)
-    q.push(F("n0"), NORMAL)
-    q.push(F("u0"), URGENT)
-    q.push(F("u1"), URGENT)
-    assert names(q, 4) == ["u0", "u1", "n0", "b0"]
-
-
-def test_background_is_not_starved_by_a_stream_of_urgent_work() -> None:
-    q = WaitQueue()
-    for i in range(3):
-        q.push(F(f"b{i}"), BACKGROUND)
-    served = []
-    for i in range(30):
-        q.push(F(f"u{i}"), URGENT)
-        q.push(F(f"u{i}x"), URGENT)  # urgent arrives faster than it is served
-        served.append(q.pop().name)
-    backgrounds = [s for s in served if s.startswith("b")]
-    assert backgrounds == ["b0", "b1", "b2"]  # FIFO within the class, all served
-    first = served.index("b0")
-    assert first == MAX_BYPASS  # passed over exactly MAX_BYPASS times, then served
-    assert served.index("b1") - first == MAX_BYPASS + 1
-
-
-def test_three_classes_each_get_served_under_pressure() -> None:
-    q = WaitQueue()
-    for i in range(10):
-        q.push(F(f"n{i}"), NORMAL)
-        q.push(F(f"b{i}"), BACKGROUND)
-    served = []
-    for i in range(40):
-        q.push(F(f"u{i}"), URGENT)
-        served.append(q.pop().name)
-    window = MAX_BYPASS + 2
-    for cls in "nb":
-        idx = [k for k, s in enumerate(served) if s.startswith(cls)]
-        assert idx, cls
-        gaps = [b - a for a, b in itertools.pairwise([-1, *idx])]
-        assert max(gaps) <= window, (cls, served)
-
-
-def test_cancelled_waiters_are_skipped_and_counted_out() -> None:
-    q = WaitQueue()
-    ws = [F(f"n{i}") for i in range(200)]
-    for w in ws:
-        q.push(w, NORMAL)
-    for w in ws[:150]:
-        w.dead = True
-        q.discard(NORMAL)
-    assert len(q) == 50
-    assert len(q.queues[NORMAL]) <= 4 * 50 + 64  # compacted, not left to grow
-    assert q.ahead(NORMAL) == 50
-    assert names(q, 50) == [f"n{i}" for i in range(150, 200)]
-    assert len(q.queues[NORMAL]) == 0
-
-
 def test_the_rate_is_never_lowered_below_its_floor() -> None:
     b = TokenBucket(rate=100.0, burst=100.0, now=0.0, recovery=10.0, min_rate=1 / 60)
     b.limit_rate(1 / 86400, 0.0, hold=1.0)  # "one request a day"
@@ -247,3 +160,54 @@ def test_the_rate_is_never_lowered_below_its_floor() -> None:
     for _ in range(20):
         b.slow_down(0.5, b.hold_until, hold=1.0)
     assert b.rate == pytest.approx(1 / 60)
+
+
+def bucket100() -> TokenBucket:
+    return TokenBucket(rate=100.0, burst=100.0, now=0.0, recovery=10.0, min_rate=1 / 60)
+
+
+def test_adapt_to_a_declared_policy() -> None:
+    b = bucket100()
+    assert adapt(b, Limits(quota=10, window=1, remaining=8, reset=1), 200, 0.0, 0, 60) == (
+        "policy",
+        0.0,
+    )
+    assert b.rate == 10 and b.capacity == 10 and b.tokens == 8
+    # the same policy again: no change, no reason
+    assert adapt(b, Limits(quota=10, window=1), 200, 0.0, 0, 60) == ("", 0.0)
+
+
+def test_adapt_counts_requests_in_flight_against_the_remaining_quota() -> None:
+    b = bucket100()
+    adapt(b, Limits(remaining=5, reset=0.05), 200, 0.0, in_flight=3, max_pause=60)
+    assert b.tokens == 2
+    assert b.rate == 100  # remaining / reset = 100/s: no slower than now
+    adapt(b, Limits(remaining=5, reset=10), 200, 0.0, in_flight=0, max_pause=60)
+    assert b.rate == pytest.approx(0.5)  # no policy: remaining / reset spreads the quota
+    assert b.capacity == 1 and b.tokens == 1  # the burst shrinks with the rate
+
+
+def test_adapt_exhausted_quota_pauses_until_the_reset() -> None:
+    b = bucket100()
+    assert adapt(b, Limits(remaining=0, reset=7), 200, 0.0, 0, 60) == ("exhausted", 7.0)
+    assert b.wait_for(1, 0.0) == pytest.approx(7.0)
+    # with a declared rate that refills sooner than the reset, no pause: just no token
+    b = bucket100()
+    reason, pause = adapt(b, Limits(remaining=0, reset=1, quota=50, window=1), 200, 0.0, 0, 60)
+    assert (reason, pause) == ("policy", 0.0)
+    assert b.wait_for(1, 0.0) == pytest.approx(1 / 50)
+
+
+def test_adapt_429_and_retry_after() -> None:
+    b = bucket100()
+    assert adapt(b, Limits(retry_after=2), 429, 0.0, 0, 60) == ("429+retry-after", 2.0)
+    assert b.rate == 50
+    assert b.wait_for(1, 0.0) == pytest.approx(2.0)
+    b = bucket100()
+    assert adapt(b, Limits(retry_after=2), 503, 0.0, 0, 60) == ("retry-after", 2.0)
+    assert b.rate == 100  # a 503 pauses but does not slow down
+    b = bucket100()
+    assert adapt(b, Limits(retry_after=2), 200, 0.0, 0, 60) == ("", 0.0)  # not on a success
+    b = bucket100()
+    assert adapt(b, Limits(retry_after=3600), 429, 0.0, 0, 60)[1] == 60.0  # capped
+    assert adapt(b, Limits(), 200, 0.0, 0, 60) == ("", 0.0)
