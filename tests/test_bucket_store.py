@@ -29,7 +29,7 @@ def test_only_idle_buckets_are_dropped_oldest_first() -> None:
     store.bucket("new", 0.0, make)  # over the bound: the idle one goes, the busy one stays
     assert store.bucket("busy", 0.0, make) is busy
     assert len(store) == 2
-    store.bucket("newer", 0.0, make)  # nothing idle among "busy"/"new"? "new" is full: idle
+    store.bucket("newer", 0.0, make)  # "new" is full (idle): it goes, "busy" stays
     assert store.bucket("busy", 0.0, make) is busy
 
 
