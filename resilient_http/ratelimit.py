@@ -5,9 +5,10 @@ seconds, ``burst`` deep (default ``rate``: a fresh bucket lets ``burst`` request
 then ``rate`` per ``per``). Each request takes a token; inside ``Retry`` each *attempt* does.
 
 Waiting. When no token is free the request joins its key's queue: first in, first out within
-a priority class; urgent before normal before background, and no class is passed over more
-than four times in a row (so background work still gets one token in five while urgent work
-keeps tokens scarce; see :class:`resilient_http._waitqueue.WaitQueue`). One timer per key is
+a priority class; urgent before normal before background. Anti-starvation rule: a class with
+waiters is passed over at most four times in a row, so while urgent work keeps tokens scarce
+background work still gets one token in five (one in six when all three classes wait; see
+:class:`resilient_http._waitqueue.WaitQueue`). One timer per key is
 armed for the moment the head of the queue can go, on the layer's clock: a token wakes exactly
 one waiter, however many wait (no thundering herd). ``max_wait`` and an outer ``Timeout``'s
 deadline bound the wait: when the computed wait is longer, :class:`RateLimitExceeded` is
@@ -19,9 +20,10 @@ Adapting (``adaptive=True``). On the way out the layer reads the response: a 429
 ``max_pause``); a declared policy (``RateLimit-Policy: "default";q=50;w=1``) lowers the rate to
 ``q/w``; ``RateLimit``'s remaining quota, ``X-RateLimit-Remaining``/``-Reset`` (GitHub's epoch
 seconds, Twitter's ``X-Rate-Limit-*``) cap the tokens left, pause until the reset when none
-remain, and without a declared policy set the rate to ``remaining / reset``. A 429 with no
-usable header halves the rate. The rate then climbs back additively (``rate / recovery`` per
-second) up to the configured rate. Malformed headers are ignored.
+remain, and without a declared policy set the rate to ``remaining / reset``. A 429 without a
+declared policy halves the rate (once per hold). The rate then climbs back additively
+(``rate / recovery`` per second) up to the configured rate. Malformed headers are ignored.
+The exact rules: :func:`resilient_http._bucket.adapt`.
 
 Why not just ``aiolimiter``. ``aiolimiter.AsyncLimiter`` is the reference we measure against
 (its leaky-bucket arithmetic is the same as ours for a fixed rate, and its heap of waiters
@@ -31,7 +33,8 @@ tokens synchronously inside ``enter``); it reads ``loop.time()`` only, so tests 
 sleep instead of driving a ``FakeClock``; its rate is fixed (no pause, no lowering, no
 recovery); it cannot say how long a wait *would* be without queueing, so it cannot refuse a
 wait past ``max_wait`` or a deadline without taking a token; it has no priorities and no
-per-key buckets. Hence :mod:`resilient_http._bucket`.
+per-key buckets. Hence :mod:`resilient_http._bucket`; aiolimiter stays the baseline of
+``benchmarks/ratelimit_overhead.py`` and ``benchmarks/ratelimit_accuracy.py``.
 
 Bucket state lives in a :class:`BucketStore` (default :class:`MemoryStore`); the queue of
 waiters is local to the process. A shared store (Redis, for many processes) only has to hand
