@@ -126,7 +126,7 @@ class priority:
 class _Lane:
     """One key in this process: its bucket, its waiters, requests in flight, its timer."""
 
-    __slots__ = ("bucket", "queue", "waiting", "inflight", "handle")
+    __slots__ = ("bucket", "queue", "waiting", "inflight", "handle", "loop")
 
     def __init__(self, bucket: TokenBucket) -> None:
         self.bucket = bucket
@@ -134,6 +134,19 @@ class _Lane:
         self.waiting = 0
         self.inflight = 0
         self.handle: Any = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def adopt(self, loop: asyncio.AbstractEventLoop) -> None:
+        """First wait on ``loop``: forget waiters and calls left behind by an event loop that
+        ended without cancelling them (a layer reused across ``asyncio.run`` calls)."""
+        if self.loop is not None:
+            if self.handle is not None:
+                self.handle.cancel()
+                self.handle = None
+            self.queue = WaitQueue()
+            self.waiting = 0
+            self.inflight = 0
+        self.loop = loop
 
 
 class RateLimit(Layer):
@@ -319,6 +332,9 @@ class RateLimit(Layer):
         )
 
     def _queue(self, lane: _Lane, call: Call) -> Awaitable[None]:
+        loop = asyncio.get_running_loop()
+        if lane.loop is not loop:
+            lane.adopt(loop)
         now = self.clock.now()
         prio = _PRIORITY.get()
         wait = lane.bucket.wait_for(lane.queue.ahead(prio) + 1, now)
@@ -333,7 +349,7 @@ class RateLimit(Layer):
                 f"a token would take {wait:.3g} s, longer than {what} ({bound:.3g} s)",
                 wait=wait,
             )
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[None] = loop.create_future()
         lane.queue.push(fut, prio)
         lane.waiting += 1
         self._dispatch(lane)

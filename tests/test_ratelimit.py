@@ -833,3 +833,32 @@ async def test_the_bulkhead_holds_a_slot_until_the_response_is_done() -> None:
         await clock.advance(1.0)
         assert await asyncio.gather(*tasks) == [200] * 5
         assert rl.in_flight(key) == 0 and rl.waiting(key) == 0
+
+
+def test_a_layer_outlives_an_event_loop_that_dropped_its_waiters() -> None:
+    """Reused across asyncio.run() calls, after a loop closed with a waiter never cancelled:
+    the next loop does not inherit the dead waiter (nor hang behind it)."""
+    clock = FakeClock()
+    rl = RateLimit(10, burst=1, clock=clock)
+
+    @rh.resilient(rl)
+    async def call() -> str:
+        return "ok"
+
+    old = asyncio.new_event_loop()
+    try:
+        old.run_until_complete(call())
+        stale = old.create_task(call())
+        old.run_until_complete(asyncio.sleep(0))
+        assert rl.waiting(None) == 1
+    finally:
+        stale._log_destroy_pending = False  # type: ignore[attr-defined]
+        old.close()  # the waiter is dropped, never cancelled
+
+    async def later() -> str:
+        task = asyncio.ensure_future(call())
+        await clock.advance(0.2)
+        return await task
+
+    assert asyncio.run(later()) == "ok"
+    assert rl.waiting(None) == 0
