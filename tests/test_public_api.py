@@ -12,8 +12,17 @@ DOCUMENTED = {
     # layers
     "Timeout",
     "Cache",
+    "Retry",
+    "CircuitBreaker",
+    "CircuitState",
     "RateLimit",
     "priority",
+    # retry helpers
+    "Backoff",
+    "RetryBudget",
+    "classify",
+    "Outcome",
+    "Verdict",
     # composition
     "Layer",
     "Stack",
