@@ -811,9 +811,7 @@ async def test_a_hostile_policy_cannot_freeze_the_client() -> None:
 async def test_the_bulkhead_holds_a_slot_until_the_response_is_done() -> None:
     clock = FakeClock()
     rl = RateLimit(1000, max_concurrency=2, clock=clock)
-    async with MockServer(clock=clock) as server, aiohttp.ClientSession(
-        middlewares=(rl,)
-    ) as s:
+    async with MockServer(clock=clock) as server, aiohttp.ClientSession(middlewares=(rl,)) as s:
         server.script("/slow", Reply(200, delay=1.0))
         key = origin_key(server)
 
@@ -862,3 +860,71 @@ def test_a_layer_outlives_an_event_loop_that_dropped_its_waiters() -> None:
 
     assert asyncio.run(later()) == "ok"
     assert rl.waiting(None) == 0
+
+
+async def test_inside_retry_each_attempt_costs_a_token() -> None:
+    clock = FakeClock()
+    rl = RateLimit(1, clock=clock)
+    retry = rh.Retry(attempts=3, backoff=rh.Backoff(0.01, cap=0.01), budget=None, clock=clock)
+    async with (
+        MockServer(clock=clock) as server,
+        aiohttp.ClientSession(middlewares=(rh.Stack(retry, rl),)) as s,
+    ):
+        server.fail_then_succeed("/flaky", failures=2, status=503)
+        key = origin_key(server)
+        task = asyncio.create_task(s.get(server.url("/flaky")))
+        await server.wait_for_requests(1, path="/flaky")
+        await drive(
+            clock,
+            [task],
+            settled=lambda: rl.in_flight(key) == 0,
+            step=0.05,
+            limit=10,
+        )
+        resp = task.result()
+        assert resp.status == 200
+        resp.release()
+    times = [r.time for r in server.requests_for("/flaky")]
+    assert len(times) == 3
+    assert times[1] - times[0] >= 1.0 - 1e-9  # the retry waited for its own token
+    assert times[2] - times[1] >= 1.0 - 1e-9
+
+
+async def test_retry_and_rate_limit_against_a_limited_server() -> None:
+    """The issue's end-to-end scenario on a FakeClock (the real-time version is
+    benchmarks/ratelimit_retry_e2e.py): a server admitting 50 req/s (burst 50, 429 with
+    Retry-After: 1), 600 calls from 32 callers through Retry + RateLimit."""
+    clock = FakeClock()
+    rl = RateLimit(50, clock=clock)
+    retry = rh.Retry(attempts=4, clock=clock)
+    async with (
+        MockServer(clock=clock) as server,
+        aiohttp.ClientSession(middlewares=(rh.Stack(retry, rl),)) as s,
+    ):
+        server.rate_limited("/api", 50, per=1, burst=50)
+        key = origin_key(server)
+        outcomes: list[int] = []
+        left = [600]
+
+        async def caller() -> None:
+            while left[0] > 0:
+                left[0] -= 1
+                async with s.get(server.url("/api")) as resp:
+                    outcomes.append(resp.status)
+
+        tasks = [asyncio.create_task(caller()) for _ in range(32)]
+        await drive(
+            clock,
+            tasks,
+            settled=lambda: (
+                rl.in_flight(key) == 0 and rl.waiting(key) == sum(not t.done() for t in tasks)
+            ),
+            step=0.02,
+            limit=30,
+        )
+        elapsed = clock.now()
+        statuses = [r for r in server.requests_for("/api")]
+    assert outcomes.count(200) / 600 >= 0.995
+    share_429 = (len(statuses) - outcomes.count(200)) / len(statuses)
+    assert share_429 <= 0.02
+    assert outcomes.count(200) / (50 + 50 * elapsed) >= 0.95
