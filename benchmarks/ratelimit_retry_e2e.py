@@ -11,7 +11,8 @@ make 600 calls between them. Reported:
   counting the burst (target >= 95%).
 
 Scenarios: the client configured for the server's rate (50/s), misconfigured for twice it
-(100/s: the layer must learn the limit from the headers), and Retry alone (no RateLimit).
+(100/s: the layer must learn the limit from the headers), ``standard(rate=50)`` (with its
+CircuitBreaker and timeouts), and Retry alone (no RateLimit).
 Bounded: each scenario is stopped after 60 s.
 
 Run: python benchmarks/ratelimit_retry_e2e.py
@@ -100,6 +101,9 @@ async def main() -> int:
             (rh.Timeout(60), rh.Retry(attempts=4), rh.RateLimit(rate), rh.Timeout(10)),
         )
         ok = ok and r["success"] >= 0.995 and r["share_429"] <= 0.02 and r["rate_used"] >= 0.95
+    (stack,) = rh.standard(rate=RATE)
+    r = await scenario(f"standard(rate={RATE})", stack.layers)
+    ok = ok and r["success"] >= 0.995 and r["share_429"] <= 0.02 and r["rate_used"] >= 0.95
     await scenario("Retry alone", (rh.Timeout(60), rh.Retry(attempts=4), rh.Timeout(10)))
     print("targets met" if ok else "targets NOT met")
     return 0 if ok else 1
