@@ -4,6 +4,7 @@ server's own limits. Time is a FakeClock; requests go to a real MockServer on lo
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import time
 from collections.abc import Callable
@@ -926,3 +927,28 @@ async def test_retry_and_rate_limit_against_a_limited_server() -> None:
     share_429 = (len(statuses) - outcomes.count(200)) / len(statuses)
     assert share_429 <= 0.02
     assert outcomes.count(200) / (50 + 50 * elapsed) >= 0.95
+
+
+async def test_no_reference_cycles_on_the_fast_path_or_after_a_wait() -> None:
+    clock = FakeClock()
+    rl = RateLimit(100, burst=50, clock=clock)
+
+    @rh.resilient(rl)
+    async def call() -> int:
+        return 1
+
+    for _ in range(5):
+        await call()
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(40):
+            await call()
+        assert gc.collect() == 0
+        tasks = [asyncio.create_task(call()) for _ in range(50)]
+        await clock.advance(1.0)
+        await asyncio.gather(*tasks)
+        del tasks
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
