@@ -15,8 +15,10 @@ from resilient_http import presets
 from resilient_http._clock import LOOP_CLOCK, Clock
 from resilient_http._middleware import Layer, Stack, Wrapped, resilient, wrap
 from resilient_http._standard import standard
+from resilient_http.backoff import Backoff
 from resilient_http.breaker import CircuitBreaker, CircuitState
 from resilient_http.cache import Cache
+from resilient_http.classify import Outcome, Verdict, classify
 from resilient_http.errors import (
     BodyNotReplayable,
     CircuitOpen,
@@ -30,6 +32,8 @@ from resilient_http.events import Event, EventHook
 from resilient_http.fieldmask import FieldMask
 from resilient_http.pagination import Paginator, paginate
 from resilient_http.polling import JobSpec, Poller, PollUpdate, poll, poll_updates
+from resilient_http.ratelimit import RateLimit, priority
+from resilient_http.retry import Retry, RetryBudget
 from resilient_http.strategies import (
     BodyLink,
     Cursor,
@@ -48,8 +52,17 @@ __all__ = [
     "Timeout",
     "FieldMask",
     "Cache",
+    "Retry",
     "CircuitBreaker",
     "CircuitState",
+    "RateLimit",
+    "priority",
+    # retry helpers
+    "Backoff",
+    "RetryBudget",
+    "classify",
+    "Outcome",
+    "Verdict",
     # composition
     "Layer",
     "Stack",

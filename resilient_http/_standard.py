@@ -11,6 +11,8 @@ from resilient_http._validate import duration
 from resilient_http.breaker import CircuitBreaker
 from resilient_http.cache import Cache
 from resilient_http.fieldmask import FieldMask
+from resilient_http.ratelimit import RateLimit
+from resilient_http.retry import Retry
 from resilient_http.timeout import Timeout
 
 __all__ = ["standard"]
@@ -22,7 +24,10 @@ def standard(
     cache: Cache | float | timedelta | None = None,
     total_timeout: float | timedelta | None = 30.0,
     attempt_timeout: float | timedelta | None = 10.0,
+    attempts: int = 4,
+    retry: Retry | bool = True,
     breaker: bool | CircuitBreaker = True,
+    rate: float | RateLimit | None = None,
     clock: Clock | None = None,
 ) -> tuple[Stack]:
     """The recommended stack as a one-element tuple, ready for ``middlewares=``.
@@ -46,11 +51,19 @@ def standard(
             ``None`` for no total deadline. Default 30.
         attempt_timeout: limit for each attempt, body included, in seconds; ``None`` for none.
             Default 10. Must not be longer than ``total_timeout``.
+        attempts: requests on the wire per call for the default ``Retry`` (1 + 3 retries,
+            exponential backoff with full jitter, Retry-After honoured, a retry budget).
+            Default 4.
+        retry: ``True`` (default) for ``Retry(attempts=attempts)``; a ``Retry`` of your own
+            (then leave ``attempts`` alone); ``False`` for no retries.
         breaker: a per-host :class:`CircuitBreaker` with its defaults (``True``, the
             default), ``False`` for none, or your own ``CircuitBreaker``. On by default: its
             defaults (open at 50 % failures over at least 20 calls in 30 s, break 5 s) leave
             an API that fails now and then alone and only stop calls to a host that is
             really down — where each retry would add load and latency for nothing.
+        rate: requests per second per host, as a number (``RateLimit(rate)``: burst = rate,
+            adaptive to the server's rate-limit headers), or a configured ``RateLimit``.
+            Inside ``Retry``: each attempt costs a token. Default ``None``: no rate limit.
         clock: the clock every layer reads; default the event loop's.
 
     Raises:
@@ -63,6 +76,14 @@ def standard(
             f"attempt_timeout ({attempt:g} s) must not be longer than total_timeout "
             f"({total:g} s): the total deadline would always cut the attempt short"
         )
+    if isinstance(retry, Retry):
+        if attempts != 4:
+            raise ValueError("pass attempts= or retry=Retry(...), not both")
+        retry_layer: Retry | None = retry
+    elif isinstance(retry, bool):
+        retry_layer = Retry(attempts, clock=clock) if retry else None
+    else:
+        raise TypeError(f"retry must be a bool or a Retry, got {type(retry).__name__} {retry!r}")
     if not isinstance(breaker, (bool, CircuitBreaker)):
         raise TypeError(
             f"breaker must be a bool or a CircuitBreaker, got {type(breaker).__name__} "
@@ -77,11 +98,22 @@ def standard(
         layers.append(Cache(duration("cache", cache, allow_zero=True), clock=clock))
     if total is not None:
         layers.append(Timeout(total, clock=clock))
-    # Retry goes here (outside the breaker: each attempt is counted, a rejection costs none).
+    if retry_layer is not None:
+        layers.append(retry_layer)
     if breaker is True:
         layers.append(CircuitBreaker(clock=clock))
     elif isinstance(breaker, CircuitBreaker):
         layers.append(breaker)
+    if rate is not None:
+        if isinstance(rate, RateLimit):
+            layers.append(rate)
+        elif isinstance(rate, (int, float)) and not isinstance(rate, bool):
+            layers.append(RateLimit(rate, clock=clock))
+        else:
+            raise TypeError(
+                f"rate must be a number of requests per second, a RateLimit or None, "
+                f"got {type(rate).__name__} {rate!r}"
+            )
     if attempt is not None:
         layers.append(Timeout(attempt, clock=clock))
     return (Stack(*layers),)

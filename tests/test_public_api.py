@@ -30,8 +30,17 @@ DOCUMENTED = {
     "PollUpdate",
     "JobSpec",
     "Cache",
+    "Retry",
     "CircuitBreaker",
     "CircuitState",
+    "RateLimit",
+    "priority",
+    # retry helpers
+    "Backoff",
+    "RetryBudget",
+    "classify",
+    "Outcome",
+    "Verdict",
     # composition
     "Layer",
     "Stack",
