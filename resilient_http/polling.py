@@ -31,6 +31,7 @@ from yarl import URL
 from resilient_http._clock import LOOP_CLOCK, Clock
 from resilient_http._middleware import resilient
 from resilient_http._validate import duration, optional_duration
+from resilient_http.backoff import Backoff
 from resilient_http.errors import DeadlineExceeded
 from resilient_http.events import Emitter, EventHook, redact_url
 from resilient_http.strategies import MISSING, get_path, path_of
@@ -127,8 +128,17 @@ def _interval_fn(interval: Any) -> Callable[[int], float]:
     if isinstance(interval, (int, float, timedelta)) and not isinstance(interval, bool):
         seconds = duration("interval", interval, allow_zero=True)
         return lambda n: seconds
+    if isinstance(interval, Backoff):
+        backoff_delay = interval.delay
+        last: list[float | None] = [None]
+
+        def from_backoff(n: int) -> float:
+            last[0] = delay = backoff_delay(n, last[0])
+            return delay
+
+        return from_backoff
     method = getattr(interval, "delay", None)
-    if callable(method):
+    if callable(method):  # anything shaped like Backoff
         try:
             params = inspect.signature(method).parameters
             takes_previous = len(params) >= 2 or any(
@@ -152,16 +162,8 @@ def _interval_fn(interval: Any) -> Callable[[int], float]:
     )
 
 
-class _Growing:
-    """The default interval: 1 s, growing x1.5 per poll, capped at 30 s."""
-
-    __slots__ = ()
-
-    def delay(self, n: int) -> float:
-        return float(min(30.0, 1.5**n))
-
-    def __repr__(self) -> str:
-        return "1 s x1.5 up to 30 s"
+DEFAULT_INTERVAL = Backoff(1.0, multiplier=1.5, cap=30.0, jitter="none")
+"""The default wait between polls: 1 s, growing x1.5 per poll, at most 30 s."""
 
 
 async def poll(
@@ -183,7 +185,8 @@ async def poll(
     ::
 
         job = await rh.poll(session, f"https://api.openai.com/v1/fine_tuning/jobs/{job_id}",
-                            rh.presets.openai_fine_tuning, interval=30, timeout=3600)
+                            rh.presets.openai_fine_tuning,
+                            interval=rh.Backoff(5, cap=60, jitter="equal"), timeout=4 * 3600)
         if job["status"] != "succeeded": ...
 
     :func:`poll_updates` is the same as an async iterator of status changes.
@@ -196,8 +199,11 @@ async def poll(
         done: the final statuses or a callable ``body -> bool`` (overrides ``job``'s).
         status: where the status is (overrides ``job``'s), see :class:`JobSpec`.
         interval: the wait between polls: seconds (``float``/``timedelta``, constant), a
-            ``Backoff`` (``delay(n)`` before poll ``n + 2``, ``n`` from 0) or a callable
-            ``n -> seconds`` (same ``n``). Default: 1 s growing x1.5 per poll up to 30 s.
+            :class:`~resilient_http.Backoff` (its ``delay(n)`` before poll ``n + 2``, ``n``
+            from 0, so ``Backoff(5, cap=60)`` waits up to 5 s, 10 s, 20 s, … 60 s; decorrelated
+            jitter gets its previous delay) or a callable ``n -> seconds`` (same ``n``).
+            Default :data:`DEFAULT_INTERVAL`: ``Backoff(1, multiplier=1.5, cap=30,
+            jitter="none")``, i.e. 1 s, 1.5 s, 2.25 s, … 30 s.
         timeout: the deadline for the whole wait, polls included, in seconds; ``None``
             (default) waits as long as it takes. No wait starts that would end past it:
             the poller gives up at once with :class:`~resilient_http.DeadlineExceeded`, and a
@@ -287,7 +293,7 @@ def _poller(
         method.upper(),
         url,
         job,
-        _interval_fn(_Growing() if interval is None else interval),
+        _interval_fn(DEFAULT_INTERVAL if interval is None else interval),
         optional_duration("timeout", timeout),
         clock if clock is not None else LOOP_CLOCK,
         Emitter("poll", on_event),

@@ -117,10 +117,29 @@ async def test_interval_from_a_backoff_like_object_or_a_callable(mock_server: Mo
 
 
 async def test_default_interval_is_capped_at_30_seconds() -> None:
-    from resilient_http.polling import _Growing
+    from resilient_http.polling import DEFAULT_INTERVAL
 
-    assert _Growing().delay(50) == 30.0
-    assert _Growing().delay(8) < 30.0 <= _Growing().delay(9)
+    assert DEFAULT_INTERVAL.delay(50) == 30.0
+    assert DEFAULT_INTERVAL.delay(8) < 30.0 <= DEFAULT_INTERVAL.delay(9)
+
+
+async def test_interval_from_the_real_backoff(mock_server: MockServer) -> None:
+    mock_server.script("/job", job("running"))
+    async with aiohttp.ClientSession() as session:
+        clock = FakeClock(autojump=True)
+        with pytest.raises(rh.DeadlineExceeded):
+            await rh.poll(session, mock_server.url("/job"), rh.presets.openai_fine_tuning,
+                          interval=rh.Backoff(5, cap=60, jitter="none"), timeout=300,
+                          clock=clock)
+        assert clock.sleeps == [5.0, 10.0, 20.0, 40.0, 60.0, 60.0, 60.0]
+        # decorrelated jitter: each delay in [base, 3 x previous], given the previous one
+        clock = FakeClock(autojump=True)
+        rng = iter([1.0] * 20)
+        backoff = rh.Backoff(1, cap=100, jitter="decorrelated", random=lambda: next(rng))
+        with pytest.raises(rh.DeadlineExceeded):
+            await rh.poll(session, mock_server.url("/job"), rh.presets.openai_fine_tuning,
+                          interval=backoff, timeout=100, clock=clock)
+        assert clock.sleeps == [3.0, 9.0, 27.0]  # the next (81 s) would pass the deadline
 
 
 async def test_google_operation_preset(mock_server: MockServer) -> None:
