@@ -14,7 +14,7 @@ from aiohttp import web
 
 import resilient_http as rh
 from resilient_http.pagination import Paginator
-from resilient_http.testing import MockServer, Reply
+from resilient_http.testing import FakeClock, MockServer, Reply
 from tests._api import ITEMS, install, queries, serve
 
 IDS = [it["id"] for it in ITEMS]
@@ -483,3 +483,22 @@ async def test_readme_examples_pokeapi_offset_and_rick_and_morty_pages(
                             rh.BodyLink(("@odata.nextLink",), items="value"))
         assert [u["id"] async for u in users] == ["a", "b"]
         assert mock_server.requests_for("/v1.0/users")[1].query["$skiptoken"] == "X"
+
+
+async def test_a_page_that_fails_once_is_retried_by_the_session_retry(
+    mock_server: MockServer,
+) -> None:
+    mock_server.script(
+        "/r",
+        Reply(json=[1], headers={"Link": '</r?page=2>; rel="next"'}),
+        Reply(503),
+        Reply(json=[2]),
+        repeat_last=False,
+    )
+    clock = FakeClock(autojump=True)
+    retry = rh.Retry(3, backoff=rh.Backoff(1, jitter="none"), clock=clock)
+    async with aiohttp.ClientSession(middlewares=(retry,)) as session:
+        got = [it async for it in rh.paginate(session, mock_server.url("/r"), rh.LinkHeader())]
+    assert got == [1, 2]
+    assert [str(r.url) for r in mock_server.requests_for("/r")] == ["/r", "/r?page=2", "/r?page=2"]
+    assert clock.sleeps == [1.0]
