@@ -2,8 +2,13 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# The oldest supported combination, tested too: Python 3.10 when the machine has it, and the
+# oldest aiohttp we declare (the ClientResponse constructor changed in 3.14).
+COMPAT_PYTHON  ?= $(shell command -v python3.10 2>/dev/null || echo $(PYTHON))
+COMPAT_AIOHTTP ?= aiohttp==3.12.15
+COMPAT_VENV    ?= .venv-compat
 
-.PHONY: test bench lint typecheck unit clean
+.PHONY: test bench lint typecheck unit compat clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,10 +31,21 @@ typecheck: $(VENV)/.dev-installed
 unit: $(VENV)/.dev-installed
 	$(BIN)/pytest
 
-test: lint typecheck unit
+$(COMPAT_VENV)/.installed: pyproject.toml
+	$(COMPAT_PYTHON) -m venv $(COMPAT_VENV)
+	$(COMPAT_VENV)/bin/python -m pip install -q --upgrade pip
+	$(COMPAT_VENV)/bin/python -m pip install -q -e '.[dev]' '$(COMPAT_AIOHTTP)'
+	touch $@
+
+# The whole suite again on the oldest Python and aiohttp.
+compat: $(COMPAT_VENV)/.installed
+	$(COMPAT_VENV)/bin/python -c 'import sys, aiohttp; print("compat:", sys.version.split()[0], "aiohttp", aiohttp.__version__)'
+	$(COMPAT_VENV)/bin/pytest -p no:cacheprovider
+
+test: lint typecheck unit compat
 
 bench: $(VENV)/.bench-installed
 	$(BIN)/resilient-http bench
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(COMPAT_VENV) .mypy_cache .pytest_cache .ruff_cache

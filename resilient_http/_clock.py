@@ -10,6 +10,7 @@ aiohttp's own timeouts use).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
@@ -40,12 +41,17 @@ class Clock(Protocol):
 
 
 class LoopClock:
-    """The running event loop's clock: ``loop.time()``, ``asyncio.sleep``, ``loop.call_at``."""
+    """The event loop's clock: ``time.monotonic()``, ``asyncio.sleep``, ``loop.call_at``.
+
+    ``now()`` reads ``time.monotonic()`` directly: it is what asyncio's loops return from
+    ``loop.time()`` (uvloop's differs by at most its millisecond tick), and it is several
+    times cheaper than looking the running loop up on every request.
+    """
 
     __slots__ = ()
 
     def now(self) -> float:
-        return asyncio.get_running_loop().time()
+        return time.monotonic()
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)

@@ -5,21 +5,29 @@ it, each attempt. The deadline is visible to the layers inside it through
 :func:`current_deadline`, so ``Retry`` never starts a sleep that would end past it and
 ``RateLimit`` never waits past it.
 
-How it works: on the way in the layer arms one timer on its clock; if the timer fires, it
-cancels the task, and the layer turns that cancellation into :class:`DeadlineExceeded` on the
-way out (``asyncio.timeout``'s technique: no extra task, no extra coroutine). When an outer
-deadline comes first, no timer is armed at all.
+How it works: on the way in the layer records the call's deadline; if the deadline passes, a
+timer cancels the task, and the layer turns that cancellation into :class:`DeadlineExceeded`
+on the way out (``asyncio.timeout``'s technique: no extra task, no extra coroutine). When an
+outer deadline comes first, nothing is recorded at all.
+
+Arming an event-loop timer per call (``loop.call_at`` + ``cancel``) costs several
+microseconds, more than the rest of a stack. Since one ``Timeout`` adds the same number of
+seconds to a monotonic clock, its deadlines come in order: the layer keeps its live calls in a
+FIFO and arms ONE timer, for the oldest live call. Calls that finish are dropped from the
+front; the timer, when it fires, expires what is due and re-arms for the next live call. A
+call costs a small object and two deque operations.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
+from collections import deque
 from contextvars import ContextVar, Token
 from datetime import timedelta
 from typing import Any
 
-from resilient_http._clock import LOOP_CLOCK, Clock
+from resilient_http._clock import LOOP_CLOCK, Clock, TimerHandle
 from resilient_http._middleware import Call, Layer, Step
 from resilient_http._validate import duration
 from resilient_http.errors import DeadlineExceeded
@@ -36,16 +44,17 @@ def current_deadline() -> float | None:
 
 
 class _Armed:
-    """One armed timer of one call."""
+    """One live call under one ``Timeout``."""
 
-    __slots__ = ("token", "handle", "task", "fired", "cancelling")
+    __slots__ = ("when", "token", "task", "done", "fired", "cancelling")
 
-    def __init__(self, token: Token[float | None], task: asyncio.Task[Any]) -> None:
+    def __init__(self, when: float, token: Token[float | None], task: asyncio.Task[Any]) -> None:
+        self.when = when
         self.token = token
         self.task = task
+        self.done = False
         self.fired = False
         self.cancelling = 0
-        self.handle: Any = None
 
     def fire(self) -> None:
         self.fired = True
@@ -76,7 +85,7 @@ class Timeout(Layer):
     In decorator mode it bounds the whole decorated call.
     """
 
-    __slots__ = ("seconds", "stream", "clock", "reads_body")
+    __slots__ = ("seconds", "stream", "clock", "reads_body", "_live", "_timer", "_loop")
     uses_state = True
 
     def __init__(
@@ -94,17 +103,26 @@ class Timeout(Layer):
         self.stream = stream
         self.clock: Clock = clock if clock is not None else LOOP_CLOCK
         self.reads_body = not stream
+        self._live: deque[_Armed] = deque()
+        self._timer: TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def enter(self, call: Call, i: int) -> Step:
         when = self.clock.now() + self.seconds
         outer = _DEADLINE.get()
         if outer is not None and outer <= when:
-            return None  # an outer deadline fires first; nothing to arm (state stays None)
-        task = asyncio.current_task()
+            return None  # an outer deadline fires first; nothing to do (state stays None)
+        request = call.request
+        loop = request.loop if request is not None else asyncio.get_running_loop()
+        task = asyncio.current_task(loop)
         if task is None:
             raise RuntimeError("Timeout must run inside an asyncio task")
-        armed = _Armed(_DEADLINE.set(when), task)
-        armed.handle = self.clock.call_at(when, armed.fire)
+        armed = _Armed(when, _DEADLINE.set(when), task)
+        if loop is not self._loop:  # first use, or reused on a new event loop: start afresh
+            self._restart(loop)
+        self._live.append(armed)
+        if self._timer is None:
+            self._timer = self.clock.call_at(when, self._expire)
         call.state[i] = armed  # type: ignore[index]
         return None
 
@@ -114,7 +132,10 @@ class Timeout(Layer):
         if armed is None:
             return None
         state[i] = None  # type: ignore[index]
-        armed.handle.cancel()
+        armed.done = True
+        live = self._live
+        while live and live[0].done:
+            live.popleft()
         _DEADLINE.reset(armed.token)
         if armed.fired and isinstance(error, asyncio.CancelledError):
             if sys.version_info >= (3, 11) and armed.task.uncancel() > armed.cancelling:
@@ -123,6 +144,29 @@ class Timeout(Layer):
                 f"no response within {self.seconds:g} s", timeout=self.seconds
             ) from error
         return None
+
+    def _expire(self) -> None:
+        """The timer fired: cancel every live call that is due, re-arm for the next one."""
+        self._timer = None
+        live = self._live
+        now = self.clock.now()
+        while live:
+            head = live[0]
+            if head.done:
+                live.popleft()
+            elif head.when <= now:
+                live.popleft()
+                head.fire()
+            else:
+                self._timer = self.clock.call_at(head.when, self._expire)
+                break
+
+    def _restart(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._live.clear()
+        self._loop = loop
 
     def __repr__(self) -> str:
         extra = ", stream=True" if self.stream else ""

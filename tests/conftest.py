@@ -1,0 +1,1 @@
+pytest_plugins = ["resilient_http.testing.pytest_plugin"]

@@ -1,0 +1,40 @@
+"""standard(): the recommended stack, in the documented order, validated."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import aiohttp
+import pytest
+
+import resilient_http as rh
+from resilient_http.testing import MockServer
+
+
+def test_standard_is_one_fused_stack_in_a_tuple() -> None:
+    mws = rh.standard()
+    assert isinstance(mws, tuple) and len(mws) == 1
+    assert isinstance(mws[0], rh.Stack)
+    timeouts = [layer for layer in mws[0].layers if isinstance(layer, rh.Timeout)]
+    assert [t.seconds for t in timeouts] == [30.0, 10.0]  # total outside, attempt inside
+
+
+def test_an_attempt_timeout_longer_than_the_total_is_an_error() -> None:
+    with pytest.raises(ValueError, match="attempt_timeout"):
+        rh.standard(total_timeout=5, attempt_timeout=10)
+    with pytest.raises(ValueError, match="total_timeout"):
+        rh.standard(total_timeout=-1)
+    rh.standard(total_timeout=timedelta(seconds=10), attempt_timeout=10)  # equal is fine
+    assert all(
+        not isinstance(layer, rh.Timeout)
+        for layer in rh.standard(total_timeout=None, attempt_timeout=None)[0].layers
+    )
+
+
+async def test_standard_works_as_session_middlewares() -> None:
+    async with (
+        MockServer() as server,
+        aiohttp.ClientSession(middlewares=rh.standard()) as session,
+        session.get(server.url("/ok")) as resp,
+    ):
+        assert resp.status == 200

@@ -1,0 +1,236 @@
+"""Timeout: a deadline for the whole exchange, body included, driven by a FakeClock."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+from _layers import Again
+
+import resilient_http as rh
+from resilient_http._middleware import Call, Step
+from resilient_http.testing import FakeClock, MockServer, Reply
+
+
+async def until(predicate: Any, limit: float = 2.0) -> None:
+    """Let real I/O run until ``predicate()`` holds (bounded)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + limit
+    while not predicate():
+        assert loop.time() < end, "condition not reached"
+        await asyncio.sleep(0.001)
+
+
+async def test_a_slow_response_is_cut_at_the_deadline() -> None:
+    clock = FakeClock()
+    started = time.perf_counter()
+    async with MockServer(clock=clock) as server:
+        server.script("/slow", Reply(200, delay=5))
+        async with aiohttp.ClientSession(middlewares=(rh.Timeout(1.0, clock=clock),)) as s:
+            task = asyncio.create_task(s.get(server.url("/slow")))
+            await until(lambda: server.count("/slow") == 1)
+            await clock.advance(0.9)
+            assert not task.done()
+            await clock.advance(0.1)
+            with pytest.raises(rh.DeadlineExceeded) as info:
+                await task
+    assert info.value.timeout == 1.0
+    assert isinstance(info.value, asyncio.TimeoutError)
+    assert isinstance(info.value, aiohttp.ClientError)
+    assert time.perf_counter() - started < 1.0  # fake time: no real second was slept
+
+
+async def test_a_body_dripping_past_the_deadline_times_out() -> None:
+    clock = FakeClock()
+    async with MockServer(clock=clock) as server:
+        server.script("/drip", Reply(200, body=b"x" * 100, drip=(10, 0.3)))
+        async with aiohttp.ClientSession(middlewares=(rh.Timeout(1.0, clock=clock),)) as s:
+            task = asyncio.create_task(s.get(server.url("/drip")))
+            await until(lambda: server.count("/drip") == 1)
+            for _ in range(9):
+                await clock.advance(0.1)
+                await asyncio.sleep(0.002)  # let the dripped chunks cross the socket
+            assert not task.done()
+            await clock.advance(0.1)
+            with pytest.raises(rh.DeadlineExceeded):
+                await task
+
+
+async def test_stream_mode_bounds_the_headers_only() -> None:
+    clock = FakeClock()
+    async with MockServer(clock=clock) as server:
+        server.script("/drip", Reply(200, body=b"x" * 30, drip=(10, 0.6)))
+        timeout = rh.Timeout(1.0, stream=True, clock=clock)
+        assert not timeout.reads_body
+        async with (
+            aiohttp.ClientSession(middlewares=(timeout,)) as s,
+            s.get(server.url("/drip")) as resp,
+        ):
+            reading = asyncio.create_task(resp.read())
+            for _ in range(20):  # 2 fake seconds: past the 1 s limit
+                await clock.advance(0.1)
+                await asyncio.sleep(0.002)
+            assert await reading == b"x" * 30
+
+
+async def test_the_same_timeout_object_works_through_wrap_and_the_decorator() -> None:
+    clock = FakeClock()
+    timeout = rh.Timeout(1.0, clock=clock)
+    async with MockServer(clock=clock) as server, aiohttp.ClientSession() as session:
+        server.script("/slow", Reply(200, delay=5))
+        api = rh.wrap(session, timeout)
+        task = asyncio.create_task(api.get(server.url("/slow")))
+        await until(lambda: server.count("/slow") == 1)
+        await clock.advance(1.0)
+        with pytest.raises(rh.DeadlineExceeded):
+            await task
+
+        @rh.resilient(timeout)
+        async def fetch() -> bytes:
+            async with session.get(server.url("/slow")) as resp:
+                return await resp.read()
+
+        task2 = asyncio.create_task(fetch())
+        await until(lambda: server.count("/slow") == 2)
+        await clock.advance(0.5)
+        assert not task2.done()
+        await clock.advance(0.5)
+        with pytest.raises(rh.DeadlineExceeded):
+            await task2
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize(("outer", "inner"), [(5, 1), (1, 5)])
+async def test_nested_timeouts_fire_at_the_earliest_fused_or_not(
+    fused: bool, outer: float, inner: float
+) -> None:
+    clock = FakeClock()
+    layers = (rh.Timeout(outer, clock=clock), rh.Timeout(inner, clock=clock))
+    middlewares = (rh.Stack(*layers),) if fused else layers
+    async with MockServer(clock=clock) as server:
+        server.script("/slow", Reply(200, delay=10))
+        async with aiohttp.ClientSession(middlewares=middlewares) as s:
+            task = asyncio.create_task(s.get(server.url("/slow")))
+            await until(lambda: server.count("/slow") == 1)
+            await clock.advance(0.99)
+            assert not task.done()
+            await clock.advance(0.01)
+            with pytest.raises(rh.DeadlineExceeded) as info:
+                await task
+    assert info.value.timeout == 1
+
+
+class Probe(rh.Layer):
+    """Records the deadline inner layers see."""
+
+    __slots__ = ("seen",)
+
+    def __init__(self) -> None:
+        self.seen: list[float | None] = []
+
+    def enter(self, call: Call, i: int) -> Step:
+        self.seen.append(rh.current_deadline())
+        return None
+
+
+async def test_the_deadline_is_visible_to_inner_layers() -> None:
+    clock = FakeClock(start=100.0)
+    probe = Probe()
+    async with MockServer(clock=clock) as server:
+        stack = rh.Stack(rh.Timeout(5, clock=clock), rh.Timeout(2, clock=clock), probe)
+        async with (
+            aiohttp.ClientSession(middlewares=(stack,)) as s,
+            s.get(server.url("/ok")) as resp,
+        ):
+            assert resp.status == 200
+            assert rh.current_deadline() is None  # reset on the way out
+    assert probe.seen == [102.0]
+
+
+async def test_a_caller_cancellation_is_not_turned_into_a_timeout() -> None:
+    clock = FakeClock()
+    async with MockServer(clock=clock) as server:
+        server.script("/slow", Reply(200, delay=5))
+        async with aiohttp.ClientSession(middlewares=(rh.Timeout(1.0, clock=clock),)) as s:
+            task = asyncio.create_task(s.get(server.url("/slow")))
+            await until(lambda: server.count("/slow") == 1)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+
+async def test_each_attempt_gets_its_own_timeout_inside_a_loop() -> None:
+    """Stack(total, <a layer that re-enters>, attempt): attempts time out one by one."""
+    clock = FakeClock()
+    async with MockServer(clock=clock) as server:
+        server.script("/x", Reply(200, delay=5), Reply(200, delay=5), Reply(200, body="third"))
+        stack = rh.Stack(rh.Timeout(10, clock=clock), Again(3), rh.Timeout(1, clock=clock))
+        async with aiohttp.ClientSession(middlewares=(stack,)) as s:
+            task = asyncio.create_task(s.get(server.url("/x")))
+            for n in (1, 2):
+                await until(lambda n=n: server.count("/x") == n)  # type: ignore[misc]
+                await clock.advance(1.0)
+            resp = await task
+            assert await resp.text() == "third"
+            resp.release()
+    assert server.count("/x") == 3
+
+
+async def test_finished_calls_leave_no_timer_behind() -> None:
+    clock = FakeClock()
+    timeout = rh.Timeout(30, clock=clock)
+    async with MockServer(clock=clock) as server:
+        async with aiohttp.ClientSession(middlewares=(timeout,)) as s:
+            for _ in range(50):
+                async with s.get(server.url("/ok")) as resp:
+                    await resp.read()
+        assert clock.pending() <= 1  # at most the one timer of the layer
+        assert not timeout._live
+
+
+def test_a_layer_object_survives_a_new_event_loop() -> None:
+    clock = FakeClock()
+    timeout = rh.Timeout(1.0, clock=clock)
+
+    async def once() -> None:
+        async with MockServer(clock=clock) as server:
+            server.script("/slow", Reply(200, delay=5))
+            async with aiohttp.ClientSession(middlewares=(timeout,)) as s:
+                task = asyncio.create_task(s.get(server.url("/slow")))
+                await until(lambda: server.count("/slow") == 1)
+                await clock.advance(1.0)
+                with pytest.raises(rh.DeadlineExceeded):
+                    await task
+
+    asyncio.run(once())
+    asyncio.run(once())
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        (-1, ValueError),
+        (0, ValueError),
+        (float("nan"), ValueError),
+        (float("inf"), ValueError),
+        (timedelta(seconds=-1), ValueError),
+        ("1", TypeError),
+        (True, TypeError),
+        (None, TypeError),
+    ],
+)
+def test_bad_durations_are_rejected_naming_the_parameter(value: Any, error: type) -> None:
+    with pytest.raises(error, match="seconds"):
+        rh.Timeout(value)
+
+
+def test_other_arguments_are_validated() -> None:
+    with pytest.raises(TypeError, match="stream"):
+        rh.Timeout(1, stream="yes")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="clock"):
+        rh.Timeout(1, clock=object())  # type: ignore[arg-type]
+    assert rh.Timeout(timedelta(milliseconds=1500)).seconds == 1.5
