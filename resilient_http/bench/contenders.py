@@ -183,7 +183,8 @@ def _single(
     def code(settings: Mapping[str, Any]) -> str:
         return f"(rh.{cls}({_kwargs_code({**defaults, **settings})}),)"
 
-    return Contender(name or cls.lower(), label or f"{cls} alone", _session(build), layers=(cls,), code=code)
+    return Contender(name or cls.lower(), label or f"{cls} alone", _session(build),
+                     layers=(cls,), code=code)
 
 
 register(_single("Timeout", {"seconds": 30.0}, "Timeout(30) alone"))
@@ -329,16 +330,25 @@ async def _tenacity(settings: Mapping[str, Any]) -> AsyncIterator[Caller]:
 @asynccontextmanager
 async def _stamina(settings: Mapping[str, Any]) -> AsyncIterator[Caller]:
     import stamina
+    import stamina.instrumentation
 
-    async with aiohttp.ClientSession() as session:
-        decorate = stamina.retry(
-            on=(aiohttp.ClientError, asyncio.TimeoutError),
-            attempts=int(settings.get("attempts", 4)),
-            wait_initial=float(settings.get("wait_initial", 0.1)),
-            wait_max=float(settings.get("wait_max", 2.0)),
-            timeout=None,
-        )
-        yield decorate(_raising(session))
+    # stamina logs every retry by default (to stderr without a logging setup), which would
+    # garble the table; the benchmark runs it without hooks, as our layers run without
+    # event hooks.
+    hooks = stamina.instrumentation.get_on_retry_hooks()
+    stamina.instrumentation.set_on_retry_hooks([])
+    try:
+        async with aiohttp.ClientSession() as session:
+            decorate = stamina.retry(
+                on=(aiohttp.ClientError, asyncio.TimeoutError),
+                attempts=int(settings.get("attempts", 4)),
+                wait_initial=float(settings.get("wait_initial", 0.1)),
+                wait_max=float(settings.get("wait_max", 2.0)),
+                timeout=None,
+            )
+            yield decorate(_raising(session))
+    finally:
+        stamina.instrumentation.set_on_retry_hooks(hooks)
 
 
 @asynccontextmanager

@@ -390,7 +390,9 @@ def parse(data: Mapping[str, Any], source: str = "<inline>") -> Scenario:
     if not isinstance(contenders, list) or not contenders or not all(
         isinstance(c, str) for c in contenders
     ):
-        raise ScenarioError(f"{source}: scenario.contenders must be a list of names, got {contenders!r}")
+        raise ScenarioError(
+            f"{source}: scenario.contenders must be a list of names, got {contenders!r}"
+        )
     if len(set(contenders)) != len(contenders):
         raise ScenarioError(f"{source}: contenders lists a name twice: {contenders!r}")
 
