@@ -399,7 +399,8 @@ def test_plain_table_and_json() -> None:
     for col in ("req/s", "x bare", "p99 ms", "up/call", "429 %", "srv CPU %"):
         assert col in header
     row = next(line for line in lines if line.startswith("x "))
-    assert "0.50" in row and "90.00" in row and "1.20" in row  # ratio, ok %, up/call
+    # ratio, ok/s, ok %, up/call
+    assert "0.50" in row and "450" in row and "90.00" in row and "1.20" in row
     assert "skipped: ghost: layer Ghost not available yet" in text
     data = report.to_json([_result()], {"extra": 1})
     json.dumps(data, allow_nan=False)

@@ -59,6 +59,11 @@ class Sample:
         """Logical calls per second."""
         return self.calls / self.wall if self.wall > 0 else math.nan
 
+    @property
+    def goodput(self) -> float:
+        """Successful calls per second."""
+        return self.ok / self.wall if self.wall > 0 else math.nan
+
 
 @dataclass
 class Summary:
@@ -68,6 +73,7 @@ class Summary:
     rounds: int
     calls: int
     throughput: float
+    goodput: float
     ratio: float | None
     p50: float
     p95: float
@@ -124,6 +130,7 @@ def summarize(samples: Sequence[Sample], baseline: str = BASELINE) -> list[Summa
                 rounds=len(group),
                 calls=calls,
                 throughput=_median([s.throughput for s in group]),
+                goodput=_median([s.goodput for s in group]),
                 ratio=_median(ratios) if ratios else None,
                 p50=percentile(latencies, 50),
                 p95=percentile(latencies, 95),

@@ -34,10 +34,11 @@ class MissingOptional(RuntimeError):
 
 
 COLUMNS = (
-    "contender", "req/s", "x bare", "p50 ms", "p95 ms", "p99 ms", "max ms", "ok %",
+    "contender", "req/s", "x bare", "ok/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "ok %",
     "up/call", "429 %", "CPU µs/call", "GC/1k", "srv CPU %",
 )
-"""The table's columns. ``x bare`` is the median over rounds of the throughput ratio to bare
+"""The table's columns. ``req/s`` is logical calls per second, ``ok/s`` successful ones (both
+medians over rounds); ``x bare`` is the median over rounds of the throughput ratio to bare
 aiohttp in the same round; ``up/call`` is upstream requests (the server's count) per logical
 call; ``429 %`` is the share of upstream responses that were 429; ``srv CPU %`` is the
 server's CPU time over the wall time (100% = one core busy: the server was the limit)."""
@@ -55,13 +56,16 @@ def _row(s: Summary) -> list[str]:
         s.contender,
         _num(s.throughput, ",.0f"),
         _num(s.ratio, ".2f"),
+        _num(s.goodput, ",.0f"),
         _num(s.p50, ".2f", 1e3),
         _num(s.p95, ".2f", 1e3),
         _num(s.p99, ".2f", 1e3),
         _num(s.max, ".1f", 1e3),
         _num(s.success, ".2f", 100),
         _num(s.amplification, ".2f"),
-        _num(share_429, ".1f", 100) if share_429 is not None else str(s.client_429),
+        (_num(share_429, ".1f", 100) if share_429 is not None
+         else "-" if s.upstream_429 is not None  # no upstream request at all
+         else f"{s.client_429} seen"),
         _num(s.cpu_per_call, ".0f", 1e6),
         _num(s.gc_per_1000, ".1f"),
         _num(s.server_cpu_share, ".0f", 100),
