@@ -13,20 +13,35 @@ __all__ = ["FakeClock"]
 
 
 class _FakeTimer:
-    __slots__ = ("when", "seq", "callback", "args", "cancelled")
+    __slots__ = ("args", "callback", "cancelled", "clock", "seq", "when")
 
-    def __init__(self, when: float, seq: int, callback: Callable[..., Any], args: tuple[Any, ...]):
+    def __init__(
+        self,
+        when: float,
+        seq: int,
+        callback: Callable[..., Any],
+        args: tuple[Any, ...],
+        clock: FakeClock,
+    ) -> None:
         self.when = when
         self.seq = seq
         self.callback = callback
         self.args = args
         self.cancelled = False
+        self.clock: FakeClock | None = clock
 
     def __lt__(self, other: _FakeTimer) -> bool:
         return (self.when, self.seq) < (other.when, other.seq)
 
     def cancel(self) -> None:
+        if self.cancelled:
+            return
         self.cancelled = True
+        # Drop the references at once; the heap entry goes at the next compaction.
+        self.callback, self.args = _noop, ()
+        clock, self.clock = self.clock, None
+        if clock is not None:
+            clock._timer_cancelled()
 
 
 class FakeClock:
@@ -45,13 +60,16 @@ class FakeClock:
     """
 
     def __init__(self, start: float = 0.0, *, autojump: bool = False) -> None:
-        if isinstance(start, bool) or not isinstance(start, (int, float)):
-            raise TypeError(f"start must be a number of seconds, got {start!r}")
-        if not math.isfinite(start):
+        if (
+            not isinstance(start, (int, float))
+            or isinstance(start, bool)
+            or not math.isfinite(start)
+        ):
             raise TypeError(f"start must be a finite number of seconds, got {start!r}")
         self._now = float(start)
         self._timers: list[_FakeTimer] = []
         self._seq = itertools.count()
+        self._cancelled = 0
         self.autojump = autojump
         self.sleeps: list[float] = []
         """Every duration passed to :meth:`sleep`, in order (for assertions on backoff)."""
@@ -62,16 +80,22 @@ class FakeClock:
 
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> _FakeTimer:
         """Schedule ``callback(*args)`` for when the fake time reaches ``when``."""
-        timer = _FakeTimer(when, next(self._seq), callback, args)
+        timer = _FakeTimer(when, next(self._seq), callback, args, self)
         heapq.heappush(self._timers, timer)
         return timer
 
     async def sleep(self, seconds: float) -> None:
-        """Suspend until the fake time has moved ``seconds`` forward."""
+        """Suspend until the fake time has moved ``seconds`` forward.
+
+        ``seconds <= 0`` only yields to the event loop once, like ``asyncio.sleep(0)``.
+        """
         self.sleeps.append(seconds)
+        if not seconds > 0:
+            await asyncio.sleep(0)
+            return
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
-        timer = self.call_at(self._now + max(0.0, seconds), _wake, fut)
+        timer = self.call_at(self._now + seconds, _wake, fut)
         try:
             if self.autojump:
                 await asyncio.sleep(0)
@@ -99,17 +123,31 @@ class FakeClock:
 
     def pending(self) -> int:
         """How many timers and sleepers are waiting (cancelled ones excluded)."""
-        return sum(1 for t in self._timers if not t.cancelled)
+        return len(self._timers) - self._cancelled
+
+    def _timer_cancelled(self) -> None:
+        self._cancelled += 1
+        if self._cancelled > 16 and self._cancelled * 2 > len(self._timers):
+            self._timers = [t for t in self._timers if not t.cancelled]
+            heapq.heapify(self._timers)
+            self._cancelled = 0
 
     def _run_due(self, until: float) -> None:
         self._now = max(self._now, until)
         while self._timers and self._timers[0].when <= self._now:
             timer = heapq.heappop(self._timers)
-            if not timer.cancelled:
+            if timer.cancelled:
+                self._cancelled -= 1
+            else:
+                timer.clock = None  # fired: a late cancel() must not count it
                 timer.callback(*timer.args)
 
     def __repr__(self) -> str:
         return f"FakeClock(now={self._now!r}, pending={self.pending()})"
+
+
+def _noop(*args: Any) -> None:
+    pass
 
 
 def _wake(fut: asyncio.Future[None]) -> None:
