@@ -220,6 +220,12 @@ def test_plan_skips_what_is_not_here() -> None:
     assert skipped == [("ghost", "layer NoSuchLayer not available yet")]
     entries, skipped = plan(scenario, only=["bare"])
     assert [e.key for e in entries] == ["bare"] and skipped == []
+    early = parse(tiny(scenario={"contenders": ["standard", "timeout"]},
+                       settings={"standard": {"not_an_option_yet": 1},
+                                 "timeout": {"seconds": 5}}))
+    entries, skipped = plan(early)
+    assert [e.key for e in entries] == ["timeout"]
+    assert skipped == [("standard", "standard() takes no not_an_option_yet option yet")]
 
 
 def test_stacks_as_data_build_and_render() -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -62,6 +63,9 @@ class Contender:
         modules: importable modules it needs (peers).
         code: settings → the Python expression of its middlewares, for ``tune``'s
             recommendation; ``None`` when it has no such form (peers, baselines).
+        keywords: the keywords its factory accepts (checked against the scenario's settings,
+            so a setting for an option that has not landed yet skips the contender instead
+            of failing the run); ``None`` accepts anything.
     """
 
     name: str
@@ -70,15 +74,20 @@ class Contender:
     layers: tuple[str, ...] = ()
     modules: tuple[str, ...] = ()
     code: Callable[[Mapping[str, Any]], str] | None = None
+    keywords: Callable[[], frozenset[str]] | None = None
 
-    def missing(self) -> str | None:
-        """Why it cannot run here, or ``None``."""
+    def missing(self, settings: Mapping[str, Any] | None = None) -> str | None:
+        """Why it cannot run here with these settings, or ``None``."""
         for layer in self.layers:
             if not hasattr(rh, layer):
                 return f"layer {layer} not available yet"
         for module in self.modules:
             if importlib.util.find_spec(module) is None:
                 return f"{module} not installed (pip install 'resilient-http[bench]')"
+        if settings and self.keywords is not None:
+            unknown = sorted(set(settings) - self.keywords())
+            if unknown:
+                return f"{self.label} takes no {', '.join(unknown)} option yet"
         return None
 
 
@@ -130,6 +139,11 @@ def _session(
             yield _session_caller(session)
 
     return factory
+
+
+def _keywords(obj: Callable[..., Any]) -> frozenset[str]:
+    params = inspect.signature(obj).parameters.values()
+    return frozenset(p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
 
 
 # --- baselines and the engine's own cost --------------------------------------------------
@@ -184,7 +198,7 @@ def _single(
         return f"(rh.{cls}({_kwargs_code({**defaults, **settings})}),)"
 
     return Contender(name or cls.lower(), label or f"{cls} alone", _session(build),
-                     layers=(cls,), code=code)
+                     layers=(cls,), code=code, keywords=lambda: _keywords(getattr(rh, cls)))
 
 
 register(_single("Timeout", {"seconds": 30.0}, "Timeout(30) alone"))
@@ -205,6 +219,7 @@ register(
         "standard()",
         _session(lambda s: tuple(rh.standard(**s))),
         code=_standard_code,
+        keywords=lambda: _keywords(rh.standard),
     )
 )
 

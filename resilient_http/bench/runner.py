@@ -103,11 +103,12 @@ def plan(
     skipped: list[tuple[str, str]] = []
     for name in names:
         contender = lookup(name, scenario.stacks)
-        reason = contender.missing()
+        settings = scenario.settings.get(name, {})
+        reason = contender.missing(settings)
         if reason is not None:
             skipped.append((name, reason))
         else:
-            entries.append(Entry(contender, scenario.settings.get(name, {})))
+            entries.append(Entry(contender, settings))
     return entries, skipped
 
 

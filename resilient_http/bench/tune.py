@@ -210,7 +210,7 @@ async def tune(
     ``baseline``), then rank them. A point whose layers are missing is a ``LookupError``."""
     points = _points(scenario, spec)
     for point in points:
-        reason = point.entry.contender.missing()
+        reason = point.entry.contender.missing(point.entry.settings)
         if reason is not None:
             raise LookupError(f"cannot tune {spec.base}: {reason}")
     entries = [p.entry for p in points]
