@@ -312,7 +312,7 @@ async def test_failures_and_429s_are_counted_from_the_server() -> None:
 
 async def test_tune_recommends_the_only_timeout_that_lets_calls_through() -> None:
     scenario = parse(tiny(
-        profile={"latency": 0.05},
+        profile={"latency": 0.02},
         load={"requests": 3, "concurrency": 3, "rounds": 1, "warmup": 0},
         stacks={"t": [{"type": "Timeout", "seconds": 1}]},
     ))

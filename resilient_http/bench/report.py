@@ -326,7 +326,8 @@ def plot_variant(result: VariantResult, directory: str | Path) -> list[Path]:
             ys = [(k + 1) / len(xs) for k in range(len(xs))]
             ax.step(xs, ys, where="post", label=name)
     ax.set_xscale("log")
-    ax.set_xlabel("latency (ms, log)")
+    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_xlabel("latency (ms, log scale)")
     ax.set_ylabel("share of calls")
     ax.set_title(f"{result.title}: latency CDF")
     ax.grid(True, alpha=0.3)
