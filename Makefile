@@ -4,7 +4,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 # The oldest supported combination, tested too: Python 3.10 when the machine has it, and the
 # oldest aiohttp we declare (the ClientResponse constructor changed in 3.14).
-COMPAT_PYTHON  ?= $(shell command -v python3.10 2>/dev/null || echo $(PYTHON))
+PY310 := $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10 /usr/bin/python3.10; do \
+	"$$p" -c pass >/dev/null 2>&1 && { echo "$$p"; break; }; done)
+COMPAT_PYTHON  ?= $(or $(PY310),$(PYTHON))
 COMPAT_AIOHTTP ?= aiohttp==3.12.15
 COMPAT_VENV    ?= .venv-compat
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
+
 import resilient_http as rh
 from resilient_http._middleware import REENTER, Call, Short, Step
 
@@ -44,7 +46,7 @@ class Again(rh.Layer):
         state: list[Any] = call.state  # type: ignore[assignment]
         if state[i] < self.times:
             state[i] += 1
-            if result is not None:
+            if isinstance(result, aiohttp.ClientResponse):
                 result.release()
             return REENTER
         return None

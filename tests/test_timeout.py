@@ -47,15 +47,15 @@ async def test_a_slow_response_is_cut_at_the_deadline() -> None:
 async def test_a_body_dripping_past_the_deadline_times_out() -> None:
     clock = FakeClock()
     async with MockServer(clock=clock) as server:
-        server.script("/drip", Reply(200, body=b"x" * 100, drip=(10, 0.3)))
+        server.script("/drip", Reply(200, body=b"x" * 100, drip=(10, 0.25)))
         async with aiohttp.ClientSession(middlewares=(rh.Timeout(1.0, clock=clock),)) as s:
             task = asyncio.create_task(s.get(server.url("/drip")))
             await until(lambda: server.count("/drip") == 1)
-            for _ in range(9):
-                await clock.advance(0.1)
+            for _ in range(3):  # steps exact in binary: 0.75 s, body still dripping
+                await clock.advance(0.25)
                 await asyncio.sleep(0.002)  # let the dripped chunks cross the socket
             assert not task.done()
-            await clock.advance(0.1)
+            await clock.advance(0.25)
             with pytest.raises(rh.DeadlineExceeded):
                 await task
 
