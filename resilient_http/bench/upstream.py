@@ -218,6 +218,7 @@ class NginxUpstream:
         self._proc: asyncio.subprocess.Process | None = None
         self._session: aiohttp.ClientSession | None = None
         self._port = 0
+        self._reads = 0
         self.description = "nginx (fixed 200, own process, 1 worker)"
 
     async def start(self) -> None:
@@ -282,7 +283,7 @@ class NginxUpstream:
         # "Active connections: N \nserver accepts handled requests\n A H R \n..."
         requests = int(text.splitlines()[2].split()[2])
         # The status request counts itself: the route saw `requests - status reads so far`.
-        self._reads = getattr(self, "_reads", 0) + 1
+        self._reads += 1
         return Stats(count=requests - self._reads, status_429=0, cpu=_proc_cpu(self._proc.pid))
 
 
