@@ -14,6 +14,7 @@ Three ways in — the same layer objects work in each::
 from resilient_http._clock import LOOP_CLOCK, Clock
 from resilient_http._middleware import Layer, Stack, Wrapped, resilient, wrap
 from resilient_http._standard import standard
+from resilient_http.cache import Cache
 from resilient_http.errors import (
     BodyNotReplayable,
     CircuitOpen,
@@ -31,6 +32,7 @@ __version__ = "0.1.0"
 __all__ = [
     # layers
     "Timeout",
+    "Cache",
     # composition
     "Layer",
     "Stack",

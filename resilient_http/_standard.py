@@ -7,6 +7,7 @@ from datetime import timedelta
 from resilient_http._clock import Clock
 from resilient_http._middleware import Layer, Stack
 from resilient_http._validate import duration
+from resilient_http.cache import Cache
 from resilient_http.timeout import Timeout
 
 __all__ = ["standard"]
@@ -14,6 +15,7 @@ __all__ = ["standard"]
 
 def standard(
     *,
+    cache: Cache | float | timedelta | None = None,
     total_timeout: float | timedelta | None = 30.0,
     attempt_timeout: float | timedelta | None = 10.0,
     clock: Clock | None = None,
@@ -28,6 +30,10 @@ def standard(
     Layers that are not built yet are left out (see the README's status table).
 
     Args:
+        cache: a :class:`Cache`, or a ``ttl`` in seconds (or a ``timedelta``) for
+            ``Cache(ttl)`` with the defaults, or ``None`` for no cache. Default ``None``: a
+            cache changes what callers see (stored answers, privacy rules), so it is opt-in.
+            It sits outside the timeouts and retries: a hit costs no attempt and no token.
         total_timeout: deadline for the whole call, retries and sleeps included, in seconds;
             ``None`` for no total deadline. Default 30.
         attempt_timeout: limit for each attempt, body included, in seconds; ``None`` for none.
@@ -45,6 +51,10 @@ def standard(
             f"({total:g} s): the total deadline would always cut the attempt short"
         )
     layers: list[Layer] = []
+    if isinstance(cache, Cache):
+        layers.append(cache)
+    elif cache is not None:
+        layers.append(Cache(duration("cache", cache, allow_zero=True), clock=clock))
     if total is not None:
         layers.append(Timeout(total, clock=clock))
     if attempt is not None:

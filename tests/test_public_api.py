@@ -11,6 +11,7 @@ import resilient_http.testing as rht
 DOCUMENTED = {
     # layers
     "Timeout",
+    "Cache",
     # composition
     "Layer",
     "Stack",

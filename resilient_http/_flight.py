@@ -1,0 +1,73 @@
+"""Single flight: concurrent misses of one key wait for one upstream call.
+
+The first caller to miss becomes the *leader* of a :class:`Flight`; the others wait on it
+and are woken with its outcome (the stored entry, or ``None`` when there is nothing to
+share: they then go on their own). Used by ``Cache`` in request and decorator modes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from resilient_http._rfc9111 import Entry
+
+__all__ = ["Flight", "Pending", "lead", "land"]
+
+
+class Flight:
+    """One upstream request that concurrent misses of the same key wait for."""
+
+    __slots__ = ("waiters",)
+
+    def __init__(self) -> None:
+        self.waiters: list[asyncio.Future[Any]] | None = None
+
+    def wait(self) -> asyncio.Future[Any]:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self.waiters is None:
+            self.waiters = []
+        self.waiters.append(fut)
+        return fut
+
+    def done(self, outcome: Any) -> None:
+        if self.waiters:
+            for fut in self.waiters:
+                if not fut.done():
+                    fut.set_result(outcome)
+
+
+class Pending:
+    """Per-call state of a request that went upstream."""
+
+    __slots__ = ("key", "fkey", "owner", "entry", "request_time", "added", "flight", "stale")
+
+    def __init__(
+        self, key: str, fkey: Any, owner: str | None, entry: Entry | None, now: float
+    ) -> None:
+        self.key = key
+        self.fkey = fkey
+        self.owner = owner
+        self.entry = entry
+        self.request_time = now
+        self.added: tuple[tuple[str, str], ...] = ()
+        self.flight: Flight | None = None
+        """The flight this call leads (others wait for it), or ``None``."""
+        self.stale: tuple[float, Any] | None = None
+        """Decorator mode: the expired memoized result, for stale-if-error."""
+
+
+def lead(flights: dict[Any, Flight], pending: Pending) -> None:
+    """Make ``pending`` the leader of a new flight for its key."""
+    pending.flight = flights[pending.fkey] = Flight()
+
+
+def land(flights: dict[Any, Flight], pending: Pending, outcome: Any) -> None:
+    """End the flight ``pending`` leads (idempotent): wake its waiters with ``outcome``."""
+    flight = pending.flight
+    if flight is None:
+        return
+    pending.flight = None
+    if flights.get(pending.fkey) is flight:
+        del flights[pending.fkey]
+    flight.done(outcome)

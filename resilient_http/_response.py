@@ -1,0 +1,115 @@
+"""The one place that builds a real :class:`aiohttp.ClientResponse` from stored bytes.
+
+A cache hit must hand the caller what aiohttp itself would have: a ``ClientResponse`` whose
+``read()``, ``json()``, ``text()``, ``content`` iteration, ``headers``, ``status``, ``url``,
+``raise_for_status()``, ``release()`` and ``async with`` all work. aiohttp has no public way
+to make one, so this module uses the constructor and the attributes that ``start()`` sets,
+and nothing else of aiohttp's internals. It supports every aiohttp we declare (>= 3.12):
+
+* 3.12 and 3.13: ``ClientResponse(method, url, *, writer, continue100, timer, request_info,
+  traces, loop, session)``;
+* 3.14 added a required ``stream_writer`` keyword; with ``writer=None`` ("request already
+  sent") the constructor only reads its ``output_size``.
+
+The built response owns no connection and no task: it is "closed" from the start (like a
+live response whose body was read to the end), so it never warns about being unclosed, and
+releasing it is a no-op apart from closing its ``content`` stream (as aiohttp does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import Any, cast
+
+from aiohttp import ClientResponse, RequestInfo
+from aiohttp.base_protocol import BaseProtocol
+from aiohttp.helpers import TimerNoop
+from aiohttp.http import HttpVersion11
+from aiohttp.streams import StreamReader
+from multidict import CIMultiDictProxy
+from yarl import URL
+
+__all__ = ["build_response", "body_if_read", "NEEDS_STREAM_WRITER"]
+
+NEEDS_STREAM_WRITER: bool = "stream_writer" in inspect.signature(ClientResponse.__init__).parameters
+"""Whether this aiohttp's ``ClientResponse`` takes ``stream_writer`` (3.14 and later)."""
+
+
+class _SentWriter:
+    """Stands in for the request's stream writer: nothing was written, nothing is pending."""
+
+    __slots__ = ()
+    output_size = 0
+
+
+class _NoProtocol:
+    """The ``StreamReader``'s flow control target: there is no transport to pause."""
+
+    __slots__ = ()
+    _reading_paused = False
+    connected = True
+
+    def pause_reading(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def resume_reading(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_PROTOCOL = cast(BaseProtocol, _NoProtocol())
+_TIMER = TimerNoop()
+_NO_TRACES: list[Any] = []  # read() only sends traces when it reads from the network
+_EXTRA: dict[str, Any] = {"stream_writer": _SentWriter()} if NEEDS_STREAM_WRITER else {}
+_STREAM_LIMIT = 2**16
+
+
+def build_response(
+    method: str,
+    url: URL,
+    *,
+    status: int,
+    reason: str,
+    headers: CIMultiDictProxy[str],
+    raw_headers: tuple[tuple[bytes, bytes], ...],
+    body: bytes,
+    request_info: RequestInfo,
+    loop: asyncio.AbstractEventLoop,
+    session: Any = None,
+) -> ClientResponse:
+    """A finished ``ClientResponse`` holding ``body``, as if it had just been read.
+
+    ``headers`` may be shared between responses (a ``CIMultiDictProxy`` cannot be changed).
+    ``session`` (the ``ClientSession`` or ``None``) supplies the charset fallback of
+    ``text()``, as on a live response.
+    """
+    resp = ClientResponse(
+        method,
+        url,
+        writer=None,
+        continue100=None,
+        timer=_TIMER,
+        request_info=request_info,
+        traces=_NO_TRACES,
+        loop=loop,
+        session=session,
+        **_EXTRA,
+    )
+    resp.version = HttpVersion11
+    resp.status = status
+    resp.reason = reason
+    resp._headers = headers
+    resp._raw_headers = raw_headers
+    resp._body = body
+    content = StreamReader(_PROTOCOL, _STREAM_LIMIT, loop=loop)
+    if body:
+        content.feed_data(body)
+    content.feed_eof()
+    resp.content = content
+    return resp
+
+
+def body_if_read(resp: ClientResponse) -> bytes | None:
+    """The body of a live response if it was already read (by ``read()``), else ``None``."""
+    body: bytes | None = resp._body
+    return body

@@ -1,0 +1,120 @@
+"""Where ``Cache`` keeps responses: a small store interface and the in-memory store.
+
+A store maps a key (the request URL, or what ``Cache(key=...)`` returns) to the tuple of
+stored responses for it (one per method, credentials and ``Vary`` values). Every method may
+return its value directly or an awaitable of it: the in-memory store answers synchronously,
+so a cache hit costs no ``await``; a networked store (Redis, ...) returns awaitables and the
+cache awaits them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Protocol, runtime_checkable
+
+from cachetools import LRUCache
+
+from resilient_http._rfc9111 import Entry
+from resilient_http._validate import positive_int
+
+__all__ = ["CacheStore", "MemoryStore", "Variants"]
+
+Variants = tuple[Entry, ...]
+"""The stored responses of one key."""
+
+
+@runtime_checkable
+class CacheStore(Protocol):
+    """What ``Cache`` needs from a store. Each method returns its result or an awaitable."""
+
+    def get(self, key: str) -> Variants | Awaitable[Variants | None] | None:
+        """The responses stored under ``key``, or ``None``."""
+        ...
+
+    def set(self, key: str, variants: Variants) -> Awaitable[None] | None:
+        """Store ``variants`` under ``key``, replacing what was there (may evict others)."""
+        ...
+
+    def delete(self, key: str) -> Awaitable[None] | None:
+        """Forget ``key`` (no error when it is absent)."""
+        ...
+
+    def clear(self) -> Awaitable[None] | None:
+        """Forget everything."""
+        ...
+
+
+class _Bytes(LRUCache[str, Variants]):
+    """An LRU bounded by bytes that also counts the responses it holds."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(max_bytes, getsizeof=_size)
+        self.count = 0
+
+    def popitem(self) -> tuple[str, Variants]:
+        key, value = super().popitem()
+        self.count -= len(value)
+        return key, value
+
+
+def _size(variants: Variants) -> int:
+    return sum(entry.size for entry in variants)
+
+
+class MemoryStore:
+    """In-memory, least-recently-used store, bounded by responses and by bytes.
+
+    Args:
+        maxsize: the most responses kept (each ``Vary`` variant counts). Default 1024.
+        max_bytes: the most bytes kept (bodies plus headers plus a fixed overhead per
+            response). Default 64 MiB. A response larger than this is not stored.
+    """
+
+    __slots__ = ("maxsize", "max_bytes", "_data")
+
+    def __init__(self, maxsize: int = 1024, max_bytes: int = 64 * 2**20) -> None:
+        self.maxsize = positive_int("maxsize", maxsize)
+        self.max_bytes = positive_int("max_bytes", max_bytes)
+        self._data = _Bytes(self.max_bytes)
+
+    def get(self, key: str) -> Variants | None:
+        return self._data.get(key)
+
+    def set(self, key: str, variants: Variants) -> None:
+        data = self._data
+        self.delete(key)
+        if not variants or _size(variants) > self.max_bytes:
+            return
+        data[key] = variants  # evicts least recently used keys past max_bytes
+        data.count += len(variants)
+        while data.count > self.maxsize:
+            data.popitem()
+
+    def delete(self, key: str) -> None:
+        data = self._data
+        old = data.pop(key, None)
+        if old is not None:
+            data.count -= len(old)
+
+    def clear(self) -> None:
+        self._data.clear()
+        self._data.count = 0
+
+    @property
+    def count(self) -> int:
+        """How many responses are stored."""
+        return self._data.count
+
+    @property
+    def size(self) -> int:
+        """How many bytes are stored (as counted against ``max_bytes``)."""
+        return int(self._data.currsize)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return (
+            f"MemoryStore(maxsize={self.maxsize}, max_bytes={self.max_bytes}, "
+            f"count={self.count}, size={self.size})"
+        )
