@@ -458,6 +458,15 @@ async def test_nginx_counts_its_requests() -> None:
             await nginx.prepare(Profile(outage=True))
     finally:
         await nginx.close()
+    cached = NginxUpstream(shutil.which("nginx") or "nginx", cache_control="max-age=60")
+    await cached.start()
+    try:
+        await cached.prepare(Profile(cache_control="max-age=60"))
+        async with aiohttp.ClientSession() as session, session.get(cached.url("/c")) as resp:
+            assert resp.headers["Cache-Control"] == "max-age=60"
+            assert resp.headers["ETag"] == '"bench-v1"'
+    finally:
+        await cached.close()
 
 
 # --- the command line ---------------------------------------------------------------------

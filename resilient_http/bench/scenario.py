@@ -104,7 +104,8 @@ class Profile:
 
     @property
     def plain(self) -> bool:
-        """Whether the route is a fixed fast 200 (so a static server like nginx can play it)."""
+        """Whether the route is a fixed fast 200 (with its Cache-Control header when
+        cacheable), so a static server like nginx can play it."""
         return (
             self.latency in (0, 0.0)
             and not self.error_ratio
@@ -112,7 +113,6 @@ class Profile:
             and not self.truncate_ratio
             and self.rate_limit is None
             and not self.outage
-            and self.cache_control is None
         )
 
 

@@ -179,10 +179,17 @@ http {{
     server {{
         listen 127.0.0.1:{port};
         location = /__nginx_status {{ stub_status; }}
-        location / {{ default_type text/plain; return 200 "{body}"; }}
+        location / {{
+            default_type text/plain;{headers}
+            return 200 "{body}";
+        }}
     }}
 }}
 """
+
+
+def _quote(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _free_port() -> int:
@@ -211,23 +218,30 @@ def _proc_cpu(pid: int) -> float | None:
 class NginxUpstream:
     """nginx answering ``200 <body>`` to everything (see the module docstring)."""
 
-    def __init__(self, executable: str, body: str = "ok") -> None:
+    def __init__(self, executable: str, body: str = "ok", cache_control: str | None = None,
+                 ) -> None:
         self._exe = executable
         self._body = body
+        self._cache_control = cache_control
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._proc: asyncio.subprocess.Process | None = None
         self._session: aiohttp.ClientSession | None = None
         self._port = 0
         self._reads = 0
-        self.description = "nginx (fixed 200, own process, 1 worker)"
+        what = "fixed 200" + (f", Cache-Control: {cache_control}" if cache_control else "")
+        self.description = f"nginx ({what}; own process, 1 worker)"
 
     async def start(self) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="rh-bench-nginx-")
         tmp = self._tmp.name
         self._port = _free_port()
         conf = Path(tmp) / "nginx.conf"
-        body = self._body.replace("\\", "\\\\").replace('"', '\\"')
-        conf.write_text(_NGINX_CONF.format(tmp=tmp, port=self._port, body=body))
+        headers = ""
+        if self._cache_control is not None:
+            headers = (f'\n            add_header Cache-Control "{_quote(self._cache_control)}";'
+                       """\n            add_header ETag '"bench-v1"';""")
+        conf.write_text(_NGINX_CONF.format(tmp=tmp, port=self._port, body=_quote(self._body),
+                                           headers=headers))
         self._proc = await asyncio.create_subprocess_exec(
             self._exe, "-p", tmp, "-c", str(conf),
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
@@ -273,8 +287,9 @@ class NginxUpstream:
         return f"http://127.0.0.1:{self._port}{path}"
 
     async def prepare(self, profile: Profile) -> None:
-        if not profile.plain:
-            raise ValueError("nginx only plays a plain always-200 profile")
+        if not profile.plain or profile.cache_control != self._cache_control:
+            raise ValueError("this nginx only plays a plain always-200 profile "
+                             f"with Cache-Control {self._cache_control!r}")
 
     async def stats(self, path: str) -> Stats:
         assert self._session is not None and self._proc is not None
@@ -299,7 +314,7 @@ class Upstreams:
         if prefer not in ("auto", "mock", "nginx"):
             raise ValueError(f"prefer must be 'auto', 'mock' or 'nginx', got {prefer!r}")
         self.prefer = prefer
-        self._nginx: NginxUpstream | None = None
+        self._nginx: dict[tuple[str, str | None], NginxUpstream] = {}
         self._mock: MockUpstream | None = None
 
     async def for_scenario(self, scenario: Scenario) -> tuple[Upstream, str]:
@@ -311,11 +326,12 @@ class Upstreams:
         if want != "mock" and scenario.profile.plain:
             exe = shutil.which("nginx")
             if exe is not None:
-                if self._nginx is None:
-                    nginx = NginxUpstream(exe, scenario.profile.body)
+                key = (scenario.profile.body, scenario.profile.cache_control)
+                if key not in self._nginx:
+                    nginx = NginxUpstream(exe, *key)
                     await nginx.start()
-                    self._nginx = nginx
-                return self._nginx, self._nginx.description
+                    self._nginx[key] = nginx
+                return self._nginx[key], self._nginx[key].description
             note = "nginx not installed: the server may be the limit, see its CPU share"
         elif want == "nginx":
             note = "nginx cannot play this profile"
@@ -327,9 +343,9 @@ class Upstreams:
 
     async def close(self) -> None:
         """Stop every server started."""
-        if self._nginx is not None:
-            await self._nginx.close()
-            self._nginx = None
+        for nginx in self._nginx.values():
+            await nginx.close()
+        self._nginx.clear()
         if self._mock is not None:
             await self._mock.close()
             self._mock = None
