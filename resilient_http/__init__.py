@@ -14,6 +14,7 @@ Three ways in — the same layer objects work in each::
 from resilient_http._clock import LOOP_CLOCK, Clock
 from resilient_http._middleware import Layer, Stack, Wrapped, resilient, wrap
 from resilient_http._standard import standard
+from resilient_http.breaker import CircuitBreaker, CircuitState
 from resilient_http.cache import Cache
 from resilient_http.errors import (
     BodyNotReplayable,
@@ -33,6 +34,8 @@ __all__ = [
     # layers
     "Timeout",
     "Cache",
+    "CircuitBreaker",
+    "CircuitState",
     # composition
     "Layer",
     "Stack",

@@ -7,6 +7,7 @@ from datetime import timedelta
 from resilient_http._clock import Clock
 from resilient_http._middleware import Layer, Stack
 from resilient_http._validate import duration
+from resilient_http.breaker import CircuitBreaker
 from resilient_http.cache import Cache
 from resilient_http.timeout import Timeout
 
@@ -18,6 +19,7 @@ def standard(
     cache: Cache | float | timedelta | None = None,
     total_timeout: float | timedelta | None = 30.0,
     attempt_timeout: float | timedelta | None = 10.0,
+    breaker: bool | CircuitBreaker = True,
     clock: Clock | None = None,
 ) -> tuple[Stack]:
     """The recommended stack as a one-element tuple, ready for ``middlewares=``.
@@ -38,6 +40,11 @@ def standard(
             ``None`` for no total deadline. Default 30.
         attempt_timeout: limit for each attempt, body included, in seconds; ``None`` for none.
             Default 10. Must not be longer than ``total_timeout``.
+        breaker: a per-host :class:`CircuitBreaker` with its defaults (``True``, the
+            default), ``False`` for none, or your own ``CircuitBreaker``. On by default: its
+            defaults (open at 50 % failures over at least 20 calls in 30 s, break 5 s) leave
+            an API that fails now and then alone and only stop calls to a host that is
+            really down — where each retry would add load and latency for nothing.
         clock: the clock every layer reads; default the event loop's.
 
     Raises:
@@ -50,6 +57,11 @@ def standard(
             f"attempt_timeout ({attempt:g} s) must not be longer than total_timeout "
             f"({total:g} s): the total deadline would always cut the attempt short"
         )
+    if not isinstance(breaker, (bool, CircuitBreaker)):
+        raise TypeError(
+            f"breaker must be a bool or a CircuitBreaker, got {type(breaker).__name__} "
+            f"{breaker!r}"
+        )
     layers: list[Layer] = []
     if isinstance(cache, Cache):
         layers.append(cache)
@@ -57,6 +69,11 @@ def standard(
         layers.append(Cache(duration("cache", cache, allow_zero=True), clock=clock))
     if total is not None:
         layers.append(Timeout(total, clock=clock))
+    # Retry goes here (outside the breaker: each attempt is counted, a rejection costs none).
+    if breaker is True:
+        layers.append(CircuitBreaker(clock=clock))
+    elif isinstance(breaker, CircuitBreaker):
+        layers.append(breaker)
     if attempt is not None:
         layers.append(Timeout(attempt, clock=clock))
     return (Stack(*layers),)

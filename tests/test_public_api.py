@@ -12,6 +12,8 @@ DOCUMENTED = {
     # layers
     "Timeout",
     "Cache",
+    "CircuitBreaker",
+    "CircuitState",
     # composition
     "Layer",
     "Stack",

@@ -1,0 +1,484 @@
+"""``CircuitBreaker``: stop calling a host that is failing, then probe it back to health.
+
+Per key (by default the request's origin: scheme, host and port), a circuit counts the
+outcomes of recent calls in a sliding window. When at least ``min_throughput`` calls in the
+window ended and at least ``failure_ratio`` of them failed, the circuit *opens*: calls fail
+fast with :class:`~resilient_http.CircuitOpen` (carrying ``retry_in``) and nothing is sent.
+After ``break_for`` the circuit is *half-open*: up to ``half_open_probes`` calls go through
+at once; the first to succeed closes the circuit, the first to fail opens it again for
+``break_for``. A probe that is cancelled frees its slot and decides nothing.
+
+The state machine lives in :mod:`resilient_http._circuit` (pure, clock passed in), the
+default failure predicate in :mod:`resilient_http._failure`; this module maps calls to
+circuits, settles their outcomes, emits events and offers manual control.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Hashable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import ClientResponse
+from yarl import URL
+
+from resilient_http._circuit import (
+    CLOSED,
+    HALF_OPEN,
+    ISOLATED,
+    OPEN,
+    Circuit,
+    CircuitState,
+    Ticket,
+)
+from resilient_http._clock import LOOP_CLOCK, Clock
+from resilient_http._failure import NOT_SENT, is_transient_failure
+from resilient_http._middleware import Call, Layer, Step
+from resilient_http._validate import callable_or_none, duration, positive_int, ratio
+from resilient_http.errors import CircuitOpen
+from resilient_http.events import Emitter, EventHook
+
+__all__ = ["CircuitBreaker", "CircuitState", "is_transient_failure"]
+
+_BUCKETS = 10
+"""Time buckets per window: the window slides in steps of ``window / 10``."""
+
+_PRUNE_AT = 4096
+"""Circuits kept before idle (closed, failure-free) ones are dropped."""
+
+
+_YARL_SLOTS = all(hasattr(URL("http://h"), a) for a in ("_scheme", "_netloc"))
+"""Whether this yarl keeps the URL's parts in the slots the fast origin key reads."""
+
+
+def _label(key: Any) -> str:
+    if isinstance(key, URL):
+        return str(key)
+    if callable(key) and hasattr(key, "__qualname__"):
+        return f"{getattr(key, '__module__', '?')}.{key.__qualname__}"
+    return str(key)
+
+
+def _canonical_origin(key: Any) -> URL | None:
+    """The origin of a URL-like key with the default port left out, or ``None``."""
+    if not isinstance(key, (str, URL)):
+        return None
+    try:
+        origin = (URL(key) if isinstance(key, str) else key).origin()
+    except ValueError:
+        return None
+    if origin.explicit_port is not None and origin.is_default_port():
+        origin = origin.with_port(None)
+    return origin
+
+
+class CircuitBreaker(Layer):
+    """Fail fast while a host is failing; probe it back to health.
+
+    Place it inside ``Retry`` (so each attempt counts and a rejected attempt costs no
+    request) and outside ``RateLimit`` and the per-attempt ``Timeout`` (so a timed-out
+    attempt counts as a failure), as ``standard()`` does.
+
+    Defaults are chosen for HTTP APIs called from one client process. Polly's defaults
+    (ratio 0.1, throughput 100, sampling 30 s, break 5 s) suit a busy .NET service: from a
+    client a ratio of 0.1 opens on the background 5-20 % of 503s that ``Retry`` absorbs
+    easily, turning a mostly healthy API into a total outage, and 100 calls per 30 s means
+    a client under 3.3 requests/s could never open the circuit. The ratio and throughput
+    follow Hystrix (50 %, 20 calls): 20 samples at a true failure rate of 20 % reach 50 %
+    by chance about once in 400 windows, while a real outage still opens in 20 calls. The
+    window (30 s) and the break (5 s) are Polly's. Example::
+
+        breaker = rh.CircuitBreaker(min_throughput=10, break_for=15)
+        session = aiohttp.ClientSession(middlewares=(breaker,))
+        ...
+        except rh.CircuitOpen as exc:  # nothing was sent
+            schedule_later(exc.retry_in)
+
+    Args:
+        failure_ratio: share of failed calls in the window that opens the circuit,
+            ``0 < ratio <= 1``. Default ``0.5``.
+        min_throughput: calls that must have ended in the window before it may open
+            (>= 1). Default ``20``.
+        window: length of the sliding window of outcomes, in seconds or a ``timedelta``;
+            it slides in steps of a tenth of its length. Default ``30``.
+        break_for: how long an open circuit fails fast before letting probes through, in
+            seconds or a ``timedelta``. Default ``5``.
+        half_open_probes: how many probe calls may be in flight at once while half-open
+            (>= 1). The first probe to succeed closes the circuit; the first to fail opens
+            it again. A probe holds its slot until it ends, so bound probes with a
+            per-attempt ``Timeout`` inside the breaker (``standard()`` has one). Default
+            ``1``.
+        key: which circuit a call belongs to. ``None`` (default): one circuit per origin
+            (scheme, host and port) of the request; in decorator mode one circuit per
+            decorated function. A ``str``: one named circuit for every call through this
+            layer. A callable: called with the ``aiohttp.ClientRequest`` (with the decorated
+            function's arguments in decorator mode), returns any hashable key.
+        is_failure: ``(result, error) -> bool`` deciding whether a call failed; ``result``
+            is the response (or the decorated function's return value) when ``error`` is
+            ``None``. Default :func:`is_transient_failure` (connection errors, timeouts,
+            broken bodies, 5xx except 501/505; **not** 429). Calls that are cancelled, or
+            refused by an inner layer before anything was sent (``CircuitOpen``,
+            ``RateLimitExceeded``, ``BodyNotReplayable``), are never passed to it: they
+            count as neither success nor failure, and a probe among them frees its slot.
+        clock: the time source; default the event loop's clock. Tests pass a ``FakeClock``.
+        on_event: a hook or hooks receiving every :class:`~resilient_http.Event`:
+            ``breaker.opened``, ``breaker.half_opened``, ``breaker.closed``,
+            ``breaker.isolated`` (logged at INFO) and ``breaker.rejected`` (DEBUG).
+
+    Raises:
+        CircuitOpen: from a call while its circuit is open, half-open with every probe slot
+            taken, or isolated. It is an ``aiohttp.ClientConnectionError``; ``retry_in`` says
+            when to try again (``None`` while isolated).
+
+    The layer only sees the response headers unless a layer of the stack reads the body
+    (``Timeout`` and ``Retry`` do by default), so a truncated body counts as a failure only
+    then. Manual control: :meth:`state`, :meth:`states`, :meth:`isolate`, :meth:`reset`.
+    One breaker serves one event loop (like an aiohttp session).
+    """
+
+    __slots__ = (
+        "failure_ratio",
+        "min_throughput",
+        "window",
+        "break_for",
+        "half_open_probes",
+        "key",
+        "is_failure",
+        "clock",
+        "_clock_now",
+        "_key_fn",
+        "_events",
+        "_circuits",
+        "_prune_at",
+        "_isolated",
+    )
+    uses_state = True
+
+    def __init__(
+        self,
+        failure_ratio: float = 0.5,
+        *,
+        min_throughput: int = 20,
+        window: float | timedelta = 30.0,
+        break_for: float | timedelta = 5.0,
+        half_open_probes: int = 1,
+        key: str | Callable[..., Hashable] | None = None,
+        is_failure: Callable[[Any, BaseException | None], bool] | None = None,
+        clock: Clock | None = None,
+        on_event: EventHook | Sequence[EventHook] | None = None,
+    ) -> None:
+        self.failure_ratio: float = ratio("failure_ratio", failure_ratio)
+        if self.failure_ratio <= 0:
+            raise ValueError(
+                f"failure_ratio must be > 0 and <= 1 (a share of failed calls), "
+                f"got {failure_ratio!r}"
+            )
+        self.min_throughput: int = positive_int("min_throughput", min_throughput)
+        self.window: float = duration("window", window)
+        self.break_for: float = duration("break_for", break_for)
+        self.half_open_probes: int = positive_int("half_open_probes", half_open_probes)
+        if isinstance(key, str):
+            name = key
+            self._key_fn: Callable[..., Hashable] | None = lambda *_a, **_k: name
+        elif key is None or callable(key):
+            self._key_fn = key
+        else:
+            raise TypeError(
+                f"key must be None (per origin), a str (one named circuit) or a callable "
+                f"returning a hashable key, got {type(key).__name__} {key!r}"
+            )
+        self.key = key
+        self.is_failure = callable_or_none("is_failure", is_failure)
+        if clock is not None and not isinstance(clock, Clock):
+            raise TypeError(f"clock must be a Clock (now, sleep, call_at), got {clock!r}")
+        self.clock: Clock = clock if clock is not None else LOOP_CLOCK
+        self._clock_now = self.clock.now
+        self._events = Emitter("CircuitBreaker", on_event)
+        self._circuits: dict[Hashable, Circuit] = {}
+        self._prune_at = _PRUNE_AT
+        self._isolated = False
+
+    # -- the layer hooks ---------------------------------------------------------------------
+
+    def enter(self, call: Call, i: int) -> Step:
+        request = call.request
+        key_fn = self._key_fn
+        if key_fn is None:
+            if request is not None:
+                # The origin as (scheme, netloc) read from yarl's slots: a tuple hashes in C,
+                # hashing a URL runs Python code. A netloc with credentials falls back to
+                # url.origin(), so no secret is kept in a long-lived key. Spellings of one
+                # origin are aliases of one circuit (see _create).
+                url = request.url
+                if _YARL_SLOTS and "@" not in (netloc := url._netloc):
+                    key: Hashable = (url._scheme, netloc)
+                else:
+                    key = url.origin()
+            else:
+                key = call.handler
+        elif request is not None:
+            key = key_fn(request)
+        else:
+            key = key_fn(*call.args, **(call.kwargs or {}))  # type: ignore[misc]
+        circuit = self._circuits.get(key)
+        if circuit is None:
+            circuit = self._create(key, None if key_fn or request is None else request.url)
+        if circuit.state is CLOSED:
+            call.state[i] = circuit.ticket  # type: ignore[index]
+            return None
+        return self._admit(call, i, circuit)
+
+    def exit(self, call: Call, i: int, result: Any, error: BaseException | None) -> Step:
+        state = call.state
+        ticket: Ticket | None = state[i]  # type: ignore[index]
+        if ticket is None:
+            return None
+        state[i] = None  # type: ignore[index]
+        circuit = ticket.circuit
+        if (
+            error is None
+            and ticket is circuit.ticket
+            and not ticket.probe
+            and self.is_failure is None
+            and (not isinstance(result, ClientResponse) or result.status < 500)
+        ):
+            circuit.add_success(self._clock_now())  # the common case: closed, no failure
+            return None
+        return self._settle(call, circuit, ticket, result, error)
+
+    # -- slow paths ---------------------------------------------------------------------------
+
+    def _settle(
+        self,
+        call: Call,
+        circuit: Circuit,
+        ticket: Ticket,
+        result: Any,
+        error: BaseException | None,
+    ) -> Step:
+        if error is not None and (
+            not isinstance(error, Exception) or isinstance(error, NOT_SENT)
+        ):
+            # Cancelled, or refused by an inner layer before anything was sent: neither
+            # success nor failure. A probe gives its slot back.
+            circuit.abort(ticket)
+            return None
+        custom = self.is_failure
+        if custom is None:
+            failed = is_transient_failure(result, error)
+        else:
+            try:
+                failed = bool(custom(result, error))
+            except BaseException:
+                circuit.abort(ticket)
+                if isinstance(result, ClientResponse):
+                    result.release()  # the engine drops the result along with this error
+                raise
+        before = circuit.state
+        if failed:
+            circuit.failure(ticket, self._clock_now())
+        else:
+            circuit.success(ticket, self._clock_now())
+        if circuit.state is not before:
+            self._changed(call, circuit, before, result, error)
+        return None
+
+    def _create(self, key: Hashable, url: URL | None = None) -> Circuit:
+        # Every spelling of an origin ("https://h:443", ("https", "h")) is an alias of its
+        # canonical URL ("https://h"): all these keys map to one circuit.
+        if url is not None:
+            canonical = _canonical_origin(url)
+        elif isinstance(key, URL):
+            canonical = _canonical_origin(key)
+        else:
+            canonical = None
+        circuit = None if canonical is None else self._circuits.get(canonical)
+        if circuit is None:
+            if len(self._circuits) >= self._prune_at:
+                self._prune()
+            circuit = Circuit(
+                failure_ratio=self.failure_ratio,
+                min_throughput=self.min_throughput,
+                window=self.window,
+                break_for=self.break_for,
+                probes=self.half_open_probes,
+                buckets=_BUCKETS,
+                now=self._now(),
+                key=key if canonical is None else canonical,
+            )
+            if self._isolated:
+                circuit.isolate()
+            if canonical is not None:
+                self._circuits[canonical] = circuit
+        self._circuits[key] = circuit
+        return circuit
+
+    def _prune(self) -> None:
+        now = self._now()
+        idle = [
+            k
+            for k, c in self._circuits.items()
+            if c.state is CLOSED and c.counts(now)[0] == 0
+        ]
+        for k in idle:
+            del self._circuits[k]
+        self._prune_at = max(_PRUNE_AT, 2 * len(self._circuits))
+
+    def _admit(self, call: Call, i: int, circuit: Circuit) -> Step:
+        now = self._clock_now()
+        before = circuit.state
+        ticket = circuit.admit(now)
+        if circuit.state is not before:
+            self._changed(call, circuit, before, None, None)
+        if ticket is not None:
+            call.state[i] = ticket  # type: ignore[index]
+            return None
+        retry_in = circuit.retry_in(now)
+        label = _label(circuit.key)
+        self._emit(
+            "breaker.rejected",
+            call,
+            logging.DEBUG,
+            key=label,
+            state=circuit.state.value,
+            retry_in=retry_in,
+        )
+        if retry_in is None:
+            message = f"circuit for {label} is isolated; call reset() to close it"
+        elif circuit.state is HALF_OPEN:
+            message = f"circuit for {label} is half-open and every probe slot is taken"
+        else:
+            message = f"circuit for {label} is open; retry in {retry_in:.3g} s"
+        raise CircuitOpen(message, retry_in=retry_in)
+
+    def _changed(
+        self,
+        call: Call | None,
+        circuit: Circuit,
+        before: CircuitState,
+        result: Any,
+        error: BaseException | None,
+    ) -> None:
+        state = circuit.state
+        label = _label(circuit.key)
+        if state is OPEN:
+            if error is not None:
+                cause = type(error).__name__
+            elif isinstance(result, ClientResponse):
+                cause = str(result.status)
+            else:
+                cause = "failure"
+            if before is HALF_OPEN:
+                detail: dict[str, Any] = {"reason": "probe failed"}
+            else:
+                detail = {
+                    "reason": "failure ratio",
+                    "failures": circuit.last_failures,
+                    "throughput": circuit.last_throughput,
+                }
+            self._emit(
+                "breaker.opened",
+                call,
+                logging.INFO,
+                key=label,
+                cause=cause,
+                break_for=self.break_for,
+                **detail,
+            )
+        elif state is HALF_OPEN:
+            self._emit(
+                "breaker.half_opened", call, logging.INFO, key=label, probes=circuit.probes
+            )
+        elif state is CLOSED:
+            reason = "reset" if call is None else "probe succeeded"
+            self._emit("breaker.closed", call, logging.INFO, key=label, reason=reason)
+        else:
+            self._emit("breaker.isolated", call, logging.INFO, key=label)
+
+    def _emit(self, name: str, call: Call | None, level: int, **detail: Any) -> None:
+        events = self._events
+        if not events.enabled(level):
+            return
+        if call is None:
+            events.emit(name, None, None, level, **detail)
+        elif call.request is not None:
+            events.emit(name, call.request.method, call.request.url, level, **detail)
+        else:
+            events.emit(name, None, _label(call.handler), level, **detail)
+
+    def _now(self) -> float:
+        try:
+            return self._clock_now()
+        except RuntimeError:  # the loop clock, read outside a running loop
+            return 0.0
+
+    def _find(self, key: Any) -> list[Circuit]:
+        if key is None:
+            return list({id(c): c for c in self._circuits.values()}.values())
+        try:
+            circuit = self._circuits.get(key)
+        except TypeError:  # unhashable
+            circuit = None
+        if circuit is None:
+            canonical = _canonical_origin(key)
+            if canonical is not None:
+                circuit = self._circuits.get(canonical)
+            elif callable(wrapped := getattr(key, "__wrapped__", None)):
+                circuit = self._circuits.get(wrapped)  # a function decorated by resilient()
+        return [] if circuit is None else [circuit]
+
+    # -- manual control ----------------------------------------------------------------------
+
+    def state(self, key: Any) -> CircuitState:
+        """The state of the circuit for ``key``: a URL (``str`` or ``yarl.URL``; only its
+        origin matters), a function decorated with this layer, or a custom key. An unknown key is
+        ``CLOSED``. An open circuit whose break is over reads as ``HALF_OPEN``."""
+        found = self._find(key)
+        if not found:
+            return ISOLATED if self._isolated else CLOSED
+        return found[0].state_at(self._now())
+
+    def states(self) -> dict[str, CircuitState]:
+        """Every known circuit's state, by a readable key (an origin, a function's qualified
+        name, or ``str(key)``) — for health endpoints and debugging."""
+        now = self._now()
+        return {_label(c.key): c.state_at(now) for c in self._find(None)}
+
+    def isolate(self, key: Any = None) -> None:
+        """Open the circuit for ``key`` (every circuit, and circuits created later, when
+        ``None``) until :meth:`reset`: calls fail fast with ``CircuitOpen(retry_in=None)``."""
+        if key is None:
+            self._isolated = True
+        else:
+            found = self._find(key)
+            if not found:
+                canonical = _canonical_origin(key)
+                if canonical is None:
+                    wrapped = getattr(key, "__wrapped__", None)
+                    canonical = wrapped if callable(wrapped) else key
+                found = [self._create(canonical)]
+        for circuit in found if key is not None else self._find(None):
+            if circuit.state is not ISOLATED:
+                before = circuit.state
+                circuit.isolate()
+                self._changed(None, circuit, before, None, None)
+
+    def reset(self, key: Any = None) -> None:
+        """Close the circuit for ``key`` (every circuit when ``None``, which also ends a
+        global :meth:`isolate`) and forget its window; calls in flight no longer count."""
+        if key is None:
+            self._isolated = False
+        now = self._now()
+        for circuit in self._find(key):
+            before = circuit.state
+            circuit.reset(now)
+            if before is not CLOSED:
+                self._changed(None, circuit, before, None, None)
+
+    def __repr__(self) -> str:
+        return (
+            f"CircuitBreaker(failure_ratio={self.failure_ratio:g}, "
+            f"min_throughput={self.min_throughput}, window={self.window:g}, "
+            f"break_for={self.break_for:g}, half_open_probes={self.half_open_probes})"
+        )
