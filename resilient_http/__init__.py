@@ -14,8 +14,10 @@ Three ways in — the same layer objects work in each::
 from resilient_http._clock import LOOP_CLOCK, Clock
 from resilient_http._middleware import Layer, Stack, Wrapped, resilient, wrap
 from resilient_http._standard import standard
+from resilient_http.backoff import Backoff
 from resilient_http.breaker import CircuitBreaker, CircuitState
 from resilient_http.cache import Cache
+from resilient_http.classify import Outcome, Verdict, classify
 from resilient_http.errors import (
     BodyNotReplayable,
     CircuitOpen,
@@ -26,6 +28,7 @@ from resilient_http.errors import (
     RetriesExhausted,
 )
 from resilient_http.events import Event, EventHook
+from resilient_http.retry import Retry, RetryBudget
 from resilient_http.timeout import Timeout, current_deadline
 
 __version__ = "0.1.0"
@@ -34,8 +37,15 @@ __all__ = [
     # layers
     "Timeout",
     "Cache",
+    "Retry",
     "CircuitBreaker",
     "CircuitState",
+    # retry helpers
+    "Backoff",
+    "RetryBudget",
+    "classify",
+    "Outcome",
+    "Verdict",
     # composition
     "Layer",
     "Stack",

@@ -394,4 +394,3 @@ def resilient(*layers: Layer) -> Callable[[F], F]:
         return wrapper  # type: ignore[return-value]
 
     return decorate
-

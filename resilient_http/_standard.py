@@ -9,6 +9,7 @@ from resilient_http._middleware import Layer, Stack
 from resilient_http._validate import duration
 from resilient_http.breaker import CircuitBreaker
 from resilient_http.cache import Cache
+from resilient_http.retry import Retry
 from resilient_http.timeout import Timeout
 
 __all__ = ["standard"]
@@ -19,6 +20,8 @@ def standard(
     cache: Cache | float | timedelta | None = None,
     total_timeout: float | timedelta | None = 30.0,
     attempt_timeout: float | timedelta | None = 10.0,
+    attempts: int = 4,
+    retry: Retry | bool = True,
     breaker: bool | CircuitBreaker = True,
     clock: Clock | None = None,
 ) -> tuple[Stack]:
@@ -40,6 +43,11 @@ def standard(
             ``None`` for no total deadline. Default 30.
         attempt_timeout: limit for each attempt, body included, in seconds; ``None`` for none.
             Default 10. Must not be longer than ``total_timeout``.
+        attempts: requests on the wire per call for the default ``Retry`` (1 + 3 retries,
+            exponential backoff with full jitter, Retry-After honoured, a retry budget).
+            Default 4.
+        retry: ``True`` (default) for ``Retry(attempts=attempts)``; a ``Retry`` of your own
+            (then leave ``attempts`` alone); ``False`` for no retries.
         breaker: a per-host :class:`CircuitBreaker` with its defaults (``True``, the
             default), ``False`` for none, or your own ``CircuitBreaker``. On by default: its
             defaults (open at 50 % failures over at least 20 calls in 30 s, break 5 s) leave
@@ -57,6 +65,14 @@ def standard(
             f"attempt_timeout ({attempt:g} s) must not be longer than total_timeout "
             f"({total:g} s): the total deadline would always cut the attempt short"
         )
+    if isinstance(retry, Retry):
+        if attempts != 4:
+            raise ValueError("pass attempts= or retry=Retry(...), not both")
+        retry_layer: Retry | None = retry
+    elif isinstance(retry, bool):
+        retry_layer = Retry(attempts, clock=clock) if retry else None
+    else:
+        raise TypeError(f"retry must be a bool or a Retry, got {type(retry).__name__} {retry!r}")
     if not isinstance(breaker, (bool, CircuitBreaker)):
         raise TypeError(
             f"breaker must be a bool or a CircuitBreaker, got {type(breaker).__name__} "
@@ -69,7 +85,8 @@ def standard(
         layers.append(Cache(duration("cache", cache, allow_zero=True), clock=clock))
     if total is not None:
         layers.append(Timeout(total, clock=clock))
-    # Retry goes here (outside the breaker: each attempt is counted, a rejection costs none).
+    if retry_layer is not None:
+        layers.append(retry_layer)
     if breaker is True:
         layers.append(CircuitBreaker(clock=clock))
     elif isinstance(breaker, CircuitBreaker):

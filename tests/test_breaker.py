@@ -628,7 +628,7 @@ async def test_events_are_logged_at_info_and_redacted(caplog: pytest.LogCaptureF
 async def test_standard_includes_the_breaker_between_the_timeouts() -> None:
     layers = rh.standard()[0].layers
     kinds = [type(layer).__name__ for layer in layers]
-    assert kinds == ["Timeout", "CircuitBreaker", "Timeout"]
+    assert kinds == ["Timeout", "Retry", "CircuitBreaker", "Timeout"]
     assert not any(
         isinstance(layer, rh.CircuitBreaker) for layer in rh.standard(breaker=False)[0].layers
     )
@@ -642,7 +642,7 @@ async def test_standard_breaker_opens_on_an_outage() -> None:
     clock = FakeClock()
     async with (
         MockServer() as server,
-        aiohttp.ClientSession(middlewares=rh.standard(clock=clock)) as c,
+        aiohttp.ClientSession(middlewares=rh.standard(clock=clock, retry=False)) as c,
     ):
         for _ in range(20):
             assert await status(c, server.url("/status/503")) == 503

@@ -12,8 +12,15 @@ DOCUMENTED = {
     # layers
     "Timeout",
     "Cache",
+    "Retry",
     "CircuitBreaker",
     "CircuitState",
+    # retry helpers
+    "Backoff",
+    "RetryBudget",
+    "classify",
+    "Outcome",
+    "Verdict",
     # composition
     "Layer",
     "Stack",

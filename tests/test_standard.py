@@ -38,3 +38,20 @@ async def test_standard_works_as_session_middlewares() -> None:
         session.get(server.url("/ok")) as resp,
     ):
         assert resp.status == 200
+
+
+def test_standard_includes_retry_between_the_timeouts() -> None:
+    layers = rh.standard()[0].layers
+    names = [type(layer).__name__ for layer in layers]
+    assert names == ["Timeout", "Retry", "CircuitBreaker", "Timeout"]
+    assert layers[1].attempts == 4  # type: ignore[attr-defined]
+    assert rh.standard(attempts=2)[0].layers[1].attempts == 2  # type: ignore[attr-defined]
+    mine = rh.Retry(attempts=6, idempotency_key=True)
+    assert rh.standard(retry=mine)[0].layers[1] is mine
+    assert not any(isinstance(x, rh.Retry) for x in rh.standard(retry=False)[0].layers)
+    with pytest.raises(ValueError, match="not both"):
+        rh.standard(attempts=3, retry=mine)
+    with pytest.raises(TypeError, match="retry must be a bool or a Retry"):
+        rh.standard(retry=3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="attempts must be >= 1"):
+        rh.standard(attempts=0)

@@ -1,0 +1,160 @@
+"""``RetryBudget``: a cap on retries across all the requests of a layer (tower/Finagle style).
+
+Every logical request *deposits* one unit; every retry *withdraws* one. A retry is allowed
+while the retries of the last ``window`` seconds stay within ``ratio`` times the requests of
+the same window, or, beyond that, while a small floor of ``min_per_second`` retries per
+second (a token bucket holding one second's worth) has a token left — so a quiet client can
+still retry, and a busy one in an outage adds at most ``ratio`` to its load instead of
+multiplying it by ``attempts``.
+
+A retry that *succeeds* is refunded (:meth:`RetryBudget.refund`): the budget charges the
+retries that add load without result. In an outage nothing is refunded and the cap holds;
+against a server that is up but flaky (say 20 % of 503s, which needs ~0.28 retries per
+request), retries mostly succeed and the budget does not starve them.
+
+Pure logic: time is a parameter (``now``, seconds on any monotonic clock), nothing awaits.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+from resilient_http._validate import duration, positive_int
+
+__all__ = ["RetryBudget"]
+
+
+class RetryBudget:
+    """Retries allowed across all requests sharing this budget.
+
+    Args:
+        ratio: retries allowed per logical request over the window (0.2: retries may add 20 %
+            to the load); a number in [0, 100]. Default 0.2.
+        min_per_second: retries allowed per second regardless of traffic (the floor), >= 0;
+            at most one second's worth is saved up. Default 10.
+        window: the sliding window over which requests and retries are counted, in seconds
+            (``float``) or a ``timedelta``. Default 10.
+        slots: the window's resolution: it slides in ``window / slots`` steps. Default 10.
+
+    One budget belongs to one ``Retry`` layer by default; pass the same object to several
+    layers to share it. Methods take the current time from the caller's clock.
+    """
+
+    __slots__ = (
+        "ratio",
+        "min_per_second",
+        "window",
+        "_n",
+        "_slot_len",
+        "_dep",
+        "_wd",
+        "_dep_total",
+        "_wd_total",
+        "_idx",
+        "_slot_end",
+        "_tokens",
+        "_tokens_at",
+    )
+
+    def __init__(
+        self,
+        ratio: float = 0.2,
+        *,
+        min_per_second: float = 10.0,
+        window: float | timedelta = 10.0,
+        slots: int = 10,
+    ) -> None:
+        if not isinstance(ratio, (int, float)) or isinstance(ratio, bool):
+            raise TypeError(f"ratio must be a number, got {type(ratio).__name__} {ratio!r}")
+        if not 0 <= ratio <= 100:  # also rejects NaN
+            raise ValueError(f"ratio must be between 0 and 100 retries per request, got {ratio!r}")
+        if not isinstance(min_per_second, (int, float)) or isinstance(min_per_second, bool):
+            raise TypeError(
+                f"min_per_second must be a number, got {type(min_per_second).__name__} "
+                f"{min_per_second!r}"
+            )
+        if not (math.isfinite(min_per_second) and min_per_second >= 0):
+            raise ValueError(f"min_per_second must be a finite number >= 0, got {min_per_second!r}")
+        self.ratio = float(ratio)
+        self.min_per_second = float(min_per_second)
+        self.window: float = duration("window", window)
+        self._n = positive_int("slots", slots)
+        self._slot_len = self.window / self._n
+        self._dep = [0] * self._n
+        self._wd = [0] * self._n
+        self._dep_total = 0
+        self._wd_total = 0
+        self._idx = 0
+        self._slot_end = -math.inf
+        self._tokens = self.min_per_second
+        self._tokens_at = -math.inf
+
+    def _slide(self, now: float) -> None:
+        if now - self._slot_end >= self.window:  # idle for a whole window (or first use)
+            self._dep = [0] * self._n
+            self._wd = [0] * self._n
+            self._dep_total = self._wd_total = 0
+            self._idx = 0
+            self._slot_end = now + self._slot_len
+            return
+        while now >= self._slot_end:
+            self._idx = idx = (self._idx + 1) % self._n
+            self._dep_total -= self._dep[idx]
+            self._wd_total -= self._wd[idx]
+            self._dep[idx] = self._wd[idx] = 0
+            self._slot_end += self._slot_len
+
+    def deposit(self, now: float) -> None:
+        """Record one logical request (not a retry) at time ``now``."""
+        if now >= self._slot_end:
+            self._slide(now)
+        self._dep[self._idx] += 1
+        self._dep_total += 1
+
+    def withdraw(self, now: float) -> bool:
+        """Take one retry at time ``now``; ``False`` (nothing taken) when the budget is spent."""
+        if now >= self._slot_end:
+            self._slide(now)
+        if self._wd_total + 1 <= self.ratio * self._dep_total + 1e-9:
+            self._wd[self._idx] += 1
+            self._wd_total += 1
+            return True
+        if self.min_per_second > 0:
+            elapsed = now - self._tokens_at
+            self._tokens_at = now
+            if elapsed > 0:
+                self._tokens = min(
+                    self.min_per_second, self._tokens + elapsed * self.min_per_second
+                )
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return True
+        return False
+
+    def refund(self, now: float) -> None:
+        """Give back one retry that succeeded at time ``now`` (never below zero in the
+        window)."""
+        if now >= self._slot_end:
+            self._slide(now)
+        if self._wd_total > 0:
+            self._wd[self._idx] -= 1
+            self._wd_total -= 1
+
+    def available(self, now: float) -> int:
+        """How many retries :meth:`withdraw` would allow right now (for metrics and tests)."""
+        if now >= self._slot_end:
+            self._slide(now)
+        by_ratio = max(0, math.floor(self.ratio * self._dep_total + 1e-9) - self._wd_total)
+        tokens = self._tokens
+        if self.min_per_second > 0 and now > self._tokens_at:
+            tokens = min(
+                self.min_per_second, tokens + (now - self._tokens_at) * self.min_per_second
+            )
+        return by_ratio + math.floor(tokens)
+
+    def __repr__(self) -> str:
+        return (
+            f"RetryBudget({self.ratio:g}, min_per_second={self.min_per_second:g}, "
+            f"window={self.window:g})"
+        )

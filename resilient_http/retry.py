@@ -1,0 +1,478 @@
+"""``Retry``: try again after a transient failure, with backoff, a budget and honest counting.
+
+Per call, after each attempt the layer classifies the outcome (:mod:`resilient_http.classify`)
+and, for a transient failure, decides whether one more attempt is allowed: the method must be
+idempotent (or carry an ``Idempotency-Key``), attempts must remain, the request body must be
+replayable, the wait (``Retry-After``/rate-limit hint, else the :class:`Backoff`) must fit
+under ``max_retry_after``, the outer ``Timeout``'s deadline and the session's
+``ClientTimeout.total``, and the shared :class:`RetryBudget` must allow it. Then it releases
+the discarded response, sleeps on its clock and runs the layers inside it again.
+
+``attempts`` counts requests on the wire. aiohttp re-runs a whole middleware chain by itself
+once when an idempotent request meets a reset (``ClientOSError``/``ServerDisconnectedError``)
+on a reused connection; the layer never lets those two errors escape for such a request (it
+raises :class:`~resilient_http.errors.RetriesExhausted`, chained to the reset, instead), so
+aiohttp's extra pass never happens behind its back.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Final, cast
+
+from aiohttp import ClientOSError, ClientResponse, ServerDisconnectedError
+from aiohttp.client_exceptions import ClientConnectorError
+
+from resilient_http._budget import RetryBudget
+from resilient_http._clock import LOOP_CLOCK, Clock
+from resilient_http._middleware import REENTER, Call, Layer, Step
+from resilient_http._validate import optional_duration, positive_int
+from resilient_http.backoff import Backoff
+from resilient_http.classify import (
+    SUCCESS,
+    TRANSIENT,
+    Classifier,
+    Outcome,
+    Verdict,
+    classify,
+    to_verdict,
+)
+from resilient_http.errors import BodyNotReplayable, RetriesExhausted
+from resilient_http.events import Emitter, EventHook, logger, redact_url
+from resilient_http.timeout import current_deadline
+
+__all__ = ["Retry", "RetryBudget", "Attempt", "IDEMPOTENT_METHODS", "IDEMPOTENCY_KEY"]
+
+IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+"""RFC 9110 §9.2.2: the methods retried by default."""
+IDEMPOTENCY_KEY: Final = "Idempotency-Key"
+_KEYED_METHODS: Final = frozenset({"POST", "PATCH"})
+_NEW_BUDGET: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What happened on one attempt (``RetriesExhausted.attempts`` holds one per attempt).
+
+    Attributes:
+        number: 1 for the first attempt.
+        outcome: the classification.
+        reason: why (``"status 503"``, ``"ServerDisconnectedError"``).
+        status: the response status, or ``None`` when the attempt raised.
+        error: the exception the attempt raised, or ``None``.
+        delay: the wait before the next attempt, in seconds; ``None`` for the last attempt.
+    """
+
+    number: int
+    outcome: Outcome
+    reason: str
+    status: int | None
+    error: BaseException | None
+    delay: float | None
+
+
+class _Tries:
+    """Per-call state once a call has failed at least once."""
+
+    __slots__ = ("start", "count", "history", "prev_delay")
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.count = 0
+        self.history: list[Attempt] = []
+        self.prev_delay: float | None = None
+
+
+class Retry(Layer):
+    """Retry transient failures with exponential backoff and jitter.
+
+    Args:
+        attempts: requests on the wire per call, the first included (4 = 1 + 3 retries);
+            >= 1. Default 4.
+        backoff: the waits between attempts; default ``Backoff()`` (full jitter, 0.1 s base,
+            doubling, 10 s cap).
+        classify: a callable receiving the response (or returned value) or the exception and
+            returning an :class:`~resilient_http.classify.Outcome`, a
+            :class:`~resilient_http.classify.Verdict` (with a delay) or ``None`` for the
+            default; default :func:`resilient_http.classify.classify`.
+        statuses: extra statuses to retry (e.g. ``{409}``). Default none.
+        exceptions: extra exception types to retry. Default none.
+        methods: the methods retried (uppercase); default RFC 9110's idempotent ones (GET,
+            HEAD, OPTIONS, TRACE, PUT, DELETE). POST and PATCH are retried too when the
+            request carries an ``Idempotency-Key`` header.
+        max_retry_after: the longest server-requested wait (``Retry-After``, rate-limit
+            reset) honoured, in seconds or a ``timedelta``; a longer one gives up at once.
+            ``None``: no limit. Default 60.
+        budget: a :class:`RetryBudget` shared by every call through this layer; ``None``
+            disables it. Default: a new ``RetryBudget()`` (20 % of requests + 10/s over 10 s;
+            a retry that succeeds is refunded).
+        idempotency_key: when true, a POST or PATCH without an ``Idempotency-Key`` header
+            gets one (a UUID4, the same on every attempt), so it can be retried. Default
+            ``False``.
+        raise_on_exhausted: when true, a final transient *response* (e.g. a 503 after the
+            last attempt) raises ``RetriesExhausted`` instead of being returned. Default
+            ``False``: the response passes through, as it would without the layer.
+        stream: when true, only the headers are covered: the body is left for the caller to
+            stream and a failure while reading it is not retried. Default ``False`` (the body
+            is read inside the attempt, so a truncated body is retried).
+        clock: the time source for sleeps and deadlines; default the event loop's.
+        on_event: hook(s) receiving the layer's events (see below).
+
+    Deadlines: the layer never starts a wait that would end past the deadline of an outer
+    :class:`~resilient_http.Timeout` (:func:`~resilient_http.current_deadline`) or past the
+    session's ``ClientTimeout.total`` (counted from the first attempt); it gives up at once
+    instead. A per-request ``timeout=`` argument is invisible to middlewares and not counted.
+
+    On giving up: a final response is returned as is (unless ``raise_on_exhausted``); a final
+    transient exception raises :class:`~resilient_http.errors.RetriesExhausted` chained to it,
+    with ``.attempts`` (a tuple of :class:`Attempt`); a permanent exception passes through
+    unchanged. ``asyncio.CancelledError`` is never retried nor wrapped. A consumed streamed
+    request body is never replayed: :class:`~resilient_http.errors.BodyNotReplayable`.
+
+    Events: ``retry.attempt`` (every attempt, DEBUG), ``retry.scheduled`` (delay, reason),
+    ``retry.gave_up`` (INFO), ``retry.budget_exhausted`` (INFO), ``retry.idempotency_key``.
+
+    In decorator mode every call is retried (no method check) on transient exceptions; an
+    ``aiohttp.ClientResponseError`` is classified by its status.
+    """
+
+    __slots__ = (
+        "attempts",
+        "backoff",
+        "classify",
+        "methods",
+        "max_retry_after",
+        "budget",
+        "idempotency_key",
+        "raise_on_exhausted",
+        "stream",
+        "clock",
+        "reads_body",
+        "_verdict",
+        "_plain",
+        "_events",
+    )
+    uses_state = True
+
+    def __init__(
+        self,
+        attempts: int = 4,
+        *,
+        backoff: Backoff | None = None,
+        classify: Callable[[Any], Any] | None = None,
+        statuses: Iterable[int] = (),
+        exceptions: Iterable[type[BaseException]] = (),
+        methods: Iterable[str] = IDEMPOTENT_METHODS,
+        max_retry_after: float | timedelta | None = 60.0,
+        budget: RetryBudget | None = _NEW_BUDGET,
+        idempotency_key: bool = False,
+        raise_on_exhausted: bool = False,
+        stream: bool = False,
+        clock: Clock | None = None,
+        on_event: EventHook | Sequence[EventHook] | None = None,
+    ) -> None:
+        self.attempts = positive_int("attempts", attempts)
+        if backoff is None:
+            backoff = Backoff()
+        elif not isinstance(backoff, Backoff):
+            raise TypeError(f"backoff must be a Backoff, got {type(backoff).__name__} {backoff!r}")
+        self.backoff = backoff
+        if classify is not None and not callable(classify):
+            raise TypeError(f"classify must be callable or None, got {classify!r}")
+        if isinstance(statuses, (str, bytes)):
+            raise TypeError(f"statuses must be an iterable of ints, got {statuses!r}")
+        statuses = tuple(statuses)
+        exceptions = tuple(
+            cast("Iterable[Any]", [exceptions]) if isinstance(exceptions, type) else exceptions
+        )
+        self.classify: Callable[[Any], Any] | None = classify
+        if statuses or exceptions:
+            fallback = classify if classify is not None else _default
+            self._verdict: Callable[[Any], Verdict] = Classifier(
+                statuses=statuses, exceptions=exceptions, fallback=fallback
+            )
+        elif classify is not None:
+            user = classify
+            self._verdict = lambda outcome: to_verdict(user(outcome), outcome)
+        else:
+            self._verdict = _default
+        self._plain = classify is None and not statuses
+        if isinstance(methods, str):
+            raise TypeError(f"methods must be an iterable of method names, got {methods!r}")
+        self.methods = frozenset(m.upper() for m in methods)
+        for m in self.methods:
+            if not m.isalpha():
+                raise ValueError(f"methods must be HTTP method names, got {m!r}")
+        self.max_retry_after = optional_duration(
+            "max_retry_after", max_retry_after, allow_zero=True
+        )
+        if budget is _NEW_BUDGET:
+            budget = RetryBudget()
+        elif budget is not None and not isinstance(budget, RetryBudget):
+            raise TypeError(f"budget must be a RetryBudget or None, got {budget!r}")
+        self.budget = budget
+        for name, flag in (
+            ("idempotency_key", idempotency_key),
+            ("raise_on_exhausted", raise_on_exhausted),
+            ("stream", stream),
+        ):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be a bool, got {flag!r}")
+        self.idempotency_key = idempotency_key
+        self.raise_on_exhausted = raise_on_exhausted
+        self.stream = stream
+        self.reads_body = not stream
+        if clock is not None and not isinstance(clock, Clock):
+            raise TypeError(f"clock must be a Clock (now, sleep, call_at), got {clock!r}")
+        self.clock: Clock = clock if clock is not None else LOOP_CLOCK
+        self._events = Emitter("Retry", on_event)
+
+    # -- the hooks ---------------------------------------------------------------------------
+
+    def enter(self, call: Call, i: int) -> Step:
+        # Runs once per call: a retry re-runs only the layers inside (see _next_attempt).
+        now = self.clock.now()
+        call.state[i] = now  # type: ignore[index]  # the start; a _Tries after a failure
+        if self.budget is not None:
+            self.budget.deposit(now)
+        if self.idempotency_key:
+            request = call.request
+            if (
+                request is not None
+                and request.method in _KEYED_METHODS
+                and IDEMPOTENCY_KEY not in request.headers
+            ):
+                request.headers[IDEMPOTENCY_KEY] = key = str(uuid.uuid4())
+                self._emit(call, "retry.idempotency_key", key=key)
+        if self._events.hooks or logger.isEnabledFor(logging.DEBUG):
+            self._emit(call, "retry.attempt", attempt=1, attempts=self.attempts)
+        return None
+
+    def exit(self, call: Call, i: int, result: Any, error: BaseException | None) -> Step:
+        if error is None:
+            if self._plain:
+                status = getattr(result, "status", None)
+                if status is None or (type(status) is int and status < 400):
+                    if type(call.state[i]) is float:  # type: ignore[index]
+                        return None  # first attempt succeeded: nothing to clean up
+                    return self._succeeded(call, i)
+            verdict = self._judge(result)
+        elif not isinstance(error, Exception):
+            return None  # CancelledError, KeyboardInterrupt: never retried, never wrapped
+        else:
+            verdict = self._judge(error)
+        if verdict.outcome is SUCCESS:
+            return self._succeeded(call, i)
+        return self._failed(call, i, result, error, verdict)
+
+    # -- the decision ------------------------------------------------------------------------
+
+    def _succeeded(self, call: Call, i: int) -> Step:
+        state: list[Any] = call.state  # type: ignore[assignment]
+        if type(state[i]) is _Tries:
+            state[i] = None  # drop the history (its exceptions hold frames)
+            if self.budget is not None:
+                self.budget.refund(self.clock.now())  # a retry that worked costs nothing
+        return None
+
+    def _judge(self, outcome: Any) -> Verdict:
+        try:
+            return self._verdict(outcome)
+        except BaseException:
+            if isinstance(outcome, ClientResponse):
+                outcome.release()
+            raise
+
+    def _failed(
+        self, call: Call, i: int, result: Any, error: BaseException | None, verdict: Verdict
+    ) -> Step:
+        state: list[Any] = call.state  # type: ignore[assignment]
+        st = state[i]
+        request = call.request
+        transient = verdict.outcome is TRANSIENT
+        number = 1 if type(st) is not _Tries else st.count + 1
+        if not transient:
+            return self._give_up(call, i, result, error, verdict, number, None, False)
+        if (
+            request is not None
+            and request.method not in self.methods
+            and not (request.method in _KEYED_METHODS and IDEMPOTENCY_KEY in request.headers)
+        ):
+            why = f"{request.method} is not retried"
+            if request.method in _KEYED_METHODS:
+                why += f" without an {IDEMPOTENCY_KEY} header"
+            return self._give_up(call, i, result, error, verdict, number, why, False)
+        if number >= self.attempts:
+            return self._give_up(call, i, result, error, verdict, number, "no attempts left")
+        if type(st) is not _Tries:
+            st = state[i] = _Tries(st)
+        now = self.clock.now()
+        hint = verdict.delay
+        if hint is not None:
+            if self.max_retry_after is not None and hint > self.max_retry_after:
+                why = (
+                    f"the server asked to wait {hint:g} s, more than max_retry_after "
+                    f"({self.max_retry_after:g} s)"
+                )
+                return self._give_up(call, i, result, error, verdict, number, why)
+            delay = hint
+        else:
+            delay = self.backoff.delay(number - 1, st.prev_delay)
+        deadline = current_deadline()
+        if deadline is not None and now + delay > deadline:
+            why = f"waiting {delay:.3g} s would pass the deadline (in {deadline - now:.3g} s)"
+            return self._give_up(call, i, result, error, verdict, number, why)
+        if request is not None:
+            total = request.session.timeout.total
+            if total and now + delay - st.start > total:
+                why = f"waiting {delay:.3g} s would pass the session's ClientTimeout.total"
+                return self._give_up(call, i, result, error, verdict, number, why)
+            body = request._body
+            if body is not None and body.consumed:
+                state[i] = None
+                if isinstance(result, ClientResponse):
+                    result.release()
+                self._emit(
+                    call,
+                    "retry.gave_up",
+                    logging.INFO,
+                    attempts=number,
+                    reason="the streamed request body was consumed",
+                )
+                raise BodyNotReplayable(
+                    f"{request.method} {redact_url(request.url)}: attempt {number} failed "
+                    f"({verdict.reason}) and its streamed body cannot be sent again; pass "
+                    f"bytes, or a payload that can be re-read, to make it retryable"
+                ) from error
+        if self.budget is not None and not self.budget.withdraw(now):
+            self._emit(call, "retry.budget_exhausted", logging.INFO, attempt=number)
+            return self._give_up(call, i, result, error, verdict, number, "retry budget exhausted")
+        st.count = number
+        st.prev_delay = delay
+        st.history.append(
+            Attempt(number, verdict.outcome, verdict.reason, _status(result), error, delay)
+        )
+        if isinstance(result, ClientResponse):
+            result.release()
+        if self._events.hooks or logger.isEnabledFor(logging.DEBUG):
+            self._emit(call, "retry.scheduled", attempt=number, delay=delay, reason=verdict.reason)
+        if delay <= 0:
+            return self._next_attempt(call, number + 1)
+        return self._wait(call, i, delay, number + 1)
+
+    async def _wait(self, call: Call, i: int, delay: float, number: int) -> Any:
+        try:
+            await self.clock.sleep(delay)
+        except BaseException:
+            call.state[i] = None  # type: ignore[index]  # cancelled while waiting: drop history
+            raise
+        return self._next_attempt(call, number)
+
+    def _next_attempt(self, call: Call, number: int) -> Step:
+        if self._events.hooks or logger.isEnabledFor(logging.DEBUG):
+            self._emit(call, "retry.attempt", attempt=number, attempts=self.attempts)
+        return cast(Step, REENTER)
+
+    def _give_up(
+        self,
+        call: Call,
+        i: int,
+        result: Any,
+        error: BaseException | None,
+        verdict: Verdict,
+        number: int,
+        why: str | None,
+        stopped: bool = True,
+    ) -> Step:
+        """End the call: ``stopped`` means a transient failure the layer chose not to retry
+        further (attempts, budget, deadline, Retry-After); otherwise the failure is permanent or
+        the method is not retried, and an exception passes through unchanged."""
+        state: list[Any] = call.state  # type: ignore[assignment]
+        st = state[i]
+        state[i] = None
+        request = call.request
+        transient = verdict.outcome is TRANSIENT
+        if why is not None:
+            self._emit(
+                call,
+                "retry.gave_up",
+                logging.INFO,
+                attempts=number,
+                reason=why,
+                last=verdict.reason,
+            )
+        if error is None:
+            if transient and stopped and self.raise_on_exhausted:
+                history = self._history(st, number, verdict, result, None)
+                if isinstance(result, ClientResponse):
+                    result.release()
+                raise RetriesExhausted(self._message(call, number, why, verdict), attempts=history)
+            return None  # the final response passes through, as without the layer
+        # aiohttp would re-send an idempotent request itself on these two errors.
+        rerun = (
+            request is not None
+            and request.method in IDEMPOTENT_METHODS
+            and isinstance(error, (ClientOSError, ServerDisconnectedError))
+            and not isinstance(error, ClientConnectorError)
+        )
+        if (transient and stopped) or rerun:
+            history = self._history(st, number, verdict, result, error)
+            raise RetriesExhausted(
+                self._message(call, number, why, verdict), attempts=history
+            ) from error
+        return None  # a permanent error passes through unchanged
+
+    def _history(
+        self, st: Any, number: int, verdict: Verdict, result: Any, error: BaseException | None
+    ) -> tuple[Attempt, ...]:
+        last = Attempt(number, verdict.outcome, verdict.reason, _status(result), error, None)
+        if type(st) is _Tries:
+            return (*st.history, last)
+        return (last,)
+
+    def _message(self, call: Call, number: int, why: str | None, verdict: Verdict) -> str:
+        what = _target(call)
+        plural = "s" if number != 1 else ""
+        why = why or "not retried (permanent)"
+        return f"{what} failed after {number} attempt{plural} ({verdict.reason}): {why}"
+
+    def _emit(self, call: Call, name: str, level: int = logging.DEBUG, **detail: Any) -> None:
+        request = call.request
+        if request is not None:
+            self._events.emit(name, request.method, request.url, level, **detail)
+        else:
+            self._events.emit(name, None, _qualname(call.handler), level, **detail)
+
+    def __repr__(self) -> str:
+        parts = [f"attempts={self.attempts}", f"backoff={self.backoff!r}"]
+        if self.budget is None:
+            parts.append("budget=None")
+        if self.stream:
+            parts.append("stream=True")
+        if self.idempotency_key:
+            parts.append("idempotency_key=True")
+        return f"Retry({', '.join(parts)})"
+
+
+def _default(outcome: Any) -> Verdict:
+    return classify(outcome)
+
+
+def _status(result: Any) -> int | None:
+    status = getattr(result, "status", None)
+    return status if type(status) is int else None
+
+
+def _qualname(fn: Any) -> str:
+    return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn))
+
+
+def _target(call: Call) -> str:
+    request = call.request
+    if request is not None:
+        return f"{request.method} {redact_url(request.url)}"
+    return f"{_qualname(call.handler)}()"
