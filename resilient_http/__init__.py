@@ -28,6 +28,7 @@ from resilient_http.errors import (
     RetriesExhausted,
 )
 from resilient_http.events import Event, EventHook
+from resilient_http.ratelimit import RateLimit, priority
 from resilient_http.retry import Retry, RetryBudget
 from resilient_http.timeout import Timeout, current_deadline
 
@@ -40,6 +41,8 @@ __all__ = [
     "Retry",
     "CircuitBreaker",
     "CircuitState",
+    "RateLimit",
+    "priority",
     # retry helpers
     "Backoff",
     "RetryBudget",

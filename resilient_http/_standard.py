@@ -9,6 +9,7 @@ from resilient_http._middleware import Layer, Stack
 from resilient_http._validate import duration
 from resilient_http.breaker import CircuitBreaker
 from resilient_http.cache import Cache
+from resilient_http.ratelimit import RateLimit
 from resilient_http.retry import Retry
 from resilient_http.timeout import Timeout
 
@@ -23,6 +24,7 @@ def standard(
     attempts: int = 4,
     retry: Retry | bool = True,
     breaker: bool | CircuitBreaker = True,
+    rate: float | RateLimit | None = None,
     clock: Clock | None = None,
 ) -> tuple[Stack]:
     """The recommended stack as a one-element tuple, ready for ``middlewares=``.
@@ -53,6 +55,9 @@ def standard(
             defaults (open at 50 % failures over at least 20 calls in 30 s, break 5 s) leave
             an API that fails now and then alone and only stop calls to a host that is
             really down — where each retry would add load and latency for nothing.
+        rate: requests per second per host, as a number (``RateLimit(rate)``: burst = rate,
+            adaptive to the server's rate-limit headers), or a configured ``RateLimit``.
+            Inside ``Retry``: each attempt costs a token. Default ``None``: no rate limit.
         clock: the clock every layer reads; default the event loop's.
 
     Raises:
@@ -91,6 +96,16 @@ def standard(
         layers.append(CircuitBreaker(clock=clock))
     elif isinstance(breaker, CircuitBreaker):
         layers.append(breaker)
+    if rate is not None:
+        if isinstance(rate, RateLimit):
+            layers.append(rate)
+        elif isinstance(rate, (int, float)) and not isinstance(rate, bool):
+            layers.append(RateLimit(rate, clock=clock))
+        else:
+            raise TypeError(
+                f"rate must be a number of requests per second, a RateLimit or None, "
+                f"got {type(rate).__name__} {rate!r}"
+            )
     if attempt is not None:
         layers.append(Timeout(attempt, clock=clock))
     return (Stack(*layers),)

@@ -15,6 +15,8 @@ DOCUMENTED = {
     "Retry",
     "CircuitBreaker",
     "CircuitState",
+    "RateLimit",
+    "priority",
     # retry helpers
     "Backoff",
     "RetryBudget",

@@ -1,0 +1,164 @@
+"""CPU cost of taking a rate-limit token that is free (never waits): µs per acquire.
+
+Compares, without network:
+- ``async with aiolimiter.AsyncLimiter`` (the issue's reference, ~0.9 µs there);
+- ``RateLimit``'s own hooks (``enter`` + ``exit``, what the engine calls), keyed per host
+  from a real yarl URL as in middleware mode;
+- the engine running a ``Stack`` of one ``RateLimit`` vs a ``Stack`` of one pass-through
+  layer (the marginal cost of the layer inside a stack);
+and, over a real loopback aiohttp server, requests/s of a session with ``RateLimit`` (a rate
+so high it never waits) as a ratio of a bare session.
+
+Run: python benchmarks/ratelimit_overhead.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from aiohttp import ClientSession, TCPConnector, web
+from aiohttp.client_middlewares import build_client_middlewares
+from aiolimiter import AsyncLimiter
+from yarl import URL
+
+import resilient_http as rh
+from resilient_http._middleware import Call
+
+HUGE = 1e12  # tokens per second: never waits
+
+
+class PassThrough(rh.Layer):
+    __slots__ = ()
+
+    def enter(self, call: Any, i: int) -> None:
+        return None
+
+    def exit(self, call: Any, i: int, result: Any, error: BaseException | None) -> None:
+        return None
+
+
+class FakeRequest:
+    """Stands in for aiohttp.ClientRequest: RateLimit's default key reads only ``.url``."""
+
+    __slots__ = ("url", "method")
+
+    def __init__(self, url: URL) -> None:
+        self.url = url
+        self.method = "GET"
+
+
+def run_sync(coro_fn: Any, n: int) -> float:
+    """Run coroutines that never suspend, without an event loop; µs per call."""
+    t0 = time.perf_counter()
+    for _ in range(n):
+        coro = coro_fn()
+        try:
+            coro.send(None)
+        except StopIteration:
+            pass
+        else:  # pragma: no cover
+            raise RuntimeError("suspended")
+    return (time.perf_counter() - t0) / n * 1e6
+
+
+async def micro() -> None:
+    n = 200_000
+    limiter = AsyncLimiter(HUGE, 1)
+
+    async def with_aiolimiter() -> None:
+        async with limiter:
+            pass
+
+    async def aiolimiter_acquire() -> None:
+        await limiter.acquire()
+
+    rl = rh.RateLimit(HUGE)
+    request = FakeRequest(URL("https://api.example.com/v1/items?page=2"))
+
+    async def fn() -> None: ...
+
+    call = Call(request, fn, None, None, [None])  # type: ignore[arg-type]
+
+    def hooks(k: int) -> float:
+        enter, leave = rl.enter, rl.exit
+        t0 = time.perf_counter()
+        for _ in range(k):
+            enter(call, 0)
+            leave(call, 0, None, None)
+        return (time.perf_counter() - t0) / k * 1e6
+
+    async def handler(req: Any) -> Any:
+        return None
+
+    plain = build_client_middlewares(handler, [rh.Stack(PassThrough())])
+    limited = build_client_middlewares(handler, [rh.Stack(rh.RateLimit(HUGE))])
+
+    rows = {
+        "async with AsyncLimiter": min(run_sync(with_aiolimiter, n) for _ in range(3)),
+        "await AsyncLimiter.acquire()": min(run_sync(aiolimiter_acquire, n) for _ in range(3)),
+        "RateLimit enter+exit (per host)": min(hooks(n) for _ in range(3)),
+    }
+    stack_plain = min(run_sync(lambda: plain(request), n) for _ in range(3))
+    stack_rl = min(run_sync(lambda: limited(request), n) for _ in range(3))
+    rows["Stack(RateLimit) - Stack(no-op)"] = stack_rl - stack_plain
+    for name, us in rows.items():
+        print(f"{name:34s} {us:6.3f} µs")
+    print(f"{'  (Stack(no-op) itself':34s} {stack_plain:6.3f} µs)")
+
+
+async def loopback(concurrency: int, total: int) -> None:
+    async def ok(_: web.Request) -> web.Response:
+        return web.Response(body=b"ok")
+
+    app = web.Application()
+    app.router.add_get("/ok", ok)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    url = f"http://127.0.0.1:{port}/ok"
+
+    async def run(middlewares: tuple[Any, ...]) -> float:
+        async with ClientSession(
+            middlewares=middlewares, connector=TCPConnector(limit=concurrency)
+        ) as s:
+            left = [total]
+
+            async def worker() -> None:
+                while left[0] > 0:
+                    left[0] -= 1
+                    async with s.get(url) as resp:
+                        await resp.read()
+
+            await asyncio.gather(*(worker() for _ in range(concurrency)))  # warm-up pass
+            left[0] = total
+            t0 = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            return total / (time.perf_counter() - t0)
+
+    try:
+        results: dict[str, list[float]] = {"bare": [], "RateLimit": []}
+        for _ in range(3):  # interleaved, best of 3
+            results["bare"].append(await run(()))
+            results["RateLimit"].append(await run((rh.RateLimit(HUGE),)))
+        bare = max(results["bare"])
+        limited = max(results["RateLimit"])
+        print(
+            f"loopback, {concurrency:2d} in flight: bare {bare:7.0f} req/s, "
+            f"RateLimit {limited:7.0f} req/s, ratio {limited / bare:.3f}"
+        )
+    finally:
+        await runner.cleanup()
+
+
+async def main() -> None:
+    await micro()
+    await loopback(1, 3000)
+    await loopback(64, 6000)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

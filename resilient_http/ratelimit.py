@@ -1,0 +1,496 @@
+"""``RateLimit``: fair token buckets per host that adapt to the server's own limits.
+
+One token bucket per key (default: scheme, host and port), ``rate`` tokens per ``per``
+seconds, ``burst`` deep (default ``rate``: a fresh bucket lets ``burst`` requests go at once,
+then ``rate`` per ``per``). Each request takes a token; inside ``Retry`` each *attempt* does.
+
+Waiting. When no token is free the request joins its key's queue: first in, first out within
+a priority class; urgent before normal before background. Anti-starvation rule: a class with
+waiters is passed over at most four times in a row, so while urgent work keeps tokens scarce
+background work still gets one token in five (one in six when all three classes wait; see
+:class:`resilient_http._waitqueue.WaitQueue`). One timer per key is
+armed for the moment the head of the queue can go, on the layer's clock: a token wakes exactly
+one waiter, however many wait (no thundering herd). ``max_wait`` and an outer ``Timeout``'s
+deadline bound the wait: when the computed wait is longer, :class:`RateLimitExceeded` is
+raised at once and no token is taken. A waiter cancelled takes no token and leaves the queue
+consistent.
+
+Adapting (``adaptive=True``). On the way out the layer reads the response: a 429 or 503 with
+``Retry-After`` pauses the key's bucket (every request sharing it waits, capped by
+``max_pause``); a declared policy (``RateLimit-Policy: "default";q=50;w=1``) lowers the rate to
+``q/w``; ``RateLimit``'s remaining quota, ``X-RateLimit-Remaining``/``-Reset`` (GitHub's epoch
+seconds, Twitter's ``X-Rate-Limit-*``) cap the tokens left, pause until the reset when none
+remain, and without a declared policy set the rate to ``remaining / reset``. A 429 without a
+declared policy halves the rate (once per hold). The rate then climbs back additively
+(``rate / recovery`` per second) up to the configured rate. Malformed headers are ignored.
+The exact rules: :func:`resilient_http._bucket.adapt`.
+
+Why not just ``aiolimiter``. ``aiolimiter.AsyncLimiter`` is the reference we measure against
+(its leaky-bucket arithmetic is the same as ours for a fixed rate, and its heap of waiters
+woken one at a time is the same idea), but it cannot serve as this layer's engine: its
+``acquire`` is a coroutine, so even a free token costs an ``await`` (the engine takes free
+tokens synchronously inside ``enter``); it reads ``loop.time()`` only, so tests would have to
+sleep instead of driving a ``FakeClock``; its rate is fixed (no pause, no lowering, no
+recovery); it cannot say how long a wait *would* be without queueing, so it cannot refuse a
+wait past ``max_wait`` or a deadline without taking a token; it has no priorities and no
+per-key buckets. Hence :mod:`resilient_http._bucket`; aiolimiter stays the baseline of
+``benchmarks/ratelimit_overhead.py`` and ``benchmarks/ratelimit_accuracy.py``.
+
+Bucket state lives in a :class:`BucketStore` (default :class:`MemoryStore`); the queue of
+waiters is local to the process. A shared store (Redis, for many processes) only has to hand
+out objects with :class:`~resilient_http._bucket.TokenBucket`'s methods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import sys
+import time
+from collections.abc import Awaitable, Callable, Hashable
+from contextvars import ContextVar, Token
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import ClientResponse, ClientResponseError
+from multidict import istr
+
+from resilient_http._bucket import EPS, TokenBucket, adapt
+from resilient_http._bucket_store import BucketStore, MemoryStore, evict
+from resilient_http._clock import LOOP_CLOCK, Clock
+from resilient_http._middleware import Call, Layer, Step
+from resilient_http._ratelimit_headers import parse_limits
+from resilient_http._validate import callable_or_none, duration, optional_duration, positive_int
+from resilient_http._waitqueue import BACKGROUND, NORMAL, URGENT, WaitQueue
+from resilient_http.errors import RateLimitExceeded
+from resilient_http.events import Emitter, EventHook
+from resilient_http.timeout import current_deadline
+
+__all__ = ["RateLimit", "priority", "BucketStore", "MemoryStore"]
+
+_PRIORITY: ContextVar[int] = ContextVar("resilient_http_priority", default=NORMAL)
+_LEVELS = {"urgent": URGENT, "normal": NORMAL, "background": BACKGROUND}
+_NAMES = {v: k for k, v in _LEVELS.items()}
+
+# Headers whose presence makes a response worth parsing (istr: cheaper lookups).
+_SIGNALS = tuple(
+    istr(h)
+    for h in (
+        "RateLimit",
+        "RateLimit-Policy",
+        "RateLimit-Remaining",
+        "X-RateLimit-Remaining",
+        "X-Rate-Limit-Remaining",
+    )
+)
+
+
+class priority:
+    """Mark the requests (or decorated calls) made inside a ``with`` block as ``"urgent"``,
+    ``"normal"`` (the default) or ``"background"``::
+
+        with rh.priority("background"):
+            await session.get(url)          # waits behind urgent and normal requests
+
+    It only matters when a request has to wait for a token: urgent waiters go first and
+    background work fills the gaps, FIFO within a class; a class with waiters is never passed
+    over more than four times in a row, so background work is never starved. The setting
+    follows the task's context (``contextvars``), so it also covers tasks created inside the
+    block, and it works the same for ``@resilient`` functions.
+    """
+
+    __slots__ = ("level", "_token")
+
+    def __init__(self, level: str) -> None:
+        if level not in _LEVELS:
+            raise ValueError(
+                f"priority level must be 'urgent', 'normal' or 'background', got {level!r}"
+            )
+        self.level = level
+        self._token: Token[int] | None = None
+
+    def __enter__(self) -> priority:
+        self._token = _PRIORITY.set(_LEVELS[self.level])
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _PRIORITY.reset(self._token)
+            self._token = None
+
+    def __repr__(self) -> str:
+        return f"priority({self.level!r})"
+
+
+class _Lane:
+    """One key in this process: its bucket, its waiters, requests in flight, its timer."""
+
+    __slots__ = ("bucket", "queue", "waiting", "inflight", "handle", "loop")
+
+    def __init__(self, bucket: TokenBucket) -> None:
+        self.bucket = bucket
+        self.queue = WaitQueue()
+        self.waiting = 0
+        self.inflight = 0
+        self.handle: Any = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def adopt(self, loop: asyncio.AbstractEventLoop) -> None:
+        """First wait on ``loop``: forget waiters and calls left behind by an event loop that
+        ended without cancelling them (a layer reused across ``asyncio.run`` calls)."""
+        if self.loop is not None:
+            if self.handle is not None:
+                self.handle.cancel()
+                self.handle = None
+            self.queue = WaitQueue()
+            self.waiting = 0
+            self.inflight = 0
+        self.loop = loop
+
+
+class RateLimit(Layer):
+    """Limit requests to ``rate`` per ``per`` seconds, per host, fairly, adapting to the
+    server's own limits (see the module docstring for the rules).
+
+    Args:
+        rate: requests allowed per ``per`` seconds (> 0; fractions allowed).
+        per: the period, seconds or ``timedelta``. Default 1.
+        burst: how many requests may go at once from a full bucket (>= 1). Default ``rate``
+            (note: a fresh bucket therefore lets ``rate`` requests go immediately, so over the
+            first period up to ``burst + rate`` requests are sent; pass ``burst=1`` to send
+            strictly evenly).
+        key: what shares a bucket. Default: scheme, host and port of the request URL; in
+            decorator mode, one bucket for all calls. A callable receives the
+            ``aiohttp.ClientRequest`` (decorator mode: the call's arguments) and returns a
+            hashable key. One ``RateLimit`` object shared by several sessions shares its buckets.
+        max_wait: longest wait for a token, seconds; ``0`` never waits. Default ``None``
+            (unbounded, except by an outer ``Timeout``'s deadline, which always applies).
+            A wait computed to be longer raises ``RateLimitExceeded`` at once, without taking
+            a token; a wait that grows past it (the bucket was paused meanwhile) raises it
+            when ``max_wait`` has passed.
+        adaptive: follow the server's ``Retry-After``, ``RateLimit``, ``RateLimit-Policy`` and
+            ``X-RateLimit-*`` headers and 429s. Default ``True``.
+        max_concurrency: at most this many requests in flight per key (a bulkhead; the slot
+            is held until the response is read, or the error/cancellation). Default ``None``.
+        recovery: seconds an adapted rate takes to climb from zero back to ``rate`` (additive
+            increase of ``rate / recovery`` per second). Default 10.
+        max_pause: longest pause a server's ``Retry-After``/reset can impose, seconds; the
+            rate is never adapted below one request per ``max_pause`` either. Default 60.
+        store: the :class:`BucketStore`; default a new :class:`MemoryStore`.
+        max_keys: keys (hosts) tracked before idle ones are forgotten. Default 10 000.
+        clock: the time source; default the event loop's. Tests pass a ``FakeClock``.
+        on_event: hook(s) receiving ``ratelimit.waited`` (seconds), ``ratelimit.rejected``
+            (wait, bound) and ``ratelimit.adapted`` (old and new rate in requests/second,
+            reason, pause) events.
+
+    Raises:
+        RateLimitExceeded: a wait would exceed ``max_wait`` or the deadline (no token taken).
+    """
+
+    __slots__ = (
+        "rate",
+        "per",
+        "burst",
+        "key",
+        "max_wait",
+        "adaptive",
+        "max_concurrency",
+        "recovery",
+        "max_pause",
+        "store",
+        "max_keys",
+        "clock",
+        "_emit",
+        "_lanes",
+        "_per_second",
+        "_limit",
+        "_now",
+    )
+    uses_state = True
+
+    def __init__(
+        self,
+        rate: float,
+        per: float | timedelta = 1.0,
+        *,
+        burst: float | None = None,
+        key: Callable[..., Hashable] | None = None,
+        max_wait: float | timedelta | None = None,
+        adaptive: bool = True,
+        max_concurrency: int | None = None,
+        recovery: float | timedelta = 10.0,
+        max_pause: float | timedelta = 60.0,
+        store: BucketStore | None = None,
+        max_keys: int = 10_000,
+        clock: Clock | None = None,
+        on_event: EventHook | list[EventHook] | tuple[EventHook, ...] | None = None,
+    ) -> None:
+        self.rate: float = _count("rate", rate, minimum=0.0, inclusive=False)
+        self.per: float = duration("per", per)
+        self.burst: float = (
+            self.rate if burst is None else _count("burst", burst, minimum=1.0, inclusive=True)
+        )
+        if self.burst < 1.0:
+            raise ValueError(
+                f"burst defaults to rate, which is {rate!r} (< 1): pass burst=1 or more"
+            )
+        self.key = callable_or_none("key", key)
+        self.max_wait = optional_duration("max_wait", max_wait, allow_zero=True)
+        if not isinstance(adaptive, bool):
+            raise TypeError(f"adaptive must be a bool, got {adaptive!r}")
+        self.adaptive = adaptive
+        self.max_concurrency = (
+            None if max_concurrency is None else positive_int("max_concurrency", max_concurrency)
+        )
+        self.recovery = duration("recovery", recovery)
+        self.max_pause = duration("max_pause", max_pause)
+        if store is not None and not isinstance(store, BucketStore):
+            raise TypeError(f"store must be a BucketStore (a bucket() method), got {store!r}")
+        self.store: BucketStore = store if store is not None else MemoryStore(max_keys)
+        self.max_keys = positive_int("max_keys", max_keys)
+        if clock is not None and not isinstance(clock, Clock):
+            raise TypeError(f"clock must be a Clock (now, sleep, call_at), got {clock!r}")
+        self.clock: Clock = clock if clock is not None else LOOP_CLOCK
+        self._now = self.clock.now
+        self._emit = Emitter("RateLimit", on_event)
+        self._lanes: dict[Hashable, _Lane] = {}
+        self._per_second = self.rate / self.per
+        self._limit = sys.maxsize if self.max_concurrency is None else self.max_concurrency
+
+    # -- the hooks ------------------------------------------------------------------------
+
+    def enter(self, call: Call, i: int) -> Step:
+        request = call.request
+        keyfn = self.key
+        if keyfn is None:
+            if request is None:
+                key: Hashable = None
+            else:
+                url = request.url
+                key = (url.scheme, url.raw_host, url.port)
+        elif request is not None:
+            key = keyfn(request)
+        else:
+            key = keyfn(*call.args, **(call.kwargs or {}))  # type: ignore[misc]
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._new_lane(key)
+        call.state[i] = lane  # type: ignore[index]
+        if not lane.waiting and lane.inflight < self._limit and lane.bucket.try_take(self._now()):
+            lane.inflight += 1
+            return None
+        return self._queue(lane, call)
+
+    def exit(self, call: Call, i: int, result: Any, error: BaseException | None) -> Step:
+        lane: _Lane = call.state[i]  # type: ignore[index]
+        lane.inflight -= 1
+        if self.adaptive:
+            if isinstance(result, ClientResponse):
+                status = result.status
+                headers: Any = result.headers
+            elif isinstance(error, ClientResponseError) and error.headers is not None:
+                status = error.status
+                headers = error.headers
+            else:
+                headers = None
+            if headers is not None:
+                if status == 429 or status == 503:
+                    self._adapt(lane, status, headers, call)
+                else:
+                    for name in _SIGNALS:
+                        if name in headers:
+                            self._adapt(lane, status, headers, call)
+                            break
+        if lane.waiting and (self._limit != sys.maxsize or lane.handle is None):
+            self._dispatch(lane)
+        return None
+
+    # -- waiting --------------------------------------------------------------------------
+
+    def _new_lane(self, key: Hashable) -> _Lane:
+        now = self.clock.now()
+        lanes = self._lanes
+        if len(lanes) >= self.max_keys:
+            evict(
+                lanes,
+                self.max_keys,
+                lambda lane: (
+                    not lane.waiting
+                    and not lane.inflight
+                    and lane.handle is None
+                    and lane.bucket.is_idle(now)
+                ),
+            )
+        lane = lanes[key] = _Lane(self.store.bucket(key, now, self._new_bucket))
+        return lane
+
+    def _new_bucket(self, now: float) -> TokenBucket:
+        # A server's headers never slow a key below one request per max_pause.
+        return TokenBucket(
+            self._per_second, self.burst, now, self.recovery, min_rate=1.0 / self.max_pause
+        )
+
+    def _queue(self, lane: _Lane, call: Call) -> Awaitable[None]:
+        loop = asyncio.get_running_loop()
+        if lane.loop is not loop:
+            lane.adopt(loop)
+        now = self.clock.now()
+        prio = _PRIORITY.get()
+        wait = lane.bucket.wait_for(lane.queue.ahead(prio) + 1, now)
+        bound = self.max_wait
+        deadline = current_deadline()
+        if deadline is not None and (bound is None or deadline - now < bound):
+            bound = max(0.0, deadline - now)
+        if bound is not None and wait > bound + EPS:
+            what = "max_wait" if bound == self.max_wait else "the deadline"
+            self._event("ratelimit.rejected", call, logging.INFO, wait=wait, bound=bound)
+            raise RateLimitExceeded(
+                f"a token would take {wait:.3g} s, longer than {what} ({bound:.3g} s)",
+                wait=wait,
+            )
+        fut: asyncio.Future[None] = loop.create_future()
+        lane.queue.push(fut, prio)
+        lane.waiting += 1
+        self._dispatch(lane)
+        return self._wait(lane, fut, prio, now, call)
+
+    async def _wait(
+        self, lane: _Lane, fut: asyncio.Future[None], prio: int, since: float, call: Call
+    ) -> None:
+        expiry = None
+        if self.max_wait is not None and not fut.done():
+            expiry = self.clock.call_at(since + self.max_wait, self._expire, lane, fut, prio, call)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.cancelled():  # still queued: just leave the queue
+                self._discard(lane, prio)
+            elif fut.exception() is None:  # granted, but the call is gone: undo the grant
+                lane.inflight -= 1
+                lane.bucket.give_back(self.clock.now())
+                self._dispatch(lane)
+            raise
+        finally:
+            if expiry is not None:
+                expiry.cancel()
+        if self._emit.enabled():
+            self._event(
+                "ratelimit.waited",
+                call,
+                logging.DEBUG,
+                seconds=self.clock.now() - since,
+                priority=_NAMES[prio],
+            )
+
+    def _dispatch(self, lane: _Lane, now: float | None = None) -> None:
+        """Serve waiters while tokens and slots allow; else arm the key's one timer.
+
+        The timer passes the time it was *due*, not the time it ran: tokens are granted as of
+        then, so the event loop's lateness delays a grant but never loses a token (with
+        ``burst=1`` every late timer would otherwise shave a little off the rate).
+        """
+        if not lane.waiting:
+            return
+        if now is None:
+            now = self._now()
+        bucket = lane.bucket
+        queue = lane.queue
+        limit = self._limit
+        while lane.waiting and lane.inflight < limit:
+            if not bucket.try_take(now):
+                if lane.handle is None:
+                    when = now + bucket.wait_for(1.0, now)
+                    lane.handle = self.clock.call_at(when, self._on_timer, lane, when)
+                return
+            fut = queue.pop()
+            lane.waiting -= 1
+            lane.inflight += 1
+            fut.set_result(None)
+
+    def _on_timer(self, lane: _Lane, when: float) -> None:
+        lane.handle = None
+        self._dispatch(lane, when)
+
+    def _discard(self, lane: _Lane, prio: int) -> None:
+        lane.waiting -= 1
+        lane.queue.discard(prio)
+        if not lane.waiting and lane.handle is not None:
+            lane.handle.cancel()
+            lane.handle = None
+
+    def _expire(self, lane: _Lane, fut: asyncio.Future[None], prio: int, call: Call) -> None:
+        if fut.done():
+            return
+        wait = self.max_wait or 0.0
+        self._event("ratelimit.rejected", call, logging.INFO, wait=wait, bound=wait)
+        fut.set_exception(RateLimitExceeded(f"no token within max_wait ({wait:.3g} s)", wait=wait))
+        self._discard(lane, prio)
+
+    # -- adapting -------------------------------------------------------------------------
+
+    def _adapt(self, lane: _Lane, status: int, headers: Any, call: Call) -> None:
+        limits = parse_limits(headers, time.time(), retry_after=status == 429 or status == 503)
+        bucket = lane.bucket
+        old = bucket.rate
+        reason, pause = adapt(
+            bucket, limits, status, self.clock.now(), lane.inflight, self.max_pause
+        )
+        if reason and self._emit.enabled(logging.INFO):
+            self._event(
+                "ratelimit.adapted",
+                call,
+                logging.INFO,
+                old_rate=old,
+                new_rate=bucket.rate,
+                reason=reason,
+                pause=pause or None,
+                status=status,
+            )
+
+    def _event(self, name: str, call: Call, level: int, **detail: Any) -> None:
+        request = call.request
+        if request is not None:
+            self._emit.emit(name, request.method, request.url, level, **detail)
+        else:
+            fn = call.handler
+            self._emit.emit(name, None, getattr(fn, "__qualname__", repr(fn)), level, **detail)
+
+    # -- introspection --------------------------------------------------------------------
+
+    def bucket(self, key: Hashable) -> TokenBucket | None:
+        """The bucket state of ``key`` (e.g. ``("https", "api.example.com", 443)``), or
+        ``None`` if no request used it yet. For tests and monitoring."""
+        lane = self._lanes.get(key)
+        return None if lane is None else lane.bucket
+
+    def waiting(self, key: Hashable) -> int:
+        """How many requests of ``key`` wait for a token or a slot."""
+        lane = self._lanes.get(key)
+        return 0 if lane is None else lane.waiting
+
+    def in_flight(self, key: Hashable) -> int:
+        """How many requests of ``key`` hold a token and are not finished."""
+        lane = self._lanes.get(key)
+        return 0 if lane is None else lane.inflight
+
+    def __repr__(self) -> str:
+        extra = "" if self.per == 1.0 else f", per={self.per:g}"
+        if self.burst != self.rate:
+            extra += f", burst={self.burst:g}"
+        if self.max_wait is not None:
+            extra += f", max_wait={self.max_wait:g}"
+        if self.max_concurrency is not None:
+            extra += f", max_concurrency={self.max_concurrency}"
+        if not self.adaptive:
+            extra += ", adaptive=False"
+        return f"RateLimit({self.rate:g}{extra})"
+
+
+def _count(name: str, value: Any, *, minimum: float, inclusive: bool) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
+        bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+    return float(value)
