@@ -414,6 +414,16 @@ def test_plain_table_and_json() -> None:
     assert variant["summaries"][1]["ratio"] == 0.5 and data["extra"] == 1
 
 
+def test_markdown_table() -> None:
+    out = io.StringIO()
+    report.print_variant(_result(), out, markdown=True)
+    lines = out.getvalue().splitlines()
+    assert "**tiny · 3 in flight**" in lines
+    header = next(line for line in lines if line.startswith("| contender"))
+    assert header.count("|") == len(report.COLUMNS) + 1
+    assert any(line.startswith("| x | ") and "| 0.50 |" in line for line in lines)
+
+
 def test_rich_table_when_rich_is_installed() -> None:
     pytest.importorskip("rich")
     out = io.StringIO()

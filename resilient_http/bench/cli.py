@@ -71,6 +71,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", type=Path, metavar="PATH", help="write the results as JSON")
     p.add_argument("--plot", type=Path, metavar="DIR", help="write PNG plots (matplotlib)")
     p.add_argument("--plain", action="store_true", help="plain-text table even with rich")
+    p.add_argument("--markdown", action="store_true", help="Markdown tables (for a README)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -141,7 +142,7 @@ async def _bench(args: argparse.Namespace, scenarios: list[Scenario]) -> list[Va
                     scenario, entries, upstream, server, concurrency,
                     progress=report.make_progress(not args.quiet), skipped=skipped,
                 )
-                report.print_variant(result, plain=args.plain or None)
+                report.print_variant(result, plain=args.plain or None, markdown=args.markdown)
                 sys.stdout.flush()
                 results.append(result)
     finally:
@@ -206,7 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             scenario = _override(resolve([args.profile], directory)[0], args)
             outcome = asyncio.run(_tune(args, scenario))
             results = [outcome.variant]
-            report.print_variant(outcome.variant, plain=args.plain or None)
+            report.print_variant(outcome.variant, plain=args.plain or None,
+                                 markdown=args.markdown)
             print(f"\nobjective: {' > '.join(outcome.objective)}; ranking: "
                   + " | ".join(outcome.ranking))
             if outcome.code:

@@ -95,10 +95,27 @@ def _have_rich() -> bool:
     return True
 
 
-def print_variant(result: VariantResult, out: IO[str] | None = None,
-                  plain: bool | None = None) -> None:
-    """Print one variant's table (``rich`` unless ``plain`` or rich is absent)."""
+def print_markdown(result: VariantResult, out: IO[str] | None = None) -> None:
+    """Print one variant's table as Markdown (for a README)."""
     out = out or sys.stdout
+    print(f"\n**{result.title}**\n", file=out)
+    print("| " + " | ".join(COLUMNS) + " |", file=out)
+    print("|" + "|".join(["---"] + ["---:"] * (len(COLUMNS) - 1)) + "|", file=out)
+    for row in rows(result):
+        print("| " + " | ".join(row) + " |", file=out)
+    print("", file=out)
+    for text in _caption(result):
+        print(f"{text}  ", file=out)
+
+
+def print_variant(result: VariantResult, out: IO[str] | None = None,
+                  plain: bool | None = None, markdown: bool = False) -> None:
+    """Print one variant's table (``rich`` unless ``plain`` or rich is absent; Markdown when
+    ``markdown``)."""
+    out = out or sys.stdout
+    if markdown:
+        print_markdown(result, out)
+        return
     cells = rows(result)
     if plain is None:
         plain = not _have_rich()
@@ -109,10 +126,10 @@ def print_variant(result: VariantResult, out: IO[str] | None = None,
         table = Table(title=result.title, title_justify="left", caption_justify="left",
                       caption="\n".join(_caption(result)))
         for k, col in enumerate(COLUMNS):
-            table.add_column(col, justify="left" if k == 0 else "right", no_wrap=k == 0)
+            table.add_column(col, justify="left" if k == 0 else "right", no_wrap=True)
         for row in cells:
             table.add_row(*row)
-        Console(file=out, width=max(140, len(result.title))).print(table)
+        Console(file=out, width=170).print(table)
         return
     widths = [max(len(c), *(len(r[k]) for r in cells)) if cells else len(c)
               for k, c in enumerate(COLUMNS)]
