@@ -1,4 +1,6 @@
 # The two commands of the README. Both start from nothing but Python 3.10+ and make.
+# The dev venv carries the [bench] extra too, so mypy checks the bench code against the real
+# peer libraries and the bench tests run in full.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -17,7 +19,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(VENV)/.dev-installed: $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
 	touch $@
 
 $(VENV)/.bench-installed: $(BIN)/python pyproject.toml
