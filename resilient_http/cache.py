@@ -49,25 +49,9 @@ from resilient_http._rfc9111 import (
 )
 from resilient_http._store import CacheStore, MemoryStore, Variants
 from resilient_http._validate import duration, positive_int
-from resilient_http.events import Emitter, EventHook
+from resilient_http.events import CREDENTIAL_HEADERS, Emitter, EventHook
 
 __all__ = ["Cache", "CacheStore", "MemoryStore", "CREDENTIAL_HEADERS"]
-
-CREDENTIAL_HEADERS = frozenset(
-    {
-        "authorization",
-        "cookie",
-        "x-api-key",
-        "api-key",
-        "apikey",
-        "x-auth-token",
-        "x-access-token",
-        "x-goog-api-key",
-        "openai-api-key",
-    }
-)
-"""Request fields that identify a caller: in a private cache their values (hashed) are part of
-the key; in a shared cache they count as ``Authorization`` (RFC 9111 §3.5)."""
 
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 _304_FIELDS = ("etag", "date", "cache-control", "expires", "vary", "content-location",

@@ -26,12 +26,10 @@ logger = logging.getLogger("resilient_http")
 
 REDACTED = "REDACTED"
 
-_SECRET_HEADERS = frozenset(
+CREDENTIAL_HEADERS = frozenset(
     {
         "authorization",
-        "proxy-authorization",
         "cookie",
-        "set-cookie",
         "x-api-key",
         "api-key",
         "apikey",
@@ -39,9 +37,14 @@ _SECRET_HEADERS = frozenset(
         "x-access-token",
         "x-goog-api-key",
         "openai-api-key",
-        "x-csrf-token",
     }
 )
+"""Request fields that identify a caller (lower-case). Redacted in events; in a private
+cache their values (hashed) are part of the key, in a shared cache they count as
+``Authorization`` (RFC 9111 §3.5). Re-exported as ``resilient_http.cache.CREDENTIAL_HEADERS``."""
+
+# Secret but not who the caller is: for the proxy, a response's cookies, an anti-forgery token.
+_SECRET_HEADERS = CREDENTIAL_HEADERS | {"proxy-authorization", "set-cookie", "x-csrf-token"}
 _SECRET_PARAMS = frozenset(
     {
         "api_key",

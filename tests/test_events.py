@@ -7,6 +7,7 @@ import logging
 import pytest
 from yarl import URL
 
+from resilient_http.cache import CREDENTIAL_HEADERS
 from resilient_http.events import REDACTED, Emitter, Event, redact_headers, redact_url
 
 
@@ -34,6 +35,11 @@ def test_redact_headers_hides_secrets_and_keeps_the_rest() -> None:
         "X-Refresh-Token": REDACTED,
         "Accept": "application/json",
     }
+
+
+def test_every_header_the_cache_keys_by_is_redacted() -> None:
+    shown = redact_headers({name.title(): "s3cret" for name in CREDENTIAL_HEADERS})
+    assert set(shown.values()) == {REDACTED}
 
 
 def test_emitter_sends_redacted_events_to_hooks_and_logs(caplog: pytest.LogCaptureFixture) -> None:
