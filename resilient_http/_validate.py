@@ -7,7 +7,17 @@ import math
 from datetime import timedelta
 from typing import Any
 
-__all__ = ["duration", "optional_duration", "positive_int", "ratio", "callable_or_none"]
+from resilient_http._clock import LOOP_CLOCK, Clock
+
+__all__ = [
+    "duration",
+    "optional_duration",
+    "positive_int",
+    "ratio",
+    "callable_or_none",
+    "flag",
+    "clock_or_default",
+]
 
 
 def duration(name: str, value: Any, *, allow_zero: bool = False) -> float:
@@ -57,4 +67,20 @@ def callable_or_none(name: str, value: Any) -> Any:
     """``None`` or a callable."""
     if value is not None and not callable(value):
         raise TypeError(f"{name} must be callable or None, got {type(value).__name__} {value!r}")
+    return value
+
+
+def flag(name: str, value: Any) -> bool:
+    """A ``bool`` (not merely a truthy value)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return value
+
+
+def clock_or_default(value: Any) -> Clock:
+    """A :class:`~resilient_http.Clock`; ``None`` gives the event loop's (``LOOP_CLOCK``)."""
+    if value is None:
+        return LOOP_CLOCK
+    if not isinstance(value, Clock):
+        raise TypeError(f"clock must be a Clock (now, sleep, call_at), got {value!r}")
     return value

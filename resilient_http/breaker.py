@@ -32,10 +32,16 @@ from resilient_http._circuit import (
     CircuitState,
     Ticket,
 )
-from resilient_http._clock import LOOP_CLOCK, Clock
+from resilient_http._clock import Clock
 from resilient_http._failure import NOT_SENT, is_transient_failure
 from resilient_http._middleware import Call, Layer, Step
-from resilient_http._validate import callable_or_none, duration, positive_int, ratio
+from resilient_http._validate import (
+    callable_or_none,
+    clock_or_default,
+    duration,
+    positive_int,
+    ratio,
+)
 from resilient_http.errors import CircuitOpen
 from resilient_http.events import Emitter, EventHook
 
@@ -190,9 +196,7 @@ class CircuitBreaker(Layer):
             )
         self.key = key
         self.is_failure = callable_or_none("is_failure", is_failure)
-        if clock is not None and not isinstance(clock, Clock):
-            raise TypeError(f"clock must be a Clock (now, sleep, call_at), got {clock!r}")
-        self.clock: Clock = clock if clock is not None else LOOP_CLOCK
+        self.clock: Clock = clock_or_default(clock)
         self._clock_now = self.clock.now
         self._events = Emitter("CircuitBreaker", on_event)
         self._circuits: dict[Hashable, Circuit] = {}

@@ -24,7 +24,7 @@ from aiohttp import ClientError, ClientRequest, ClientResponse
 from cachetools import LRUCache
 from multidict import CIMultiDict
 
-from resilient_http._clock import LOOP_CLOCK, Clock
+from resilient_http._clock import Clock
 from resilient_http._flight import Flight, Pending, land, lead
 from resilient_http._memo import Memoizer
 from resilient_http._middleware import REENTER, Call, Layer, Short, Step
@@ -52,7 +52,13 @@ from resilient_http._rfc9111 import (
     vary_names,
 )
 from resilient_http._store import CacheStore, MemoryStore, Variants, forget, put
-from resilient_http._validate import duration, positive_int
+from resilient_http._validate import (
+    callable_or_none,
+    clock_or_default,
+    duration,
+    flag,
+    positive_int,
+)
 from resilient_http.events import CREDENTIAL_HEADERS, Emitter, EventHook
 
 __all__ = ["Cache", "CacheStore", "MemoryStore", "CREDENTIAL_HEADERS"]
@@ -145,11 +151,8 @@ class Cache(Memoizer, Layer):
         self.ttl = duration("ttl", ttl, allow_zero=True)
         self.maxsize = positive_int("maxsize", maxsize)
         self.max_bytes = positive_int("max_bytes", max_bytes)
-        for name, flag in (("shared", shared), ("respect_headers", respect_headers)):
-            if not isinstance(flag, bool):
-                raise TypeError(f"{name} must be a bool, got {flag!r}")
-        self.shared = shared
-        self.respect_headers = respect_headers
+        self.shared = flag("shared", shared)
+        self.respect_headers = flag("respect_headers", respect_headers)
         if isinstance(methods, str):
             raise TypeError(f"methods must be a sequence of method names, got {methods!r}")
         chosen = frozenset(str(m).upper() for m in methods)
@@ -162,17 +165,13 @@ class Cache(Memoizer, Layer):
         self.stale_while_revalidate = duration(
             "stale_while_revalidate", stale_while_revalidate, allow_zero=True
         )
-        if key is not None and not callable(key):
-            raise TypeError(f"key must be callable or None, got {key!r}")
-        self.key = key
+        self.key = callable_or_none("key", key)
         if store is None:
             store = MemoryStore(self.maxsize, self.max_bytes)
         elif not isinstance(store, CacheStore):
             raise TypeError(f"store must be a CacheStore (get, set, delete, clear), got {store!r}")
         self.store: CacheStore = store
-        if clock is not None and not isinstance(clock, Clock):
-            raise TypeError(f"clock must be a Clock (now, sleep, call_at), got {clock!r}")
-        self.clock: Clock = clock if clock is not None else LOOP_CLOCK
+        self.clock: Clock = clock_or_default(clock)
         self._policy = Policy(
             shared, self.ttl, respect_headers, self.stale_if_error, self.stale_while_revalidate
         )

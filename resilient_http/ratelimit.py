@@ -58,10 +58,17 @@ from multidict import istr
 
 from resilient_http._bucket import EPS, TokenBucket, adapt
 from resilient_http._bucket_store import BucketStore, MemoryStore, evict
-from resilient_http._clock import LOOP_CLOCK, Clock
+from resilient_http._clock import Clock
 from resilient_http._middleware import Call, Layer, Step
 from resilient_http._ratelimit_headers import parse_limits
-from resilient_http._validate import callable_or_none, duration, optional_duration, positive_int
+from resilient_http._validate import (
+    callable_or_none,
+    clock_or_default,
+    duration,
+    flag,
+    optional_duration,
+    positive_int,
+)
 from resilient_http._waitqueue import BACKGROUND, NORMAL, URGENT, WaitQueue
 from resilient_http.errors import RateLimitExceeded
 from resilient_http.events import Emitter, EventHook
@@ -237,9 +244,7 @@ class RateLimit(Layer):
             )
         self.key = callable_or_none("key", key)
         self.max_wait = optional_duration("max_wait", max_wait, allow_zero=True)
-        if not isinstance(adaptive, bool):
-            raise TypeError(f"adaptive must be a bool, got {adaptive!r}")
-        self.adaptive = adaptive
+        self.adaptive = flag("adaptive", adaptive)
         self.max_concurrency = (
             None if max_concurrency is None else positive_int("max_concurrency", max_concurrency)
         )
@@ -249,9 +254,7 @@ class RateLimit(Layer):
             raise TypeError(f"store must be a BucketStore (a bucket() method), got {store!r}")
         self.store: BucketStore = store if store is not None else MemoryStore(max_keys)
         self.max_keys = positive_int("max_keys", max_keys)
-        if clock is not None and not isinstance(clock, Clock):
-            raise TypeError(f"clock must be a Clock (now, sleep, call_at), got {clock!r}")
-        self.clock: Clock = clock if clock is not None else LOOP_CLOCK
+        self.clock: Clock = clock_or_default(clock)
         self._now = self.clock.now
         self._emit = Emitter("RateLimit", on_event)
         self._lanes: dict[Hashable, _Lane] = {}

@@ -28,9 +28,15 @@ from aiohttp import ClientOSError, ClientResponse, ServerDisconnectedError
 from aiohttp.client_exceptions import ClientConnectorError
 
 from resilient_http._budget import RetryBudget
-from resilient_http._clock import LOOP_CLOCK, Clock
+from resilient_http._clock import Clock
 from resilient_http._middleware import REENTER, Call, Layer, Step
-from resilient_http._validate import optional_duration, positive_int
+from resilient_http._validate import (
+    callable_or_none,
+    clock_or_default,
+    flag,
+    optional_duration,
+    positive_int,
+)
 from resilient_http.backoff import Backoff
 from resilient_http.classify import (
     SUCCESS,
@@ -181,8 +187,7 @@ class Retry(Layer):
         elif not isinstance(backoff, Backoff):
             raise TypeError(f"backoff must be a Backoff, got {type(backoff).__name__} {backoff!r}")
         self.backoff = backoff
-        if classify is not None and not callable(classify):
-            raise TypeError(f"classify must be callable or None, got {classify!r}")
+        callable_or_none("classify", classify)
         if isinstance(statuses, (str, bytes)):
             raise TypeError(f"statuses must be an iterable of ints, got {statuses!r}")
         statuses = tuple(statuses)
@@ -215,20 +220,11 @@ class Retry(Layer):
         elif budget is not None and not isinstance(budget, RetryBudget):
             raise TypeError(f"budget must be a RetryBudget or None, got {budget!r}")
         self.budget = budget
-        for name, flag in (
-            ("idempotency_key", idempotency_key),
-            ("raise_on_exhausted", raise_on_exhausted),
-            ("stream", stream),
-        ):
-            if not isinstance(flag, bool):
-                raise TypeError(f"{name} must be a bool, got {flag!r}")
-        self.idempotency_key = idempotency_key
-        self.raise_on_exhausted = raise_on_exhausted
-        self.stream = stream
+        self.idempotency_key = flag("idempotency_key", idempotency_key)
+        self.raise_on_exhausted = flag("raise_on_exhausted", raise_on_exhausted)
+        self.stream = flag("stream", stream)
         self.reads_body = not stream
-        if clock is not None and not isinstance(clock, Clock):
-            raise TypeError(f"clock must be a Clock (now, sleep, call_at), got {clock!r}")
-        self.clock: Clock = clock if clock is not None else LOOP_CLOCK
+        self.clock: Clock = clock_or_default(clock)
         self._events = Emitter("Retry", on_event)
 
     # -- the hooks ---------------------------------------------------------------------------
