@@ -340,7 +340,7 @@ class CircuitBreaker(Layer):
             return None
         retry_in = circuit.retry_in(now)
         label = _label(circuit.key)
-        self._emit(
+        self._events.emit_call(
             "breaker.rejected",
             call,
             logging.DEBUG,
@@ -381,7 +381,7 @@ class CircuitBreaker(Layer):
                     "failures": circuit.last_failures,
                     "throughput": circuit.last_throughput,
                 }
-            self._emit(
+            self._events.emit_call(
                 "breaker.opened",
                 call,
                 logging.INFO,
@@ -391,25 +391,14 @@ class CircuitBreaker(Layer):
                 **detail,
             )
         elif state is HALF_OPEN:
-            self._emit(
+            self._events.emit_call(
                 "breaker.half_opened", call, logging.INFO, key=label, probes=circuit.probes
             )
         elif state is CLOSED:
             reason = "reset" if call is None else "probe succeeded"
-            self._emit("breaker.closed", call, logging.INFO, key=label, reason=reason)
+            self._events.emit_call("breaker.closed", call, logging.INFO, key=label, reason=reason)
         else:
-            self._emit("breaker.isolated", call, logging.INFO, key=label)
-
-    def _emit(self, name: str, call: Call | None, level: int, **detail: Any) -> None:
-        events = self._events
-        if not events.enabled(level):
-            return
-        if call is None:
-            events.emit(name, None, None, level, **detail)
-        elif call.request is not None:
-            events.emit(name, call.request.method, call.request.url, level, **detail)
-        else:
-            events.emit(name, None, _label(call.handler), level, **detail)
+            self._events.emit_call("breaker.isolated", call, logging.INFO, key=label)
 
     def _now(self) -> float:
         try:

@@ -347,7 +347,7 @@ class RateLimit(Layer):
             bound = max(0.0, deadline - now)
         if bound is not None and wait > bound + EPS:
             what = "max_wait" if bound == self.max_wait else "the deadline"
-            self._event("ratelimit.rejected", call, logging.INFO, wait=wait, bound=bound)
+            self._emit.emit_call("ratelimit.rejected", call, logging.INFO, wait=wait, bound=bound)
             raise RateLimitExceeded(
                 f"a token would take {wait:.3g} s, longer than {what} ({bound:.3g} s)",
                 wait=wait,
@@ -378,7 +378,7 @@ class RateLimit(Layer):
             if expiry is not None:
                 expiry.cancel()
         if self._emit.enabled():
-            self._event(
+            self._emit.emit_call(
                 "ratelimit.waited",
                 call,
                 logging.DEBUG,
@@ -426,7 +426,7 @@ class RateLimit(Layer):
         if fut.done():
             return
         wait = self.max_wait or 0.0
-        self._event("ratelimit.rejected", call, logging.INFO, wait=wait, bound=wait)
+        self._emit.emit_call("ratelimit.rejected", call, logging.INFO, wait=wait, bound=wait)
         fut.set_exception(RateLimitExceeded(f"no token within max_wait ({wait:.3g} s)", wait=wait))
         self._discard(lane, prio)
 
@@ -440,7 +440,7 @@ class RateLimit(Layer):
             bucket, limits, status, self.clock.now(), lane.inflight, self.max_pause
         )
         if reason and self._emit.enabled(logging.INFO):
-            self._event(
+            self._emit.emit_call(
                 "ratelimit.adapted",
                 call,
                 logging.INFO,
@@ -450,14 +450,6 @@ class RateLimit(Layer):
                 pause=pause or None,
                 status=status,
             )
-
-    def _event(self, name: str, call: Call, level: int, **detail: Any) -> None:
-        request = call.request
-        if request is not None:
-            self._emit.emit(name, request.method, request.url, level, **detail)
-        else:
-            fn = call.handler
-            self._emit.emit(name, None, getattr(fn, "__qualname__", repr(fn)), level, **detail)
 
     # -- introspection --------------------------------------------------------------------
 
