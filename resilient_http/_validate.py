@@ -16,6 +16,7 @@ __all__ = [
     "ratio",
     "callable_or_none",
     "flag",
+    "number",
     "clock_or_default",
 ]
 
@@ -84,3 +85,13 @@ def clock_or_default(value: Any) -> Clock:
     if not isinstance(value, Clock):
         raise TypeError(f"clock must be a Clock (now, sleep, call_at), got {value!r}")
     return value
+
+
+def number(name: str, value: Any, *, minimum: float = 0.0, inclusive: bool = True) -> float:
+    """A finite ``int``/``float`` (not a ``bool``) >= ``minimum`` (> with ``inclusive=False``)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
+        bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+    return float(value)

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import sys
 import time
 from collections.abc import Awaitable, Callable, Hashable
@@ -66,6 +65,7 @@ from resilient_http._validate import (
     clock_or_default,
     duration,
     flag,
+    number,
     optional_duration,
     positive_int,
 )
@@ -233,10 +233,10 @@ class RateLimit(Layer):
         clock: Clock | None = None,
         on_event: EventHook | list[EventHook] | tuple[EventHook, ...] | None = None,
     ) -> None:
-        self.rate: float = _count("rate", rate, minimum=0.0, inclusive=False)
+        self.rate: float = number("rate", rate, minimum=0.0, inclusive=False)
         self.per: float = duration("per", per)
         self.burst: float = (
-            self.rate if burst is None else _count("burst", burst, minimum=1.0, inclusive=True)
+            self.rate if burst is None else number("burst", burst, minimum=1.0)
         )
         if self.burst < 1.0:
             raise ValueError(
@@ -481,11 +481,3 @@ class RateLimit(Layer):
             extra += ", adaptive=False"
         return f"RateLimit({self.rate:g}{extra})"
 
-
-def _count(name: str, value: Any, *, minimum: float, inclusive: bool) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
-    if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
-        bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
-    return float(value)
