@@ -11,6 +11,7 @@ Three ways in — the same layer objects work in each::
     async def fetch_user(session, user_id): ...
 """
 
+from resilient_http import presets
 from resilient_http._clock import LOOP_CLOCK, Clock
 from resilient_http._middleware import Layer, Stack, Wrapped, resilient, wrap
 from resilient_http._standard import standard
@@ -28,8 +29,20 @@ from resilient_http.errors import (
     RetriesExhausted,
 )
 from resilient_http.events import Event, EventHook
+from resilient_http.fieldmask import FieldMask
+from resilient_http.pagination import Paginator, paginate
+from resilient_http.polling import JobSpec, Poller, PollUpdate, poll, poll_updates
 from resilient_http.ratelimit import RateLimit, priority
 from resilient_http.retry import Retry, RetryBudget
+from resilient_http.strategies import (
+    BodyLink,
+    Cursor,
+    LinkHeader,
+    Offset,
+    Page,
+    PageNumber,
+    PageToken,
+)
 from resilient_http.timeout import Timeout, current_deadline
 
 __version__ = "0.1.0"
@@ -37,6 +50,7 @@ __version__ = "0.1.0"
 __all__ = [
     # layers
     "Timeout",
+    "FieldMask",
     "Cache",
     "Retry",
     "CircuitBreaker",
@@ -56,6 +70,23 @@ __all__ = [
     "standard",
     "wrap",
     "resilient",
+    # pagination
+    "paginate",
+    "Paginator",
+    "Page",
+    "LinkHeader",
+    "BodyLink",
+    "Cursor",
+    "PageToken",
+    "Offset",
+    "PageNumber",
+    "presets",
+    # long-running jobs
+    "poll",
+    "poll_updates",
+    "Poller",
+    "PollUpdate",
+    "JobSpec",
     # time and deadlines
     "Clock",
     "LOOP_CLOCK",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 from resilient_http._clock import Clock
@@ -9,6 +10,7 @@ from resilient_http._middleware import Layer, Stack
 from resilient_http._validate import duration
 from resilient_http.breaker import CircuitBreaker
 from resilient_http.cache import Cache
+from resilient_http.fieldmask import FieldMask
 from resilient_http.ratelimit import RateLimit
 from resilient_http.retry import Retry
 from resilient_http.timeout import Timeout
@@ -18,6 +20,7 @@ __all__ = ["standard"]
 
 def standard(
     *,
+    fields: Sequence[str] | str | FieldMask | None = None,
     cache: Cache | float | timedelta | None = None,
     total_timeout: float | timedelta | None = 30.0,
     attempt_timeout: float | timedelta | None = 10.0,
@@ -37,6 +40,9 @@ def standard(
     Layers that are not built yet are left out (see the README's status table).
 
     Args:
+        fields: a field mask for every request: field names (``["id", "name"]`` →
+            ``?fields=id,name``) or a configured :class:`FieldMask` (other styles, a URL
+            filter). Default ``None``: no mask.
         cache: a :class:`Cache`, or a ``ttl`` in seconds (or a ``timedelta``) for
             ``Cache(ttl)`` with the defaults, or ``None`` for no cache. Default ``None``: a
             cache changes what callers see (stored answers, privacy rules), so it is opt-in.
@@ -84,6 +90,8 @@ def standard(
             f"{breaker!r}"
         )
     layers: list[Layer] = []
+    if fields is not None:
+        layers.append(fields if isinstance(fields, FieldMask) else FieldMask(fields))
     if isinstance(cache, Cache):
         layers.append(cache)
     elif cache is not None:

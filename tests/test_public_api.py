@@ -11,6 +11,24 @@ import resilient_http.testing as rht
 DOCUMENTED = {
     # layers
     "Timeout",
+    "FieldMask",
+    # pagination
+    "paginate",
+    "Paginator",
+    "Page",
+    "LinkHeader",
+    "BodyLink",
+    "Cursor",
+    "PageToken",
+    "Offset",
+    "PageNumber",
+    "presets",
+    # long-running jobs
+    "poll",
+    "poll_updates",
+    "Poller",
+    "PollUpdate",
+    "JobSpec",
     "Cache",
     "Retry",
     "CircuitBreaker",
