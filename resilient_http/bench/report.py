@@ -1,0 +1,375 @@
+"""Results out: the table (``rich`` when installed, plain text otherwise), progress, JSON,
+and PNG plots (``matplotlib``, optional: a clear message when it is missing)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sys
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import IO, Any
+
+from resilient_http.bench.metrics import Summary, percentile
+from resilient_http.bench.runner import VariantResult
+
+__all__ = [
+    "COLUMNS",
+    "MissingOptional",
+    "machine",
+    "make_progress",
+    "plot_variant",
+    "print_variant",
+    "rows",
+    "to_json",
+    "write_json",
+]
+
+
+class MissingOptional(RuntimeError):
+    """An optional package (from the ``[bench]`` extra) is needed and absent."""
+
+
+COLUMNS = (
+    "contender", "req/s", "x bare", "ok/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "ok %",
+    "up/call", "429 %", "CPU µs/call", "GC/1k", "srv CPU %",
+)
+"""The table's columns. ``req/s`` is logical calls per second, ``ok/s`` successful ones (both
+medians over rounds); ``x bare`` is the median over rounds of the throughput ratio to bare
+aiohttp in the same round; ``up/call`` is upstream requests (the server's count) per logical
+call; ``429 %`` is the share of upstream responses that were 429; ``srv CPU %`` is the
+server's CPU time over the wall time (100% = one core busy: the server was the limit)."""
+
+
+def _num(value: float | None, spec: str, scale: float = 1.0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return format(value * scale, spec)
+
+
+def _row(s: Summary) -> list[str]:
+    share_429 = s.share_429
+    return [
+        s.contender,
+        _num(s.throughput, ",.0f"),
+        _num(s.ratio, ".2f"),
+        _num(s.goodput, ",.0f"),
+        _num(s.p50, ".2f", 1e3),
+        _num(s.p95, ".2f", 1e3),
+        _num(s.p99, ".2f", 1e3),
+        _num(s.max, ".1f", 1e3),
+        _num(s.success, ".2f", 100),
+        _num(s.amplification, ".2f"),
+        (_num(share_429, ".1f", 100) if share_429 is not None
+         else "-" if s.upstream_429 is not None  # no upstream request at all
+         else f"{s.client_429} seen"),
+        _num(s.cpu_per_call, ".0f", 1e6),
+        _num(s.gc_per_1000, ".1f"),
+        _num(s.server_cpu_share, ".0f", 100),
+    ]
+
+
+def rows(result: VariantResult) -> list[list[str]]:
+    """The table's cells, one row per contender (see :data:`COLUMNS`)."""
+    return [_row(s) for s in result.summaries]
+
+
+def _caption(result: VariantResult) -> list[str]:
+    scn = result.scenario
+    lines = [
+        f"{scn.description} — server: {result.server}; {scn.load.requests} calls x "
+        f"{scn.load.rounds} rounds per contender"
+    ]
+    lines += [f"skipped: {name}: {reason}" for name, reason in result.skipped]
+    return lines
+
+
+def _have_rich() -> bool:
+    try:
+        import rich  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def print_markdown(result: VariantResult, out: IO[str] | None = None) -> None:
+    """Print one variant's table as Markdown (for a README)."""
+    out = out or sys.stdout
+    print(f"\n**{result.title}**\n", file=out)
+    print("| " + " | ".join(COLUMNS) + " |", file=out)
+    print("|" + "|".join(["---"] + ["---:"] * (len(COLUMNS) - 1)) + "|", file=out)
+    for row in rows(result):
+        print("| " + " | ".join(row) + " |", file=out)
+    print("", file=out)
+    for text in _caption(result):
+        print(f"{text}  ", file=out)
+
+
+def print_variant(result: VariantResult, out: IO[str] | None = None,
+                  plain: bool | None = None, markdown: bool = False) -> None:
+    """Print one variant's table (``rich`` unless ``plain`` or rich is absent; Markdown when
+    ``markdown``)."""
+    out = out or sys.stdout
+    if markdown:
+        print_markdown(result, out)
+        return
+    cells = rows(result)
+    if plain is None:
+        plain = not _have_rich()
+    if not plain:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=result.title, title_justify="left", caption_justify="left",
+                      caption="\n".join(_caption(result)))
+        for k, col in enumerate(COLUMNS):
+            table.add_column(col, justify="left" if k == 0 else "right", no_wrap=True)
+        for row in cells:
+            table.add_row(*row)
+        Console(file=out, width=170).print(table)
+        return
+    widths = [max(len(c), *(len(r[k]) for r in cells)) if cells else len(c)
+              for k, c in enumerate(COLUMNS)]
+
+    def line(values: Sequence[str]) -> str:
+        pairs = enumerate(zip(values, widths, strict=True))
+        return "  ".join(v.ljust(w) if k == 0 else v.rjust(w) for k, (v, w) in pairs)
+
+    print(f"\n{result.title}", file=out)
+    print(line(COLUMNS), file=out)
+    print(line(["-" * w for w in widths]), file=out)
+    for row in cells:
+        print(line(row), file=out)
+    for text in _caption(result):
+        print(text, file=out)
+
+
+# --- progress -----------------------------------------------------------------------------
+
+
+class _PlainProgress:
+    """A line per variant on stderr, a dot per sample."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+
+    def start(self, description: str, total: int) -> None:
+        self._stream.write(f"{description}: {total} runs ")
+        self._stream.flush()
+
+    def advance(self, detail: str) -> None:
+        self._stream.write(".")
+        self._stream.flush()
+
+    def stop(self) -> None:
+        self._stream.write("\n")
+        self._stream.flush()
+
+
+class _RichProgress:
+    """A ``rich`` progress bar on stderr, removed when the variant is done."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self._progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"), console=Console(stderr=True), transient=True,
+        )
+        self._task: Any = None
+
+    def start(self, description: str, total: int) -> None:
+        self._progress.start()
+        self._task = self._progress.add_task(description, total=total, detail="")
+
+    def advance(self, detail: str) -> None:
+        self._progress.update(self._task, advance=1, detail=detail)
+
+    def stop(self) -> None:
+        self._progress.stop()
+        if self._task is not None:
+            self._progress.remove_task(self._task)
+            self._task = None
+
+
+def make_progress(enabled: bool = True) -> Any:
+    """A rich bar when stderr is a terminal and rich is installed, dots otherwise, nothing
+    when ``enabled`` is false."""
+    from resilient_http.bench.runner import NoProgress
+
+    if not enabled:
+        return NoProgress()
+    if sys.stderr.isatty() and _have_rich():
+        return _RichProgress()
+    return _PlainProgress(sys.stderr)
+
+
+# --- JSON ---------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    """Where the numbers were measured."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for text in Path("/proc/cpuinfo").read_text().splitlines():
+            if text.startswith("model name"):
+                cpu = text.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+
+    def version(dist: str) -> str | None:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return None
+
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "system": platform.platform(),
+        "aiohttp": version("aiohttp"),
+        "peers": {
+            d: version(d) for d in
+            ("aiohttp-retry", "tenacity", "stamina", "aiolimiter", "aiohttp-client-cache")
+        },
+    }
+
+
+def variant_dict(result: VariantResult) -> dict[str, Any]:
+    """One variant as JSON-ready data (summaries and per-round samples, no raw latencies)."""
+    return {
+        "scenario": result.scenario.name,
+        "description": result.scenario.description,
+        "concurrency": result.concurrency,
+        "server": result.server,
+        "requests": result.scenario.load.requests,
+        "rounds": result.scenario.load.rounds,
+        "labels": result.labels,
+        "skipped": [{"contender": n, "reason": r} for n, r in result.skipped],
+        "summaries": [s.as_dict() for s in result.summaries],
+        "samples": [
+            {
+                "contender": s.contender,
+                "round": s.round,
+                "throughput": s.throughput,
+                "wall": s.wall,
+                "ok": s.ok,
+                "calls": s.calls,
+                "p50": percentile(sorted(s.latencies), 50),
+                "p99": percentile(sorted(s.latencies), 99),
+                "cpu": s.cpu,
+                "gc_collections": s.gc_collections,
+                "upstream": s.upstream,
+                "upstream_429": s.upstream_429,
+                "server_cpu": s.server_cpu,
+            }
+            for s in result.samples
+        ],
+    }
+
+
+def _clean(value: Any) -> Any:
+    """NaN → None, int keys → str, recursively (JSON has no NaN)."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def to_json(results: Sequence[VariantResult], extra: dict[str, Any] | None = None,
+            ) -> dict[str, Any]:
+    """The whole run as JSON-ready data."""
+    data: dict[str, Any] = {"machine": machine(), "variants": [variant_dict(r) for r in results]}
+    if extra:
+        data.update(extra)
+    cleaned: dict[str, Any] = _clean(data)
+    return cleaned
+
+
+def write_json(path: str | Path, data: dict[str, Any]) -> Path:
+    """Write ``data`` to ``path`` (parents created)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return p
+
+
+# --- plots --------------------------------------------------------------------------------
+
+
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend, or :class:`MissingOptional`."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise MissingOptional(
+            "--plot needs matplotlib: pip install 'resilient-http[bench]'"
+        ) from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in text).strip("-")
+
+
+def plot_variant(result: VariantResult, directory: str | Path) -> list[Path]:
+    """Latency CDF per contender, and throughput and amplification bars, as PNGs."""
+    plt = pyplot()
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{_slug(result.scenario.name)}-c{result.concurrency}"
+    written: list[Path] = []
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    by_name: dict[str, list[float]] = {}
+    for s in result.samples:
+        by_name.setdefault(s.contender, []).extend(s.latencies)
+    for name, lat in by_name.items():
+        xs = sorted(x * 1e3 for x in lat)
+        if xs:
+            ys = [(k + 1) / len(xs) for k in range(len(xs))]
+            ax.step(xs, ys, where="post", label=name)
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_xlabel("latency (ms, log scale)")
+    ax.set_ylabel("share of calls")
+    ax.set_title(f"{result.title}: latency CDF")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    path = out / f"{stem}-latency-cdf.png"
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    written.append(path)
+
+    names = [s.contender for s in result.summaries]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 5))
+    ax1.barh(names, [s.throughput for s in result.summaries], color="tab:blue")
+    for k, summary in enumerate(result.summaries):
+        if summary.ratio is not None:
+            ax1.annotate(f"{summary.ratio:.2f}x", (summary.throughput, k), va="center",
+                         fontsize="small")
+    ax1.set_xlabel("calls per second (median of rounds)")
+    ax1.invert_yaxis()
+    amp = [s.amplification if s.amplification is not None else 0.0 for s in result.summaries]
+    ax2.barh(names, amp, color="tab:orange")
+    ax2.set_xlabel("upstream requests per call")
+    ax2.invert_yaxis()
+    fig.suptitle(result.title)
+    path = out / f"{stem}-throughput.png"
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    written.append(path)
+    return written

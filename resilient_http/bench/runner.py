@@ -1,0 +1,251 @@
+"""Run a scenario: contenders interleaved in rounds (A B C A B C ...), one sample each.
+
+For each contender in each round the runner resets the server to the profile (fresh
+counters, rate-limit bucket and cache), builds the contender from its settings (fresh layers,
+fresh session), runs the warm-up calls, then the measured calls, and reads the server's
+counters before and after. The client's CPU time (``time.process_time``) and the garbage
+collector's collection count are taken around the measured calls only; a full collection
+runs before them so one contender's garbage is not billed to the next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import itertools
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from resilient_http.bench.contenders import Caller, Contender, lookup
+from resilient_http.bench.metrics import Sample, Summary, summarize
+from resilient_http.bench.scenario import Load, Profile, Scenario
+from resilient_http.bench.upstream import Upstream
+
+__all__ = ["Entry", "Progress", "VariantResult", "drive", "plan", "run_one", "run_variant"]
+
+
+class Progress(Protocol):
+    """Told about every sample (see :mod:`resilient_http.bench.report` for the bars)."""
+
+    def start(self, description: str, total: int) -> None:
+        """A variant starts: ``total`` samples to take."""
+        ...
+
+    def advance(self, detail: str) -> None:
+        """One sample done."""
+        ...
+
+    def stop(self) -> None:
+        """The variant is done."""
+        ...
+
+
+class NoProgress:
+    """A :class:`Progress` that shows nothing."""
+
+    def start(self, description: str, total: int) -> None:
+        return None
+
+    def advance(self, detail: str) -> None:
+        return None
+
+    def stop(self) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A contender ready to run: the contender and its settings."""
+
+    contender: Contender
+    settings: Mapping[str, Any]
+    name: str = ""
+
+    @property
+    def key(self) -> str:
+        """The name in results (the contender's, unless renamed, e.g. a grid point)."""
+        return self.name or self.contender.name
+
+
+@dataclass
+class VariantResult:
+    """One scenario at one concurrency."""
+
+    scenario: Scenario
+    concurrency: int
+    server: str
+    samples: list[Sample]
+    summaries: list[Summary]
+    labels: dict[str, str]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        return f"{self.scenario.name} · {self.concurrency} in flight"
+
+
+def plan(
+    scenario: Scenario, only: Sequence[str] | None = None
+) -> tuple[list[Entry], list[tuple[str, str]]]:
+    """The contenders of a scenario that can run here, and ``(name, reason)`` for the rest.
+
+    ``only`` keeps those names (in the scenario's order); an unknown name is a ``KeyError``.
+    """
+    names = list(scenario.contenders)
+    if only:
+        for name in only:
+            lookup(name, scenario.stacks)  # raises on an unknown name
+        names = [n for n in names if n in only] + [n for n in only if n not in names]
+    entries: list[Entry] = []
+    skipped: list[tuple[str, str]] = []
+    for name in names:
+        contender = lookup(name, scenario.stacks)
+        settings = scenario.settings.get(name, {})
+        reason = contender.missing(settings)
+        if reason is not None:
+            skipped.append((name, reason))
+        else:
+            entries.append(Entry(contender, settings))
+    return entries, skipped
+
+
+def _gc_count() -> int:
+    return sum(s["collections"] for s in gc.get_stats())
+
+
+async def drive(
+    call: Caller,
+    url: str,
+    n: int,
+    concurrency: int,
+    rate: float | None,
+    latencies: list[float],
+    statuses: Counter[int],
+    errors: Counter[str],
+) -> int:
+    """Make ``n`` calls with ``concurrency`` callers (paced at ``rate`` calls/s when given);
+    record each call's latency (failed calls too), final status (``0`` for an exception
+    without one) and exception type. Returns the number of successes (a 2xx/3xx status with
+    no exception)."""
+    ok = 0
+    counter = itertools.count()
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    perf = time.perf_counter
+
+    async def worker() -> None:
+        nonlocal ok
+        for k in counter:
+            if k >= n:
+                return
+            if rate is not None:
+                delay = start + k / rate - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            t0 = perf()
+            try:
+                status = await call(url)
+            except Exception as exc:
+                latencies.append(perf() - t0)
+                code = getattr(exc, "status", 0)
+                statuses[code if isinstance(code, int) else 0] += 1
+                errors[type(exc).__name__] += 1
+                continue
+            latencies.append(perf() - t0)
+            statuses[status] += 1
+            if 200 <= status < 400:
+                ok += 1
+
+    workers = min(concurrency, n)
+    if workers <= 1:
+        await worker()
+    else:
+        await asyncio.gather(*(worker() for _ in range(workers)))
+    return ok
+
+
+async def run_one(
+    entry: Entry,
+    upstream: Upstream,
+    profile: Profile,
+    load: Load,
+    concurrency: int,
+    round_no: int,
+) -> Sample:
+    """One sample: a fresh server state and a fresh contender (see the module docstring)."""
+    await upstream.prepare(profile)
+    url = upstream.url(profile.path)
+    async with entry.contender.factory(entry.settings) as call:
+        if load.warmup:
+            await drive(call, url, load.warmup, concurrency, None, [], Counter(), Counter())
+        before = await upstream.stats(profile.path)
+        latencies: list[float] = []
+        statuses: Counter[int] = Counter()
+        errors: Counter[str] = Counter()
+        gc.collect()
+        gc0 = _gc_count()
+        cpu0 = time.process_time()
+        t0 = time.perf_counter()
+        ok = await drive(call, url, load.requests, concurrency, load.rate, latencies, statuses,
+                         errors)
+        wall = time.perf_counter() - t0
+        cpu = time.process_time() - cpu0
+        collections = _gc_count() - gc0
+        after = await upstream.stats(profile.path)
+
+    def delta(a: float | None, b: float | None) -> Any:
+        return None if a is None or b is None else b - a
+
+    return Sample(
+        contender=entry.key,
+        round=round_no,
+        calls=load.requests,
+        ok=ok,
+        wall=wall,
+        latencies=latencies,
+        statuses=statuses,
+        errors=errors,
+        cpu=cpu,
+        gc_collections=collections,
+        upstream=delta(before.count, after.count),
+        upstream_429=delta(before.status_429, after.status_429),
+        server_cpu=delta(before.cpu, after.cpu),
+    )
+
+
+async def run_variant(
+    scenario: Scenario,
+    entries: Sequence[Entry],
+    upstream: Upstream,
+    server: str,
+    concurrency: int,
+    *,
+    progress: Progress | None = None,
+    skipped: Sequence[tuple[str, str]] = (),
+) -> VariantResult:
+    """Every round of every entry at one concurrency, interleaved; summarized."""
+    progress = progress or NoProgress()
+    load = scenario.load
+    samples: list[Sample] = []
+    progress.start(f"{scenario.name} · {concurrency} in flight", load.rounds * len(entries))
+    try:
+        for round_no in range(load.rounds):
+            for entry in entries:
+                samples.append(
+                    await run_one(entry, upstream, scenario.profile, load, concurrency, round_no)
+                )
+                progress.advance(f"round {round_no + 1}/{load.rounds}: {entry.key}")
+    finally:
+        progress.stop()
+    return VariantResult(
+        scenario=scenario,
+        concurrency=concurrency,
+        server=server,
+        samples=samples,
+        summaries=summarize(samples),
+        labels={e.key: e.contender.label for e in entries},
+        skipped=list(skipped),
+    )
