@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from datetime import timedelta
 
-from resilient_http._validate import duration, positive_int
+from resilient_http._validate import duration, number, positive_int
 
 __all__ = ["RetryBudget"]
 
@@ -69,15 +69,8 @@ class RetryBudget:
             raise TypeError(f"ratio must be a number, got {type(ratio).__name__} {ratio!r}")
         if not 0 <= ratio <= 100:  # also rejects NaN
             raise ValueError(f"ratio must be between 0 and 100 retries per request, got {ratio!r}")
-        if not isinstance(min_per_second, (int, float)) or isinstance(min_per_second, bool):
-            raise TypeError(
-                f"min_per_second must be a number, got {type(min_per_second).__name__} "
-                f"{min_per_second!r}"
-            )
-        if not (math.isfinite(min_per_second) and min_per_second >= 0):
-            raise ValueError(f"min_per_second must be a finite number >= 0, got {min_per_second!r}")
         self.ratio = float(ratio)
-        self.min_per_second = float(min_per_second)
+        self.min_per_second = number("min_per_second", min_per_second)
         self.window: float = duration("window", window)
         self._n = positive_int("slots", slots)
         self._slot_len = self.window / self._n

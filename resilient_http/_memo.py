@@ -18,7 +18,7 @@ from cachetools import LRUCache
 from resilient_http._clock import Clock
 from resilient_http._flight import Flight, Pending
 from resilient_http._middleware import Call, Short, Step
-from resilient_http.events import Emitter
+from resilient_http.events import Emitter, qualname
 
 __all__ = ["Memoizer"]
 
@@ -57,7 +57,7 @@ class Memoizer:
             hash(key)
         except TypeError:
             raise TypeError(
-                f"Cache needs hashable arguments to memoize {_name(call.handler)}; pass "
+                f"Cache needs hashable arguments to memoize {qualname(call.handler)}; pass "
                 f"key=lambda *args, **kwargs: ... to Cache to compute a hashable key"
             ) from None
         return (call.handler, key)
@@ -69,7 +69,7 @@ class Memoizer:
         if hit is not None:
             age = now - hit[0]
             if age < self.ttl:
-                self._events.emit("cache.hit", None, _name(call.handler))
+                self._events.emit_call("cache.hit", call)
                 return Short(hit[1])
             if self.stale_while_revalidate and age < self.ttl + self.stale_while_revalidate:
                 if key not in self._flights:
@@ -77,8 +77,8 @@ class Memoizer:
                     self._lead(refresh)
                     task = self._spawn(self._refresh_call(call, refresh))
                     task.add_done_callback(lambda _: self._land(refresh, None))
-                self._events.emit(
-                    "cache.served_stale", None, _name(call.handler), why="revalidating"
+                self._events.emit_call(
+                    "cache.served_stale", call, why="revalidating"
                 )
                 return Short(hit[1])
         pending = Pending("", key, None, None, now)
@@ -88,14 +88,14 @@ class Memoizer:
         if flight is not None:
             return self._wait_call(call, i, flight)
         self._lead(pending)
-        self._events.emit("cache.miss", None, _name(call.handler))
+        self._events.emit_call("cache.miss", call)
         return None
 
     async def _wait_call(self, call: Call, i: int, flight: Flight) -> Short | None:
         outcome = await flight.wait()
         if outcome is not None:
             call.state[i] = None  # type: ignore[index]
-            self._events.emit("cache.hit", None, _name(call.handler), waited=True)
+            self._events.emit_call("cache.hit", call, waited=True)
             return Short(outcome[0])
         return None  # the leader failed: run the function ourselves
 
@@ -106,14 +106,14 @@ class Memoizer:
         try:
             if error is None:
                 if isinstance(result, ClientResponse):
-                    self._events.emit(
-                        "cache.not_stored", None, _name(call.handler),
+                    self._events.emit_call(
+                        "cache.not_stored", call,
                         reason="a ClientResponse result; return the data instead",
                     )
                     return None
                 self._memo[pending.fkey] = (self.clock.now(), result)
                 outcome = (result,)
-                self._events.emit("cache.stored", None, _name(call.handler))
+                self._events.emit_call("cache.stored", call)
                 return None
             hit = pending.stale
             if (
@@ -122,7 +122,7 @@ class Memoizer:
                 and self.clock.now() - hit[0] < self.ttl + self.stale_if_error
             ):
                 outcome = (hit[1],)
-                self._events.emit("cache.served_stale", None, _name(call.handler), why="error")
+                self._events.emit_call("cache.served_stale", call, why="error")
                 return Short(hit[1])
             return None
         finally:
@@ -136,13 +136,10 @@ class Memoizer:
                 self._memo[pending.fkey] = (self.clock.now(), result)
                 outcome = (result,)
         except Exception as exc:
-            self._events.emit(
-                "cache.refresh_failed", None, _name(call.handler), level=logging.INFO,
+            self._events.emit_call(
+                "cache.refresh_failed", call, level=logging.INFO,
                 error=type(exc).__name__,
             )
         finally:
             self._land(pending, outcome)
 
-
-def _name(fn: Any) -> str:
-    return getattr(fn, "__qualname__", None) or repr(fn)

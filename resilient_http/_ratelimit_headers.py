@@ -1,5 +1,7 @@
-"""Pure parsing of the rate-limit signals a server sends. No I/O, no clock: the caller passes
-the wall-clock time (epoch seconds) needed to turn dates into delays.
+"""Pure parsing of the wait and rate-limit signals a server sends. No I/O, no clock: the caller
+passes the wall-clock time (epoch seconds) needed to turn dates into delays. Both the
+``RateLimit`` layer (:func:`parse_limits`) and ``Retry``'s classifier (:func:`delay_hint`)
+read headers through this module only.
 
 Understood forms (the first one present wins, per value):
 
@@ -16,24 +18,30 @@ Understood forms (the first one present wins, per value):
 - De-facto: ``X-RateLimit-Remaining`` / ``X-RateLimit-Reset`` / ``X-RateLimit-Limit``
   (GitHub; Twitter spells them ``X-Rate-Limit-*``). A reset above 10⁹ is an epoch time in
   seconds (above 10¹² in milliseconds), else a delay in seconds; Go-style durations
-  (``1m30s``, ``250ms``, OpenAI) are understood too. ``X-RateLimit-Reset-After`` (Discord) is a
-  delay.
-- ``Retry-After``: delay-seconds (fractions tolerated) or an HTTP-date.
+  (``1m30s``, ``250ms``) are understood too. ``X-RateLimit-Reset-After`` (Discord) is a
+  delay. OpenAI's ``X-RateLimit-Reset-Requests`` / ``-Tokens`` durations count for
+  :func:`delay_hint` only.
+- ``Retry-After`` (RFC 9110 §10.2.3): delay-seconds (fractions tolerated) or an HTTP-date
+  (IMF-fixdate, RFC 850 or asctime, the last one in GMT). An HTTP-date is measured against
+  the response's own ``Date`` header when it has a valid one, so a skewed local clock does
+  not stretch or shrink the wait (both have one-second resolution, so nothing is lost).
 
-Malformed values are ignored (treated as absent); nothing here raises on any input.
+Numbers are ASCII digits with an optional fraction; a delay over ten years is nonsense and
+ignored. Malformed values are ignored (treated as absent); nothing here raises on any input.
 """
 
 from __future__ import annotations
 
+import email.utils
 import math
 import re
 from collections.abc import Mapping
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 __all__ = [
     "Limits",
     "parse_limits",
+    "delay_hint",
     "parse_retry_after",
     "parse_ratelimit",
     "parse_policy",
@@ -46,7 +54,8 @@ _EPOCH_MS = 1e12  # ... and above this, in milliseconds
 _MAX_DELAY = 10 * 365 * 86400.0  # anything longer is nonsense, ignored
 
 _NUMBER = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*")
-_GO_DURATION = re.compile(r"(?:([0-9]+(?:\.[0-9]+)?)(h|ms|m|s|us|µs|ns))")
+_GO_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(h|ms|m|s|us|µs|ns)")
+_GO_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 
 
 class Limits:
@@ -114,6 +123,14 @@ def parse_number(value: Any) -> float | None:
     return n if math.isfinite(n) else None
 
 
+def _delay(seconds: float) -> float | None:
+    """``seconds`` if it is a sane delay (finite, at most ten years), else ``None``; a time
+    already past is 0."""
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds) if seconds <= _MAX_DELAY else None
+
+
 def _duration(value: str) -> float | None:
     """Seconds from a number or a Go-style duration (``1m30s``, ``250ms``)."""
     n = parse_number(value)
@@ -128,23 +145,42 @@ def _duration(value: str) -> float | None:
         if m.start() != pos:
             return None
         pos = m.end()
-        amount = float(m.group(1))
-        unit = m.group(2)
-        total += (
-            amount
-            * {
-                "h": 3600.0,
-                "m": 60.0,
-                "s": 1.0,
-                "ms": 1e-3,
-                "us": 1e-6,
-                "µs": 1e-6,
-                "ns": 1e-9,
-            }[unit]
-        )
-    if pos != len(text) or pos == 0:
+        total += float(m.group(1)) * _GO_UNITS[m.group(2)]
+    return total if pos == len(text) else None
+
+
+def _field(headers: Mapping[str, str], name: str) -> str | None:
+    """One header's value (repeated fields joined by ``", "``), or ``None``; never raises."""
+    try:
+        getall = getattr(headers, "getall", None)
+        if getall is None:
+            value = headers.get(name)
+        else:
+            values = getall(name, None)
+            if not values:
+                return None
+            if len(values) == 1:
+                value = values[0]
+            else:
+                value = ", ".join(v for v in values if isinstance(v, str))
+    except Exception:
         return None
-    return total
+    return value if isinstance(value, str) else None
+
+
+def _http_date(value: str) -> float | None:
+    """Epoch seconds of an HTTP-date (IMF-fixdate, RFC 850 or asctime), or ``None``."""
+    if len(value) > 64:
+        return None
+    try:
+        parts = email.utils.parsedate_tz(value)
+        if parts is None:
+            return None
+        if parts[9] is None:  # asctime has no zone: it is GMT by definition
+            parts = (*parts[:9], 0)
+        return float(email.utils.mktime_tz(parts))
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
 
 
 def parse_reset(value: Any, wall_now: float) -> float | None:
@@ -158,35 +194,33 @@ def parse_reset(value: Any, wall_now: float) -> float | None:
         n = n / 1000.0 - wall_now
     elif n >= _EPOCH_S:
         n = n - wall_now
-    if n < 0:
-        return 0.0
-    return n if n <= _MAX_DELAY else None
+    return _delay(n)
 
 
-def parse_retry_after(value: Any, wall_now: float) -> float | None:
+def parse_retry_after(
+    value: Any, wall_now: float, headers: Mapping[str, str] | None = None
+) -> float | None:
     """Seconds to wait from a ``Retry-After`` value (delay-seconds or HTTP-date), or ``None``.
 
-    A date in the past gives ``0.0``.
+    Args:
+        value: the header value: ``"120"`` (fractions tolerated) or an HTTP-date.
+        wall_now: the current wall-clock time, epoch seconds.
+        headers: the response headers; their ``Date`` (if valid) replaces ``wall_now`` as
+            the reference for an HTTP-date. A date in the past gives ``0.0``.
     """
     if not isinstance(value, str):
         return None
     n = parse_number(value)
     if n is not None:
-        return n if n <= _MAX_DELAY else None
-    text = value.strip()
-    if not text or len(text) > 64:
+        return _delay(n)
+    when = _http_date(value.strip())
+    if when is None:
         return None
-    try:
-        when = parsedate_to_datetime(text)
-        stamp = when.timestamp()
-    except (TypeError, ValueError, IndexError, OverflowError, OSError):
-        return None
-    delay = stamp - wall_now
-    if not math.isfinite(delay):
-        return None
-    if delay < 0:
-        return 0.0
-    return delay if delay <= _MAX_DELAY else None
+    server_now = None
+    if headers is not None:
+        date = _field(headers, "Date")
+        server_now = None if date is None else _http_date(date)
+    return _delay(when - (wall_now if server_now is None else server_now))
 
 
 def _split(text: str, sep: str) -> list[str]:
@@ -268,24 +302,6 @@ def parse_policy(value: Any) -> tuple[float, float] | None:
     return best
 
 
-def _field(headers: Mapping[str, str], name: str) -> str | None:
-    getall = getattr(headers, "getall", None)
-    if getall is not None:
-        try:
-            values = getall(name, None)
-        except Exception:
-            return None
-        if not values:
-            return None
-        if len(values) == 1:
-            value = values[0]
-        else:
-            value = ", ".join(v for v in values if isinstance(v, str))
-    else:
-        value = headers.get(name)
-    return value if isinstance(value, str) else None
-
-
 def parse_limits(
     headers: Mapping[str, str], wall_now: float, *, retry_after: bool = True
 ) -> Limits:
@@ -324,5 +340,28 @@ def _parse_limits(headers: Mapping[str, str], wall_now: float, want_retry: bool)
     if limits.reset is None:
         limits.reset = parse_number(_field(headers, "X-RateLimit-Reset-After"))
     if want_retry:
-        limits.retry_after = parse_retry_after(_field(headers, "Retry-After"), wall_now)
+        limits.retry_after = parse_retry_after(_field(headers, "Retry-After"), wall_now, headers)
     return limits
+
+
+def delay_hint(status: int, headers: Mapping[str, str], now: float) -> float | None:
+    """The delay a failed response asks for before the next attempt, seconds, or ``None``.
+
+    ``Retry-After`` wins; a rate-limit reset counts only on a 429 or when the headers say the
+    window is exhausted (a reset time alone is no reason to wait). OpenAI's
+    ``X-RateLimit-Reset-Requests`` / ``-Tokens`` (the longer one) come last. Never raises.
+    """
+    limits = parse_limits(headers, now)
+    if limits.retry_after is not None:
+        return limits.retry_after
+    if status != 429 and limits.remaining != 0:
+        return None
+    if limits.reset is not None:
+        return limits.reset
+    best: float | None = None
+    for name in ("X-RateLimit-Reset-Requests", "X-RateLimit-Reset-Tokens"):
+        value = _field(headers, name)
+        d = None if value is None else _duration(value)
+        if d is not None and (best is None or d > best):
+            best = d
+    return None if best is None else _delay(best)

@@ -14,6 +14,9 @@ and nothing else of aiohttp's internals. It supports every aiohttp we declare (>
 The built response owns no connection and no task: it is "closed" from the start (like a
 live response whose body was read to the end), so it never warns about being unclosed, and
 releasing it is a no-op apart from closing its ``content`` stream (as aiohttp does).
+
+``Cache`` answers through :func:`entry_response` (a stored entry, with its current ``Age``)
+and :func:`not_modified_response` / :func:`status_response` (a 304 or 504 it makes up).
 """
 
 from __future__ import annotations
@@ -22,15 +25,24 @@ import asyncio
 import inspect
 from typing import Any, cast
 
-from aiohttp import ClientResponse, RequestInfo
+from aiohttp import ClientRequest, ClientResponse, RequestInfo
 from aiohttp.base_protocol import BaseProtocol
 from aiohttp.helpers import TimerNoop
 from aiohttp.http import HttpVersion11
 from aiohttp.streams import StreamReader
-from multidict import CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-__all__ = ["build_response", "body_if_read", "NEEDS_STREAM_WRITER"]
+from resilient_http._rfc9111 import Entry, current_age
+
+__all__ = [
+    "build_response",
+    "body_if_read",
+    "entry_response",
+    "not_modified_response",
+    "status_response",
+    "NEEDS_STREAM_WRITER",
+]
 
 NEEDS_STREAM_WRITER: bool = "stream_writer" in inspect.signature(ClientResponse.__init__).parameters
 """Whether this aiohttp's ``ClientResponse`` takes ``stream_writer`` (3.14 and later)."""
@@ -62,6 +74,11 @@ _TIMER = TimerNoop()
 _NO_TRACES: list[Any] = []  # read() only sends traces when it reads from the network
 _EXTRA: dict[str, Any] = {"stream_writer": _SentWriter()} if NEEDS_STREAM_WRITER else {}
 _STREAM_LIMIT = 2**16
+
+# What a 304 carries of the stored response (RFC 9110 §15.4.5).
+_304_FIELDS = (
+    "etag", "date", "cache-control", "expires", "vary", "content-location", "last-modified"
+)
 
 
 def build_response(
@@ -113,3 +130,61 @@ def body_if_read(resp: ClientResponse) -> bytes | None:
     """The body of a live response if it was already read (by ``read()``), else ``None``."""
     body: bytes | None = resp._body
     return body
+
+
+def entry_response(entry: Entry, request: ClientRequest, now: float) -> ClientResponse:
+    """A stored entry as a finished response to ``request``, with its current ``Age``.
+
+    The headers are built once per age and kept on the entry (``entry.view``): repeated
+    hits within a second share them.
+    """
+    age = int(current_age(entry, now))
+    view: Any = entry.view
+    if view is None or view[0] != age:
+        fields = CIMultiDict(entry.headers)
+        fields["Age"] = str(age)
+        view = entry.view = (age, CIMultiDictProxy(fields), _raw(fields))
+    return _respond(request, entry.status, entry.reason, view[1], view[2], entry.body)
+
+
+def not_modified_response(entry: Entry, request: ClientRequest, age: float) -> ClientResponse:
+    """A 304 answering the caller's own conditional request from a fresh entry."""
+    fields: CIMultiDict[str] = CIMultiDict(
+        (k, v) for k, v in entry.headers if k.lower() in _304_FIELDS
+    )
+    fields["Age"] = str(int(age))
+    return status_response(request, 304, "Not Modified", fields)
+
+
+def status_response(
+    request: ClientRequest, status: int, reason: str, fields: CIMultiDict[str] | None = None
+) -> ClientResponse:
+    """An empty response to ``request`` that no server sent (a cache's 304 or 504)."""
+    fields = fields if fields is not None else CIMultiDict()
+    return _respond(request, status, reason, CIMultiDictProxy(fields), _raw(fields), b"")
+
+
+def _raw(fields: CIMultiDict[str]) -> tuple[tuple[bytes, bytes], ...]:
+    return tuple((k.encode("latin-1"), v.encode("latin-1")) for k, v in fields.items())
+
+
+def _respond(
+    request: ClientRequest,
+    status: int,
+    reason: str,
+    headers: CIMultiDictProxy[str],
+    raw_headers: tuple[tuple[bytes, bytes], ...],
+    body: bytes,
+) -> ClientResponse:
+    return build_response(
+        request.method,
+        request.url,
+        status=status,
+        reason=reason,
+        headers=headers,
+        raw_headers=raw_headers,
+        body=body,
+        request_info=request.request_info,
+        loop=request.loop,
+        session=getattr(request, "_session", None),
+    )

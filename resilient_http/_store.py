@@ -9,15 +9,15 @@ cache awaits them.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import Protocol, runtime_checkable
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, runtime_checkable
 
 from cachetools import LRUCache
 
 from resilient_http._rfc9111 import Entry
 from resilient_http._validate import positive_int
 
-__all__ = ["CacheStore", "MemoryStore", "Variants"]
+__all__ = ["CacheStore", "MemoryStore", "Variants", "put", "forget"]
 
 Variants = tuple[Entry, ...]
 """The stored responses of one key."""
@@ -118,3 +118,56 @@ class MemoryStore:
             f"MemoryStore(maxsize={self.maxsize}, max_bytes={self.max_bytes}, "
             f"count={self.count}, size={self.size})"
         )
+
+
+Spawn = Callable[[Awaitable[Any]], Any]
+"""Runs an awaitable in the background (a networked store's work; the cache owns the task)."""
+
+
+def put(store: CacheStore, key: str, entry: Entry, old: Entry | None, spawn: Spawn) -> None:
+    """Store ``entry`` under ``key``, dropping ``old`` and the variant ``entry`` replaces (same
+    method, owner and ``Vary`` values); the other variants stay."""
+    found = store.get(key)
+    if found is not None and not isinstance(found, tuple):
+        spawn(_put_later(store, key, entry, old, found, spawn))
+        return
+    _put_now(store, key, entry, old, found, spawn)
+
+
+async def _put_later(
+    store: CacheStore, key: str, entry: Entry, old: Entry | None,
+    found: Awaitable[Variants | None], spawn: Spawn,
+) -> None:
+    _put_now(store, key, entry, old, await found, spawn)
+
+
+def _put_now(
+    store: CacheStore, key: str, entry: Entry, old: Entry | None, variants: Variants | None,
+    spawn: Spawn,
+) -> None:
+    kept = tuple(
+        e for e in variants or ()
+        if e is not old
+        and not (e.method == entry.method and e.owner == entry.owner and e.vary == entry.vary)
+    )
+    done = store.set(key, (entry, *kept))
+    if done is not None:
+        spawn(done)
+
+
+def forget(store: CacheStore, key: str, entry: Entry, spawn: Spawn) -> None:
+    """Drop ``entry`` from the variants stored under ``key`` (of a synchronous store; an
+    asynchronous store's lookup is only awaited, not acted on)."""
+    found = store.get(key)
+    if found is None or not isinstance(found, tuple):
+        if found is not None:
+            spawn(_close_awaitable(found))
+        return
+    kept = tuple(e for e in found if e is not entry)
+    done = store.set(key, kept) if kept else store.delete(key)
+    if done is not None:
+        spawn(done)
+
+
+async def _close_awaitable(aw: Awaitable[Any]) -> None:
+    await aw

@@ -7,7 +7,18 @@ import math
 from datetime import timedelta
 from typing import Any
 
-__all__ = ["duration", "optional_duration", "positive_int", "ratio", "callable_or_none"]
+from resilient_http._clock import LOOP_CLOCK, Clock
+
+__all__ = [
+    "duration",
+    "optional_duration",
+    "positive_int",
+    "ratio",
+    "callable_or_none",
+    "flag",
+    "number",
+    "clock_or_default",
+]
 
 
 def duration(name: str, value: Any, *, allow_zero: bool = False) -> float:
@@ -58,3 +69,29 @@ def callable_or_none(name: str, value: Any) -> Any:
     if value is not None and not callable(value):
         raise TypeError(f"{name} must be callable or None, got {type(value).__name__} {value!r}")
     return value
+
+
+def flag(name: str, value: Any) -> bool:
+    """A ``bool`` (not merely a truthy value)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return value
+
+
+def clock_or_default(value: Any) -> Clock:
+    """A :class:`~resilient_http.Clock`; ``None`` gives the event loop's (``LOOP_CLOCK``)."""
+    if value is None:
+        return LOOP_CLOCK
+    if not isinstance(value, Clock):
+        raise TypeError(f"clock must be a Clock (now, sleep, call_at), got {value!r}")
+    return value
+
+
+def number(name: str, value: Any, *, minimum: float = 0.0, inclusive: bool = True) -> float:
+    """A finite ``int``/``float`` (not a ``bool``) >= ``minimum`` (> with ``inclusive=False``)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
+        bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+    return float(value)

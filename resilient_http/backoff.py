@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Final, Literal
 
-from resilient_http._validate import duration
+from resilient_http._validate import duration, number
 
 __all__ = ["Backoff", "Jitter"]
 
@@ -64,13 +64,7 @@ class Backoff:
         random: Callable[[], float] | None = None,
     ) -> None:
         self.base: float = duration("base", base)
-        if not isinstance(multiplier, (int, float)) or isinstance(multiplier, bool):
-            raise TypeError(
-                f"multiplier must be a number, got {type(multiplier).__name__} {multiplier!r}"
-            )
-        if not (math.isfinite(multiplier) and multiplier >= 1):
-            raise ValueError(f"multiplier must be a finite number >= 1, got {multiplier!r}")
-        self.multiplier = float(multiplier)
+        self.multiplier = number("multiplier", multiplier, minimum=1.0)
         self.cap: float = duration("cap", cap)
         if self.cap < self.base:
             raise ValueError(f"cap must be >= base ({self.base:g} s), got {cap!r}")

@@ -32,10 +32,16 @@ from resilient_http._circuit import (
     CircuitState,
     Ticket,
 )
-from resilient_http._clock import LOOP_CLOCK, Clock
+from resilient_http._clock import Clock
 from resilient_http._failure import NOT_SENT, is_transient_failure
 from resilient_http._middleware import Call, Layer, Step
-from resilient_http._validate import callable_or_none, duration, positive_int, ratio
+from resilient_http._validate import (
+    callable_or_none,
+    clock_or_default,
+    duration,
+    positive_int,
+    ratio,
+)
 from resilient_http.errors import CircuitOpen
 from resilient_http.events import Emitter, EventHook
 
@@ -190,9 +196,7 @@ class CircuitBreaker(Layer):
             )
         self.key = key
         self.is_failure = callable_or_none("is_failure", is_failure)
-        if clock is not None and not isinstance(clock, Clock):
-            raise TypeError(f"clock must be a Clock (now, sleep, call_at), got {clock!r}")
-        self.clock: Clock = clock if clock is not None else LOOP_CLOCK
+        self.clock: Clock = clock_or_default(clock)
         self._clock_now = self.clock.now
         self._events = Emitter("CircuitBreaker", on_event)
         self._circuits: dict[Hashable, Circuit] = {}
@@ -336,7 +340,7 @@ class CircuitBreaker(Layer):
             return None
         retry_in = circuit.retry_in(now)
         label = _label(circuit.key)
-        self._emit(
+        self._events.emit_call(
             "breaker.rejected",
             call,
             logging.DEBUG,
@@ -377,7 +381,7 @@ class CircuitBreaker(Layer):
                     "failures": circuit.last_failures,
                     "throughput": circuit.last_throughput,
                 }
-            self._emit(
+            self._events.emit_call(
                 "breaker.opened",
                 call,
                 logging.INFO,
@@ -387,25 +391,14 @@ class CircuitBreaker(Layer):
                 **detail,
             )
         elif state is HALF_OPEN:
-            self._emit(
+            self._events.emit_call(
                 "breaker.half_opened", call, logging.INFO, key=label, probes=circuit.probes
             )
         elif state is CLOSED:
             reason = "reset" if call is None else "probe succeeded"
-            self._emit("breaker.closed", call, logging.INFO, key=label, reason=reason)
+            self._events.emit_call("breaker.closed", call, logging.INFO, key=label, reason=reason)
         else:
-            self._emit("breaker.isolated", call, logging.INFO, key=label)
-
-    def _emit(self, name: str, call: Call | None, level: int, **detail: Any) -> None:
-        events = self._events
-        if not events.enabled(level):
-            return
-        if call is None:
-            events.emit(name, None, None, level, **detail)
-        elif call.request is not None:
-            events.emit(name, call.request.method, call.request.url, level, **detail)
-        else:
-            events.emit(name, None, _label(call.handler), level, **detail)
+            self._events.emit_call("breaker.isolated", call, logging.INFO, key=label)
 
     def _now(self) -> float:
         try:

@@ -22,13 +22,18 @@ from typing import Any
 
 from aiohttp import ClientError, ClientRequest, ClientResponse
 from cachetools import LRUCache
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDict
 
-from resilient_http._clock import LOOP_CLOCK, Clock
+from resilient_http._clock import Clock
 from resilient_http._flight import Flight, Pending, land, lead
 from resilient_http._memo import Memoizer
 from resilient_http._middleware import REENTER, Call, Layer, Short, Step
-from resilient_http._response import body_if_read, build_response
+from resilient_http._response import (
+    body_if_read,
+    entry_response,
+    not_modified_response,
+    status_response,
+)
 from resilient_http._rfc9111 import (
     Entry,
     Fresh,
@@ -38,7 +43,6 @@ from resilient_http._rfc9111 import (
     Revalidate,
     ServeStale,
     can_store,
-    current_age,
     decide,
     invalidated_urls,
     make_entry,
@@ -47,31 +51,19 @@ from resilient_http._rfc9111 import (
     stale_on_error,
     vary_names,
 )
-from resilient_http._store import CacheStore, MemoryStore, Variants
-from resilient_http._validate import duration, positive_int
-from resilient_http.events import Emitter, EventHook
+from resilient_http._store import CacheStore, MemoryStore, Variants, forget, put
+from resilient_http._validate import (
+    callable_or_none,
+    clock_or_default,
+    duration,
+    flag,
+    positive_int,
+)
+from resilient_http.events import CREDENTIAL_HEADERS, Emitter, EventHook
 
 __all__ = ["Cache", "CacheStore", "MemoryStore", "CREDENTIAL_HEADERS"]
 
-CREDENTIAL_HEADERS = frozenset(
-    {
-        "authorization",
-        "cookie",
-        "x-api-key",
-        "api-key",
-        "apikey",
-        "x-auth-token",
-        "x-access-token",
-        "x-goog-api-key",
-        "openai-api-key",
-    }
-)
-"""Request fields that identify a caller: in a private cache their values (hashed) are part of
-the key; in a shared cache they count as ``Authorization`` (RFC 9111 §3.5)."""
-
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
-_304_FIELDS = ("etag", "date", "cache-control", "expires", "vary", "content-location",
-               "last-modified")
 _UNSAFE = object()
 # Request fields a background refresh does not copy: it sends no body, and aiohttp sets these.
 _NOT_REPLAYED = frozenset({"content-length", "content-type", "transfer-encoding", "host",
@@ -159,11 +151,8 @@ class Cache(Memoizer, Layer):
         self.ttl = duration("ttl", ttl, allow_zero=True)
         self.maxsize = positive_int("maxsize", maxsize)
         self.max_bytes = positive_int("max_bytes", max_bytes)
-        for name, flag in (("shared", shared), ("respect_headers", respect_headers)):
-            if not isinstance(flag, bool):
-                raise TypeError(f"{name} must be a bool, got {flag!r}")
-        self.shared = shared
-        self.respect_headers = respect_headers
+        self.shared = flag("shared", shared)
+        self.respect_headers = flag("respect_headers", respect_headers)
         if isinstance(methods, str):
             raise TypeError(f"methods must be a sequence of method names, got {methods!r}")
         chosen = frozenset(str(m).upper() for m in methods)
@@ -176,17 +165,13 @@ class Cache(Memoizer, Layer):
         self.stale_while_revalidate = duration(
             "stale_while_revalidate", stale_while_revalidate, allow_zero=True
         )
-        if key is not None and not callable(key):
-            raise TypeError(f"key must be callable or None, got {key!r}")
-        self.key = key
+        self.key = callable_or_none("key", key)
         if store is None:
             store = MemoryStore(self.maxsize, self.max_bytes)
         elif not isinstance(store, CacheStore):
             raise TypeError(f"store must be a CacheStore (get, set, delete, clear), got {store!r}")
         self.store: CacheStore = store
-        if clock is not None and not isinstance(clock, Clock):
-            raise TypeError(f"clock must be a Clock (now, sleep, call_at), got {clock!r}")
-        self.clock: Clock = clock if clock is not None else LOOP_CLOCK
+        self.clock: Clock = clock_or_default(clock)
         self._policy = Policy(
             shared, self.ttl, respect_headers, self.stale_if_error, self.stale_while_revalidate
         )
@@ -275,21 +260,21 @@ class Cache(Memoizer, Layer):
         if entry is not None:
             if plain and now < entry.fresh_until and not entry.no_cache:
                 self._events.emit("cache.hit", method, request.url)
-                return Short(self._build(entry, request, now))
+                return Short(entry_response(entry, request, now))
             verdict = decide(self._policy, entry, _facts(request, owner), now)
             if type(verdict) is Fresh:
                 self._events.emit("cache.hit", method, request.url)
-                return Short(self._build(entry, request, now))
+                return Short(entry_response(entry, request, now))
             if type(verdict) is NotModified:
                 self._events.emit("cache.hit", method, request.url, status=304)
-                return Short(self._build_304(entry, request, verdict.age))
+                return Short(not_modified_response(entry, request, verdict.age))
             if type(verdict) is ServeStale:
                 self._refresh_in_background(request, key, owner, entry, verdict.conditional)
                 self._events.emit("cache.served_stale", method, request.url, why="revalidating")
-                return Short(self._build(entry, request, now))
+                return Short(entry_response(entry, request, now))
         if cc is not None and "only-if-cached" in parse_cache_control(cc):
             self._events.emit("cache.miss", method, request.url, only_if_cached=True)
-            return Short(self._build_status(request, 504, "Gateway Timeout"))
+            return Short(status_response(request, 504, "Gateway Timeout"))
         fkey = (key, owner)
         pending = Pending(key, fkey, owner, entry, now)
         call.state[i] = pending  # type: ignore[index]
@@ -328,7 +313,7 @@ class Cache(Memoizer, Layer):
                 else:
                     self._events.emit("cache.hit", request.method, request.url, waited=True)
                 call.state[i] = None  # type: ignore[index]
-                return Short(self._build(entry, request, now))
+                return Short(entry_response(entry, request, now))
         # The leader failed or its response cannot serve us: go on our own, uncoalesced.
         pending.entry = None
         return None
@@ -465,24 +450,32 @@ class Cache(Memoizer, Layer):
             call.state[i] = pending  # type: ignore[index]
             again: Step = REENTER
             return again
+        entry = self._revalidated(request, pending, old, headers)
+        self._land(pending, (entry, None))
+        if not pending.added:
+            return None  # the caller's own conditional request: it asked for the 304
+        result.release()
+        for name, _ in pending.added:
+            request.headers.popall(name, None)
+        return Short(entry_response(entry, request, self.clock.now()))
+
+    def _revalidated(
+        self, request: ClientRequest, pending: Pending, old: Entry,
+        headers: tuple[tuple[str, str], ...],
+    ) -> Entry:
+        """Store ``old`` refreshed by a 304's ``headers`` in its place, and return it."""
         entry = refreshed(
             self._policy, old, headers, request_time=pending.request_time,
             response_time=self.clock.now(), wall=time.time(),
         )
         entry.owner = old.owner
         self._put(pending.key, entry, old)
-        self._land(pending, (entry, None))
         self._events.emit("cache.revalidated", request.method, request.url)
-        if not pending.added:
-            return None  # the caller's own conditional request: it asked for the 304
-        result.release()
-        for name, _ in pending.added:
-            request.headers.popall(name, None)
-        return Short(self._build(entry, request, self.clock.now()))
+        return entry
 
     def _serve_stale(self, request: ClientRequest, entry: Entry, why: str) -> Short:
         self._events.emit("cache.served_stale", request.method, request.url, why=why)
-        return Short(self._build(entry, request, self.clock.now()))
+        return Short(entry_response(entry, request, self.clock.now()))
 
     def _invalidate(self, request: ClientRequest, result: ClientResponse) -> None:
         urls = invalidated_urls(request.url, result.status, result.headers.items())
@@ -499,82 +492,16 @@ class Cache(Memoizer, Layer):
     # ------------------------------------------------------------------ store helpers
 
     def _put(self, key: str, entry: Entry, old: Entry | None) -> None:
-        found = self.store.get(key)
-        if found is not None and not isinstance(found, tuple):
-            self._spawn(self._put_later(key, entry, old, found))
-            return
-        self._put_now(key, entry, old, found)
-
-    async def _put_later(
-        self, key: str, entry: Entry, old: Entry | None, found: Awaitable[Variants | None]
-    ) -> None:
-        self._put_now(key, entry, old, await found)
-
-    def _put_now(
-        self, key: str, entry: Entry, old: Entry | None, variants: Variants | None
-    ) -> None:
-        kept = tuple(
-            e for e in variants or ()
-            if e is not old
-            and not (e.method == entry.method and e.owner == entry.owner and e.vary == entry.vary)
-        )
-        done = self.store.set(key, (entry, *kept))
-        if done is not None:
-            self._spawn(done)
+        put(self.store, key, entry, old, self._spawn)
 
     def _forget(self, key: str, entry: Entry) -> None:
-        found = self.store.get(key)
-        if found is None or not isinstance(found, tuple):
-            if found is not None:
-                self._spawn(_close_awaitable(found))
-            return
-        kept = tuple(e for e in found if e is not entry)
-        done = self.store.set(key, kept) if kept else self.store.delete(key)
-        if done is not None:
-            self._spawn(done)
+        forget(self.store, key, entry, self._spawn)
 
     def _spawn(self, aw: Awaitable[Any]) -> asyncio.Future[Any]:
         task = asyncio.ensure_future(aw)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
-
-    # ------------------------------------------------------------------ building responses
-
-    def _build(self, entry: Entry, request: ClientRequest, now: float) -> ClientResponse:
-        age = int(current_age(entry, now))
-        view: Any = entry.view
-        if view is None or view[0] != age:
-            fields = CIMultiDict(entry.headers)
-            fields["Age"] = str(age)
-            raw = tuple((k.encode("latin-1"), v.encode("latin-1")) for k, v in fields.items())
-            view = entry.view = (age, CIMultiDictProxy(fields), raw)
-        return build_response(
-            request.method, request.url, status=entry.status, reason=entry.reason,
-            headers=view[1], raw_headers=view[2], body=entry.body,
-            request_info=request.request_info, loop=request.loop,
-            session=getattr(request, "_session", None),
-        )
-
-    def _build_304(self, entry: Entry, request: ClientRequest, age: float) -> ClientResponse:
-        fields: CIMultiDict[str] = CIMultiDict(
-            (k, v) for k, v in entry.headers if k.lower() in _304_FIELDS
-        )
-        fields["Age"] = str(int(age))
-        return self._build_status(request, 304, "Not Modified", fields)
-
-    def _build_status(
-        self, request: ClientRequest, status: int, reason: str,
-        fields: CIMultiDict[str] | None = None,
-    ) -> ClientResponse:
-        fields = fields if fields is not None else CIMultiDict()
-        raw = tuple((k.encode("latin-1"), v.encode("latin-1")) for k, v in fields.items())
-        return build_response(
-            request.method, request.url, status=status, reason=reason,
-            headers=CIMultiDictProxy(fields), raw_headers=raw, body=b"",
-            request_info=request.request_info, loop=request.loop,
-            session=getattr(request, "_session", None),
-        )
 
     # ------------------------------------------------------------------ stale-while-revalidate
 
@@ -610,15 +537,8 @@ class Cache(Memoizer, Layer):
                 entry = pending.entry
                 assert entry is not None
                 if resp.status == 304:
-                    new = refreshed(
-                        self._policy, entry, _pairs(resp.headers),
-                        request_time=pending.request_time, response_time=self.clock.now(),
-                        wall=time.time(),
-                    )
-                    new.owner = entry.owner
-                    self._put(pending.key, new, entry)
+                    new = self._revalidated(request, pending, entry, _pairs(resp.headers))
                     outcome = (new, None)
-                    self._events.emit("cache.revalidated", request.method, request.url)
                 else:
                     facts = _facts(request, pending.owner)
                     if can_store(self._policy, facts, resp.status, _pairs(resp.headers)) is None:
@@ -675,6 +595,3 @@ def _vary_matches(entry: Entry, headers: Any) -> bool:
 def _pairs(headers: Any) -> tuple[tuple[str, str], ...]:
     return tuple((str(k), v) for k, v in headers.items())
 
-
-async def _close_awaitable(aw: Awaitable[Any]) -> None:
-    await aw

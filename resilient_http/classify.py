@@ -31,7 +31,7 @@ from typing import Any, Final
 
 import aiohttp
 
-from resilient_http._retry_after import delay_hint
+from resilient_http._ratelimit_headers import delay_hint
 from resilient_http.errors import (
     BodyNotReplayable,
     CircuitOpen,

@@ -15,23 +15,32 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from yarl import URL
 
-__all__ = ["Event", "EventHook", "Emitter", "logger", "redact_url", "redact_headers"]
+if TYPE_CHECKING:
+    from resilient_http._middleware import Call
+
+__all__ = [
+    "Event",
+    "EventHook",
+    "Emitter",
+    "logger",
+    "redact_url",
+    "redact_headers",
+    "qualname",
+]
 
 logger = logging.getLogger("resilient_http")
 """The library's logger. DEBUG shows every event; INFO the ones an operator acts on."""
 
 REDACTED = "REDACTED"
 
-_SECRET_HEADERS = frozenset(
+CREDENTIAL_HEADERS = frozenset(
     {
         "authorization",
-        "proxy-authorization",
         "cookie",
-        "set-cookie",
         "x-api-key",
         "api-key",
         "apikey",
@@ -39,9 +48,14 @@ _SECRET_HEADERS = frozenset(
         "x-access-token",
         "x-goog-api-key",
         "openai-api-key",
-        "x-csrf-token",
     }
 )
+"""Request fields that identify a caller (lower-case). Redacted in events; in a private
+cache their values (hashed) are part of the key, in a shared cache they count as
+``Authorization`` (RFC 9111 §3.5). Re-exported as ``resilient_http.cache.CREDENTIAL_HEADERS``."""
+
+# Secret but not who the caller is: for the proxy, a response's cookies, an anti-forgery token.
+_SECRET_HEADERS = CREDENTIAL_HEADERS | {"proxy-authorization", "set-cookie", "x-csrf-token"}
 _SECRET_PARAMS = frozenset(
     {
         "api_key",
@@ -169,3 +183,22 @@ class Emitter:
                 hook(event)
             except Exception:  # a broken hook must never break a request
                 logger.exception("event hook %r failed on %s", hook, name)
+
+    def emit_call(
+        self, name: str, call: Call | None, level: int = logging.DEBUG, **detail: Any
+    ) -> None:
+        """:meth:`emit` about one call through the layer: its request's method and URL, or in
+        decorator mode the decorated function's :func:`qualname` (``call=None``: neither)."""
+        if not self.hooks and not logger.isEnabledFor(level):
+            return
+        if call is None:
+            self.emit(name, None, None, level, **detail)
+        elif call.request is not None:
+            self.emit(name, call.request.method, call.request.url, level, **detail)
+        else:
+            self.emit(name, None, qualname(call.handler), level, **detail)
+
+
+def qualname(fn: Any) -> str:
+    """How events and messages name a decorated function: its ``__qualname__``."""
+    return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn))

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import sys
 import time
 from collections.abc import Awaitable, Callable, Hashable
@@ -58,10 +57,18 @@ from multidict import istr
 
 from resilient_http._bucket import EPS, TokenBucket, adapt
 from resilient_http._bucket_store import BucketStore, MemoryStore, evict
-from resilient_http._clock import LOOP_CLOCK, Clock
+from resilient_http._clock import Clock
 from resilient_http._middleware import Call, Layer, Step
 from resilient_http._ratelimit_headers import parse_limits
-from resilient_http._validate import callable_or_none, duration, optional_duration, positive_int
+from resilient_http._validate import (
+    callable_or_none,
+    clock_or_default,
+    duration,
+    flag,
+    number,
+    optional_duration,
+    positive_int,
+)
 from resilient_http._waitqueue import BACKGROUND, NORMAL, URGENT, WaitQueue
 from resilient_http.errors import RateLimitExceeded
 from resilient_http.events import Emitter, EventHook
@@ -226,10 +233,10 @@ class RateLimit(Layer):
         clock: Clock | None = None,
         on_event: EventHook | list[EventHook] | tuple[EventHook, ...] | None = None,
     ) -> None:
-        self.rate: float = _count("rate", rate, minimum=0.0, inclusive=False)
+        self.rate: float = number("rate", rate, minimum=0.0, inclusive=False)
         self.per: float = duration("per", per)
         self.burst: float = (
-            self.rate if burst is None else _count("burst", burst, minimum=1.0, inclusive=True)
+            self.rate if burst is None else number("burst", burst, minimum=1.0)
         )
         if self.burst < 1.0:
             raise ValueError(
@@ -237,9 +244,7 @@ class RateLimit(Layer):
             )
         self.key = callable_or_none("key", key)
         self.max_wait = optional_duration("max_wait", max_wait, allow_zero=True)
-        if not isinstance(adaptive, bool):
-            raise TypeError(f"adaptive must be a bool, got {adaptive!r}")
-        self.adaptive = adaptive
+        self.adaptive = flag("adaptive", adaptive)
         self.max_concurrency = (
             None if max_concurrency is None else positive_int("max_concurrency", max_concurrency)
         )
@@ -249,9 +254,7 @@ class RateLimit(Layer):
             raise TypeError(f"store must be a BucketStore (a bucket() method), got {store!r}")
         self.store: BucketStore = store if store is not None else MemoryStore(max_keys)
         self.max_keys = positive_int("max_keys", max_keys)
-        if clock is not None and not isinstance(clock, Clock):
-            raise TypeError(f"clock must be a Clock (now, sleep, call_at), got {clock!r}")
-        self.clock: Clock = clock if clock is not None else LOOP_CLOCK
+        self.clock: Clock = clock_or_default(clock)
         self._now = self.clock.now
         self._emit = Emitter("RateLimit", on_event)
         self._lanes: dict[Hashable, _Lane] = {}
@@ -344,7 +347,7 @@ class RateLimit(Layer):
             bound = max(0.0, deadline - now)
         if bound is not None and wait > bound + EPS:
             what = "max_wait" if bound == self.max_wait else "the deadline"
-            self._event("ratelimit.rejected", call, logging.INFO, wait=wait, bound=bound)
+            self._emit.emit_call("ratelimit.rejected", call, logging.INFO, wait=wait, bound=bound)
             raise RateLimitExceeded(
                 f"a token would take {wait:.3g} s, longer than {what} ({bound:.3g} s)",
                 wait=wait,
@@ -375,7 +378,7 @@ class RateLimit(Layer):
             if expiry is not None:
                 expiry.cancel()
         if self._emit.enabled():
-            self._event(
+            self._emit.emit_call(
                 "ratelimit.waited",
                 call,
                 logging.DEBUG,
@@ -423,7 +426,7 @@ class RateLimit(Layer):
         if fut.done():
             return
         wait = self.max_wait or 0.0
-        self._event("ratelimit.rejected", call, logging.INFO, wait=wait, bound=wait)
+        self._emit.emit_call("ratelimit.rejected", call, logging.INFO, wait=wait, bound=wait)
         fut.set_exception(RateLimitExceeded(f"no token within max_wait ({wait:.3g} s)", wait=wait))
         self._discard(lane, prio)
 
@@ -437,7 +440,7 @@ class RateLimit(Layer):
             bucket, limits, status, self.clock.now(), lane.inflight, self.max_pause
         )
         if reason and self._emit.enabled(logging.INFO):
-            self._event(
+            self._emit.emit_call(
                 "ratelimit.adapted",
                 call,
                 logging.INFO,
@@ -447,14 +450,6 @@ class RateLimit(Layer):
                 pause=pause or None,
                 status=status,
             )
-
-    def _event(self, name: str, call: Call, level: int, **detail: Any) -> None:
-        request = call.request
-        if request is not None:
-            self._emit.emit(name, request.method, request.url, level, **detail)
-        else:
-            fn = call.handler
-            self._emit.emit(name, None, getattr(fn, "__qualname__", repr(fn)), level, **detail)
 
     # -- introspection --------------------------------------------------------------------
 
@@ -486,11 +481,3 @@ class RateLimit(Layer):
             extra += ", adaptive=False"
         return f"RateLimit({self.rate:g}{extra})"
 
-
-def _count(name: str, value: Any, *, minimum: float, inclusive: bool) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
-    if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
-        bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
-    return float(value)

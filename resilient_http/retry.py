@@ -28,9 +28,15 @@ from aiohttp import ClientOSError, ClientResponse, ServerDisconnectedError
 from aiohttp.client_exceptions import ClientConnectorError
 
 from resilient_http._budget import RetryBudget
-from resilient_http._clock import LOOP_CLOCK, Clock
+from resilient_http._clock import Clock
 from resilient_http._middleware import REENTER, Call, Layer, Step
-from resilient_http._validate import optional_duration, positive_int
+from resilient_http._validate import (
+    callable_or_none,
+    clock_or_default,
+    flag,
+    optional_duration,
+    positive_int,
+)
 from resilient_http.backoff import Backoff
 from resilient_http.classify import (
     SUCCESS,
@@ -42,7 +48,7 @@ from resilient_http.classify import (
     to_verdict,
 )
 from resilient_http.errors import BodyNotReplayable, RetriesExhausted
-from resilient_http.events import Emitter, EventHook, logger, redact_url
+from resilient_http.events import Emitter, EventHook, logger, qualname, redact_url
 from resilient_http.timeout import current_deadline
 
 __all__ = ["Retry", "RetryBudget", "Attempt", "IDEMPOTENT_METHODS", "IDEMPOTENCY_KEY"]
@@ -181,8 +187,7 @@ class Retry(Layer):
         elif not isinstance(backoff, Backoff):
             raise TypeError(f"backoff must be a Backoff, got {type(backoff).__name__} {backoff!r}")
         self.backoff = backoff
-        if classify is not None and not callable(classify):
-            raise TypeError(f"classify must be callable or None, got {classify!r}")
+        callable_or_none("classify", classify)
         if isinstance(statuses, (str, bytes)):
             raise TypeError(f"statuses must be an iterable of ints, got {statuses!r}")
         statuses = tuple(statuses)
@@ -215,20 +220,11 @@ class Retry(Layer):
         elif budget is not None and not isinstance(budget, RetryBudget):
             raise TypeError(f"budget must be a RetryBudget or None, got {budget!r}")
         self.budget = budget
-        for name, flag in (
-            ("idempotency_key", idempotency_key),
-            ("raise_on_exhausted", raise_on_exhausted),
-            ("stream", stream),
-        ):
-            if not isinstance(flag, bool):
-                raise TypeError(f"{name} must be a bool, got {flag!r}")
-        self.idempotency_key = idempotency_key
-        self.raise_on_exhausted = raise_on_exhausted
-        self.stream = stream
+        self.idempotency_key = flag("idempotency_key", idempotency_key)
+        self.raise_on_exhausted = flag("raise_on_exhausted", raise_on_exhausted)
+        self.stream = flag("stream", stream)
         self.reads_body = not stream
-        if clock is not None and not isinstance(clock, Clock):
-            raise TypeError(f"clock must be a Clock (now, sleep, call_at), got {clock!r}")
-        self.clock: Clock = clock if clock is not None else LOOP_CLOCK
+        self.clock: Clock = clock_or_default(clock)
         self._events = Emitter("Retry", on_event)
 
     # -- the hooks ---------------------------------------------------------------------------
@@ -247,9 +243,9 @@ class Retry(Layer):
                 and IDEMPOTENCY_KEY not in request.headers
             ):
                 request.headers[IDEMPOTENCY_KEY] = key = str(uuid.uuid4())
-                self._emit(call, "retry.idempotency_key", key=key)
+                self._events.emit_call("retry.idempotency_key", call, key=key)
         if self._events.hooks or logger.isEnabledFor(logging.DEBUG):
-            self._emit(call, "retry.attempt", attempt=1, attempts=self.attempts)
+            self._events.emit_call("retry.attempt", call, attempt=1, attempts=self.attempts)
         return None
 
     def exit(self, call: Call, i: int, result: Any, error: BaseException | None) -> Step:
@@ -336,9 +332,9 @@ class Retry(Layer):
                 state[i] = None
                 if isinstance(result, ClientResponse):
                     result.release()
-                self._emit(
-                    call,
+                self._events.emit_call(
                     "retry.gave_up",
+                    call,
                     logging.INFO,
                     attempts=number,
                     reason="the streamed request body was consumed",
@@ -349,7 +345,7 @@ class Retry(Layer):
                     f"bytes, or a payload that can be re-read, to make it retryable"
                 ) from error
         if self.budget is not None and not self.budget.withdraw(now):
-            self._emit(call, "retry.budget_exhausted", logging.INFO, attempt=number)
+            self._events.emit_call("retry.budget_exhausted", call, logging.INFO, attempt=number)
             return self._give_up(call, i, result, error, verdict, number, "retry budget exhausted")
         st.count = number
         st.prev_delay = delay
@@ -359,7 +355,9 @@ class Retry(Layer):
         if isinstance(result, ClientResponse):
             result.release()
         if self._events.hooks or logger.isEnabledFor(logging.DEBUG):
-            self._emit(call, "retry.scheduled", attempt=number, delay=delay, reason=verdict.reason)
+            self._events.emit_call(
+                "retry.scheduled", call, attempt=number, delay=delay, reason=verdict.reason
+            )
         if delay <= 0:
             return self._next_attempt(call, number + 1)
         return self._wait(call, i, delay, number + 1)
@@ -374,7 +372,7 @@ class Retry(Layer):
 
     def _next_attempt(self, call: Call, number: int) -> Step:
         if self._events.hooks or logger.isEnabledFor(logging.DEBUG):
-            self._emit(call, "retry.attempt", attempt=number, attempts=self.attempts)
+            self._events.emit_call("retry.attempt", call, attempt=number, attempts=self.attempts)
         return cast(Step, REENTER)
 
     def _give_up(
@@ -397,9 +395,9 @@ class Retry(Layer):
         request = call.request
         transient = verdict.outcome is TRANSIENT
         if why is not None:
-            self._emit(
-                call,
+            self._events.emit_call(
                 "retry.gave_up",
+                call,
                 logging.INFO,
                 attempts=number,
                 reason=why,
@@ -440,13 +438,6 @@ class Retry(Layer):
         why = why or "not retried (permanent)"
         return f"{what} failed after {number} attempt{plural} ({verdict.reason}): {why}"
 
-    def _emit(self, call: Call, name: str, level: int = logging.DEBUG, **detail: Any) -> None:
-        request = call.request
-        if request is not None:
-            self._events.emit(name, request.method, request.url, level, **detail)
-        else:
-            self._events.emit(name, None, _qualname(call.handler), level, **detail)
-
     def __repr__(self) -> str:
         parts = [f"attempts={self.attempts}", f"backoff={self.backoff!r}"]
         if self.budget is None:
@@ -467,12 +458,8 @@ def _status(result: Any) -> int | None:
     return status if type(status) is int else None
 
 
-def _qualname(fn: Any) -> str:
-    return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn))
-
-
 def _target(call: Call) -> str:
     request = call.request
     if request is not None:
         return f"{request.method} {redact_url(request.url)}"
-    return f"{_qualname(call.handler)}()"
+    return f"{qualname(call.handler)}()"

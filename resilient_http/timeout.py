@@ -27,9 +27,9 @@ from contextvars import ContextVar, Token
 from datetime import timedelta
 from typing import Any
 
-from resilient_http._clock import LOOP_CLOCK, Clock, TimerHandle
+from resilient_http._clock import Clock, TimerHandle
 from resilient_http._middleware import Call, Layer, Step
-from resilient_http._validate import duration
+from resilient_http._validate import clock_or_default, duration, flag
 from resilient_http.errors import DeadlineExceeded
 
 __all__ = ["Timeout", "current_deadline"]
@@ -96,12 +96,8 @@ class Timeout(Layer):
         clock: Clock | None = None,
     ) -> None:
         self.seconds: float = duration("seconds", seconds)
-        if not isinstance(stream, bool):
-            raise TypeError(f"stream must be a bool, got {stream!r}")
-        if clock is not None and not isinstance(clock, Clock):
-            raise TypeError(f"clock must be a Clock (now, sleep, call_at), got {clock!r}")
-        self.stream = stream
-        self.clock: Clock = clock if clock is not None else LOOP_CLOCK
+        self.stream = flag("stream", stream)
+        self.clock: Clock = clock_or_default(clock)
         self.reads_body = not stream
         self._live: deque[_Armed] = deque()
         self._timer: TimerHandle | None = None

@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 from _layers import Refuse
+from _polling import until
 from yarl import URL
 
 import resilient_http as rh
@@ -46,15 +47,6 @@ async def status(c: Any, url: Any) -> int:
     async with c.get(url) as resp:
         await resp.read()
         return int(resp.status)
-
-
-async def until(predicate: Any, limit: float = 2.0) -> None:
-    """Let real I/O run until ``predicate()`` holds (bounded)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + limit
-    while not predicate():
-        assert loop.time() < end, "condition not reached"
-        await asyncio.sleep(0.001)
 
 
 def names(events: list[Event]) -> list[str]:

@@ -9,6 +9,7 @@ import pytest
 
 import resilient_http as rh
 from resilient_http._failure import NOT_SENT, failed_status, is_transient_failure
+from resilient_http.classify import PERMANENT
 
 
 def test_default_predicate() -> None:
@@ -46,3 +47,11 @@ def test_failed_status(status: int, failed: bool) -> None:
 
 def test_refusals_before_sending_are_listed() -> None:
     assert set(NOT_SENT) == {rh.CircuitOpen, rh.RateLimitExceeded, rh.BodyNotReplayable}
+
+
+def test_every_exception_classify_calls_transient_is_a_failure() -> None:
+    # The predicate defers to classify for exceptions: a short read and the builtin
+    # TimeoutError (a different class from asyncio's on Python 3.10) count too.
+    assert is_transient_failure(None, asyncio.IncompleteReadError(b"", 10))
+    assert is_transient_failure(None, TimeoutError())
+    assert rh.classify(rh.RetriesExhausted("gave up")).outcome is PERMANENT  # the exception

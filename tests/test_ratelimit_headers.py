@@ -1,16 +1,19 @@
-"""Parsing the rate-limit signals servers send: IETF draft fields, X-RateLimit-*, Retry-After."""
+"""Parsing the wait and rate-limit signals servers send: IETF draft fields, X-RateLimit-*,
+Retry-After, and the delay hint Retry takes from them. Exact cases, then fuzzing (never raise)."""
 
 from __future__ import annotations
 
+import math
 from email.utils import formatdate
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
 from resilient_http._ratelimit_headers import (
     Limits,
+    delay_hint,
     parse_limits,
     parse_policy,
     parse_ratelimit,
@@ -18,7 +21,7 @@ from resilient_http._ratelimit_headers import (
     parse_retry_after,
 )
 
-NOW = 1_700_000_000.0  # a wall-clock time, epoch seconds
+NOW = 1_700_000_000.0  # a wall-clock time, epoch seconds: 2023-11-14T22:13:20Z
 
 
 def test_ietf_structured_fields() -> None:
@@ -112,7 +115,114 @@ def test_repeated_fields_are_combined() -> None:
     assert parse_limits(h, NOW).remaining == 2
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("0", 0.0),
+        ("120", 120.0),
+        ("  7 ", 7.0),
+        ("1.5", 1.5),
+        (formatdate(NOW + 30, usegmt=True), 30.0),  # IMF-fixdate
+        (formatdate(NOW - 30, usegmt=True), 0.0),  # in the past: no wait
+        ("Tuesday, 14-Nov-23 22:14:20 GMT", 60.0),  # RFC 850
+        ("Tue Nov 14 22:15:20 2023", 120.0),  # asctime
+        ("", None),
+        ("-5", None),
+        ("soon", None),
+        ("1e3", None),
+        ("inf", None),
+        ("NaN", None),
+        ("12 s", None),
+        ("Wed, 99 Foo 2015 07:28:00 GMT", None),
+    ],
+)
+def test_retry_after_forms(value: str, expected: float | None) -> None:
+    got = parse_retry_after(value, NOW)
+    if expected is None:
+        assert got is None
+    else:
+        assert got == pytest.approx(expected)
+
+
+def test_retry_after_none_and_non_str() -> None:
+    assert parse_retry_after(None, NOW) is None
+    assert parse_retry_after(b"5", NOW) is None  # type: ignore[arg-type]
+
+
+def test_http_date_is_measured_against_the_servers_date_header() -> None:
+    # The server's clock is 1000 s ahead of ours: the wait is still 30 s.
+    headers = {"Date": formatdate(NOW + 1000, usegmt=True)}
+    value = formatdate(NOW + 1030, usegmt=True)
+    assert parse_retry_after(value, NOW, headers) == pytest.approx(30)
+    assert parse_retry_after(value, NOW, {"Date": "garbage"}) == pytest.approx(1030)
+
+
+def test_where_the_retry_and_ratelimit_parsers_differed_the_stricter_rule_holds() -> None:
+    assert parse_retry_after("\u0663", NOW) is None  # ASCII digits only (RFC 5234 DIGIT)
+    assert parse_retry_after("3.", NOW) is None
+    assert parse_retry_after(str(11 * 365 * 86400), NOW) is None  # over ten years: nonsense
+    repeated = CIMultiDict([("Retry-After", "3"), ("Retry-After", "5")])  # a singleton field
+    assert delay_hint(503, repeated, NOW) is None
+    # RateLimit measures an HTTP-date against the response's Date too, and asctime is GMT.
+    h = CIMultiDict(
+        {"Date": formatdate(NOW + 1000, usegmt=True), "Retry-After": "Tue Nov 14 22:30:50 2023"}
+    )
+    assert parse_limits(h, NOW).retry_after == pytest.approx(50)
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"RateLimit": '"default";r=0;t=30'}, 30.0),
+        ({"RateLimit": "limit=10, remaining=0, reset=5"}, 5.0),
+        ({"RateLimit": '"default";r=0'}, None),
+        ({"RateLimit-Reset": "12"}, 12.0),
+        ({"X-RateLimit-Reset-After": "2.5"}, 2.5),
+        ({"X-RateLimit-Reset": str(int(NOW) + 42)}, 42.0),  # epoch seconds (GitHub)
+        ({"X-RateLimit-Reset": str(int(NOW * 1000) + 4200)}, 4.2),  # epoch milliseconds
+        ({"X-RateLimit-Reset": "9"}, 9.0),  # delta seconds
+        ({"X-RateLimit-Reset": str(int(NOW) - 42)}, 0.0),  # in the past
+        ({"X-RateLimit-Reset-Requests": "1s", "X-RateLimit-Reset-Tokens": "6m0s"}, 360.0),
+        ({"X-RateLimit-Reset-Requests": "20ms"}, 0.02),
+        ({"X-RateLimit-Reset-Requests": "1h2m3.5s"}, 3723.5),
+        ({"X-RateLimit-Reset-Requests": "later"}, None),
+        ({}, None),
+    ],
+)
+def test_a_429_waits_for_the_reset(headers: dict[str, str], expected: float | None) -> None:
+    got = delay_hint(429, CIMultiDict(headers), NOW)
+    if expected is None:
+        assert got is None
+    else:
+        assert got == pytest.approx(expected)
+
+
+def test_delay_hint_prefers_retry_after() -> None:
+    h = CIMultiDict({"Retry-After": "3", "RateLimit": '"d";r=0;t=30'})
+    assert delay_hint(429, h, NOW) == 3.0
+
+
+def test_delay_hint_uses_reset_only_on_429_or_an_exhausted_window() -> None:
+    reset = {"X-RateLimit-Reset": "30"}
+    assert delay_hint(429, CIMultiDict(reset), NOW) == 30.0
+    assert delay_hint(503, CIMultiDict(reset), NOW) is None
+    assert delay_hint(503, CIMultiDict({**reset, "X-RateLimit-Remaining": "0"}), NOW) == 30.0
+    assert delay_hint(503, CIMultiDict({**reset, "X-RateLimit-Remaining": "7"}), NOW) is None
+    assert delay_hint(503, CIMultiDict({"RateLimit": '"d";r=0;t=4'}), NOW) == 4.0
+    assert delay_hint(503, CIMultiDict({"RateLimit": '"d";r=3;t=4'}), NOW) is None
+
+
+class _Hostile(dict):  # type: ignore[type-arg]
+    def get(self, *a, **k):  # type: ignore[no-untyped-def]
+        raise RuntimeError("boom")
+
+
+def test_hostile_header_mappings_do_not_raise() -> None:
+    assert delay_hint(429, _Hostile(), NOW) is None
+
+
 HEADER_NAMES = [
+    "Date",
     "RateLimit",
     "RateLimit-Policy",
     "RateLimit-Remaining",
@@ -122,8 +232,19 @@ HEADER_NAMES = [
     "X-Rate-Limit-Remaining",
     "X-Rate-Limit-Reset",
     "X-RateLimit-Reset-After",
+    "X-RateLimit-Reset-Requests",
+    "X-RateLimit-Reset-Tokens",
     "Retry-After",
 ]
+numbers = st.one_of(
+    st.integers(min_value=-(10**20), max_value=10**20).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(str),
+)
+dates = st.floats(min_value=-6e10, max_value=2.5e11).map(lambda t: formatdate(t, usegmt=True))
+units_ = st.sampled_from(["h", "m", "s", "ms", "us", "ns", "µs", "x", ""])
+durations = st.lists(st.tuples(numbers, units_), max_size=4).map(
+    lambda parts: "".join(n + u for n, u in parts)
+)
 structured = st.lists(
     st.one_of(
         st.text(max_size=20),
@@ -133,25 +254,37 @@ structured = st.lists(
     ),
     max_size=12,
 ).map("".join)
+header_values = st.one_of(st.text(max_size=60), numbers, dates, durations, structured)
+walls = st.one_of(st.floats(-1e12, 1e12), st.floats(allow_nan=True, allow_infinity=True))
 
 
-@settings(max_examples=400, deadline=None)
+def _sane(value: float | None) -> bool:
+    return value is None or (math.isfinite(value) and value >= 0)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    st.lists(st.tuples(st.sampled_from(HEADER_NAMES), structured), max_size=8),
-    st.floats(-1e12, 1e12),
+    st.lists(st.tuples(st.sampled_from(HEADER_NAMES), header_values), max_size=8),
+    st.integers(100, 599),
+    walls,
 )
-def test_arbitrary_values_never_raise(pairs: list[tuple[str, str]], wall: float) -> None:
-    limits = parse_limits(CIMultiDict(pairs), wall)
+def test_arbitrary_values_never_raise(
+    pairs: list[tuple[str, str]], status: int, wall: float
+) -> None:
+    h = CIMultiDict(pairs)
+    limits = parse_limits(h, wall)
     for value in (limits.remaining, limits.reset, limits.quota, limits.window, limits.retry_after):
-        assert value is None or (value >= 0 and value == value and value != float("inf"))
+        assert _sane(value)
     if limits.window is not None:
         assert limits.window > 0
+    assert _sane(delay_hint(status, h, wall))
+    assert _sane(parse_retry_after(h.get("Retry-After"), wall, h))
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(max_size=80), st.floats(allow_nan=True, allow_infinity=True))
+@given(st.text(max_size=80), walls)
 def test_single_parsers_never_raise(value: str, wall: float) -> None:
-    parse_retry_after(value, wall)
-    parse_reset(value, wall)
+    assert _sane(parse_retry_after(value, wall))
+    assert _sane(parse_reset(value, wall))
     parse_ratelimit(value)
     parse_policy(value)

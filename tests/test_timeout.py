@@ -10,19 +10,11 @@ from typing import Any
 import aiohttp
 import pytest
 from _layers import Again
+from _polling import until
 
 import resilient_http as rh
 from resilient_http._middleware import Call, Step
 from resilient_http.testing import FakeClock, MockServer, Reply
-
-
-async def until(predicate: Any, limit: float = 2.0) -> None:
-    """Let real I/O run until ``predicate()`` holds (bounded)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + limit
-    while not predicate():
-        assert loop.time() < end, "condition not reached"
-        await asyncio.sleep(0.001)
 
 
 async def test_a_slow_response_is_cut_at_the_deadline() -> None:
