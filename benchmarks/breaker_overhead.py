@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import time
-from typing import Any
 
 import aiohttp
+from _harness import FakeRequest, PassThrough, count_gc, drive, echo, noop_mw
 from aiohttp.client_middlewares import build_client_middlewares
 from yarl import URL
 
@@ -31,52 +30,14 @@ import resilient_http as rh
 from resilient_http.testing.process import MockServerProcess
 
 
-class PassThrough(rh.Layer):
-    """A layer whose hooks do nothing (the engine's own cost)."""
-
-    __slots__ = ()
-
-    def enter(self, call: Any, i: int) -> None:
-        return None
-
-    def exit(self, call: Any, i: int, result: Any, error: BaseException | None) -> None:
-        return None
-
-
-class FakeRequest:
-    __slots__ = ("url", "method")
-
-    def __init__(self, url: URL) -> None:
-        self.url = url
-        self.method = "GET"
-
-
-async def handler(req: Any) -> Any:
-    return req
-
-
-def cpu_per_call(chain: Any, requests: list[FakeRequest]) -> float:
-    """µs per call of `chain(request)`, run without an event loop (nothing suspends)."""
-    t0 = time.perf_counter()
-    for req in requests:
-        coro = chain(req)
-        try:
-            coro.send(None)
-        except StopIteration:
-            pass
-        else:  # pragma: no cover
-            raise RuntimeError("the chain suspended")
-    return (time.perf_counter() - t0) / len(requests) * 1e6
-
-
 async def cpu_section(n: int) -> None:
     print("1. CPU of the hooks alone (no network), µs per call")
     clock_breaker = rh.CircuitBreaker()
     chains = {
-        "bare handler": handler,
-        "Stack(PassThrough())": build_client_middlewares(handler, [rh.Stack(PassThrough())]),
+        "bare handler": echo,
+        "Stack(PassThrough())": build_client_middlewares(echo, [rh.Stack(PassThrough())]),
         "Stack(CircuitBreaker())": build_client_middlewares(
-            handler, [rh.Stack(clock_breaker)]
+            echo, [rh.Stack(clock_breaker)]
         ),
     }
     base = None
@@ -85,7 +46,7 @@ async def cpu_section(n: int) -> None:
         for _ in range(3):
             # A fresh URL per request, as aiohttp builds one per request (origin not cached).
             reqs = [FakeRequest(URL("http://127.0.0.1:8080/ok")) for _ in range(n)]
-            best = min(best, cpu_per_call(chain, reqs))
+            best = min(best, drive(chain, reqs))
         base = best if base is None else base
         print(f"   {name:28s} {best:6.2f} µs/call  (+{best - base:5.2f} µs over bare)")
 
@@ -109,10 +70,6 @@ async def run_requests(
     done = per_worker * inflight
     cpu = (time.process_time() - c0) / done * 1e6
     return done / (time.perf_counter() - t0), cpu
-
-
-async def noop_mw(req: Any, handler: Any) -> Any:
-    return await handler(req)
 
 
 def session_for(variant: str) -> aiohttp.ClientSession:
@@ -166,22 +123,11 @@ async def e2e_section(url: URL, n: int, rounds: int) -> None:
 
 async def gc_section(url: URL, n: int) -> None:
     print(f"3. Garbage-collector runs per 1000 requests ({n} requests, 16 in flight)")
-    runs = [0]
-
-    def count(phase: str, info: dict[str, Any]) -> None:
-        if phase == "start":
-            runs[0] += 1
-
     for variant in ("bare aiohttp", "CircuitBreaker() alone"):
         async with session_for(variant) as session:
             await run_requests(session, url, 200, 8)
-            gc.collect()
-            runs[0] = 0
-            gc.callbacks.append(count)
-            try:
+            with count_gc() as runs:
                 await run_requests(session, url, n, 16)
-            finally:
-                gc.callbacks.remove(count)
             print(f"   {variant:28s} {runs[0] * 1000 / n:6.2f} collections per 1000 requests")
 
 

@@ -21,11 +21,10 @@ import json
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+from _harness import Fetch, getter, throughput
 
 import resilient_http as rh
 
@@ -69,35 +68,8 @@ async def wait_listening(url: str) -> None:
     raise RuntimeError("the server did not start")
 
 
-async def throughput(
-    fetch: Callable[[], Awaitable[Any]], in_flight: int, duration: float = DURATION
-) -> float:
-    """Requests per second with ``in_flight`` workers fetching in a loop for ``duration``."""
-    done = 0
-    stop_at = time.perf_counter() + duration
-
-    async def worker() -> None:
-        nonlocal done
-        while time.perf_counter() < stop_at:
-            await fetch()
-            done += 1
-
-    t0 = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(in_flight)))
-    return done / (time.perf_counter() - t0)
-
-
-def getter(session: Any, url: str) -> Callable[[], Awaitable[bytes]]:
-    async def fetch() -> bytes:
-        async with session.get(url) as resp:
-            body: bytes = await resp.read()
-            return body
-
-    return fetch
-
-
-async def clients(url: str) -> dict[str, tuple[Any, Callable[[], Awaitable[bytes]]]]:
-    out: dict[str, tuple[Any, Callable[[], Awaitable[bytes]]]] = {}
+async def clients(url: str) -> dict[str, tuple[Any, Fetch]]:
+    out: dict[str, tuple[Any, Fetch]] = {}
     bare = aiohttp.ClientSession()
     out["bare aiohttp"] = (bare, getter(bare, url))
     cached = aiohttp.ClientSession(middlewares=(rh.Cache(),))
@@ -126,7 +98,7 @@ async def main(url: str) -> None:
             for name, (_, fetch) in sessions.items():
                 await throughput(fetch, in_flight, 0.2)  # warm-up
                 results[name, in_flight] = max(
-                    [await throughput(fetch, in_flight) for _ in range(ROUNDS)]
+                    [await throughput(fetch, in_flight, DURATION) for _ in range(ROUNDS)]
                 )
     finally:
         for session, _ in sessions.values():

@@ -17,6 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from _harness import local_server
 from aiohttp import ClientSession, TCPConnector, web
 from aiolimiter import AsyncLimiter
 
@@ -24,23 +25,6 @@ import resilient_http as rh
 
 RATE = 200.0
 CALLERS = 64
-
-
-async def serve() -> tuple[web.AppRunner, str, list[float]]:
-    arrivals: list[float] = []
-
-    async def ok(_: web.Request) -> web.Response:
-        arrivals.append(time.monotonic())
-        return web.Response(body=b"ok")
-
-    app = web.Application()
-    app.router.add_get("/ok", ok)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://127.0.0.1:{port}/ok", arrivals
 
 
 async def measure(
@@ -84,8 +68,13 @@ async def measure(
 
 async def main() -> None:
     duration = float(sys.argv[1]) if len(sys.argv) > 1 else 5.0
-    runner, url, arrivals = await serve()
-    try:
+    arrivals: list[float] = []
+
+    async def ok(_: web.Request) -> web.Response:
+        arrivals.append(time.monotonic())
+        return web.Response(body=b"ok")
+
+    async with local_server("/ok", ok) as url:
         limiter = AsyncLimiter(RATE, 1)
 
         async def acquire() -> None:
@@ -103,8 +92,6 @@ async def main() -> None:
             1,
             middlewares=(rh.RateLimit(RATE, burst=1),),
         )
-    finally:
-        await runner.cleanup()
 
 
 if __name__ == "__main__":

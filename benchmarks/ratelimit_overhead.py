@@ -18,6 +18,7 @@ import asyncio
 import time
 from typing import Any
 
+from _harness import FakeRequest, PassThrough, drive, local_server
 from aiohttp import ClientSession, TCPConnector, web
 from aiohttp.client_middlewares import build_client_middlewares
 from aiolimiter import AsyncLimiter
@@ -29,49 +30,15 @@ from resilient_http._middleware import Call
 HUGE = 1e12  # tokens per second: never waits
 
 
-class PassThrough(rh.Layer):
-    __slots__ = ()
-
-    def enter(self, call: Any, i: int) -> None:
-        return None
-
-    def exit(self, call: Any, i: int, result: Any, error: BaseException | None) -> None:
-        return None
-
-
-class FakeRequest:
-    """Stands in for aiohttp.ClientRequest: RateLimit's default key reads only ``.url``."""
-
-    __slots__ = ("url", "method")
-
-    def __init__(self, url: URL) -> None:
-        self.url = url
-        self.method = "GET"
-
-
-def run_sync(coro_fn: Any, n: int) -> float:
-    """Run coroutines that never suspend, without an event loop; µs per call."""
-    t0 = time.perf_counter()
-    for _ in range(n):
-        coro = coro_fn()
-        try:
-            coro.send(None)
-        except StopIteration:
-            pass
-        else:  # pragma: no cover
-            raise RuntimeError("suspended")
-    return (time.perf_counter() - t0) / n * 1e6
-
-
 async def micro() -> None:
     n = 200_000
     limiter = AsyncLimiter(HUGE, 1)
 
-    async def with_aiolimiter() -> None:
+    async def with_aiolimiter(_: Any) -> None:
         async with limiter:
             pass
 
-    async def aiolimiter_acquire() -> None:
+    async def aiolimiter_acquire(_: Any) -> None:
         await limiter.acquire()
 
     rl = rh.RateLimit(HUGE)
@@ -96,12 +63,14 @@ async def micro() -> None:
     limited = build_client_middlewares(handler, [rh.Stack(rh.RateLimit(HUGE))])
 
     rows = {
-        "async with AsyncLimiter": min(run_sync(with_aiolimiter, n) for _ in range(3)),
-        "await AsyncLimiter.acquire()": min(run_sync(aiolimiter_acquire, n) for _ in range(3)),
+        "async with AsyncLimiter": min(drive(with_aiolimiter, [None] * n) for _ in range(3)),
+        "await AsyncLimiter.acquire()": min(
+            drive(aiolimiter_acquire, [None] * n) for _ in range(3)
+        ),
         "RateLimit enter+exit (per host)": min(hooks(n) for _ in range(3)),
     }
-    stack_plain = min(run_sync(lambda: plain(request), n) for _ in range(3))
-    stack_rl = min(run_sync(lambda: limited(request), n) for _ in range(3))
+    stack_plain = min(drive(plain, [request] * n) for _ in range(3))
+    stack_rl = min(drive(limited, [request] * n) for _ in range(3))
     rows["Stack(RateLimit) - Stack(no-op)"] = stack_rl - stack_plain
     for name, us in rows.items():
         print(f"{name:34s} {us:6.3f} µs")
@@ -112,16 +81,7 @@ async def loopback(concurrency: int, total: int) -> None:
     async def ok(_: web.Request) -> web.Response:
         return web.Response(body=b"ok")
 
-    app = web.Application()
-    app.router.add_get("/ok", ok)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    url = f"http://127.0.0.1:{port}/ok"
-
-    async def run(middlewares: tuple[Any, ...]) -> float:
+    async def run(url: str, middlewares: tuple[Any, ...]) -> float:
         async with ClientSession(
             middlewares=middlewares, connector=TCPConnector(limit=concurrency)
         ) as s:
@@ -139,19 +99,17 @@ async def loopback(concurrency: int, total: int) -> None:
             await asyncio.gather(*(worker() for _ in range(concurrency)))
             return total / (time.perf_counter() - t0)
 
-    try:
+    async with local_server("/ok", ok) as url:
         results: dict[str, list[float]] = {"bare": [], "RateLimit": []}
         for _ in range(3):  # interleaved, best of 3
-            results["bare"].append(await run(()))
-            results["RateLimit"].append(await run((rh.RateLimit(HUGE),)))
+            results["bare"].append(await run(url, ()))
+            results["RateLimit"].append(await run(url, (rh.RateLimit(HUGE),)))
         bare = max(results["bare"])
         limited = max(results["RateLimit"])
         print(
             f"loopback, {concurrency:2d} in flight: bare {bare:7.0f} req/s, "
             f"RateLimit {limited:7.0f} req/s, ratio {limited / bare:.3f}"
         )
-    finally:
-        await runner.cleanup()
 
 
 async def main() -> None:

@@ -21,13 +21,12 @@ Run: python benchmarks/retry_overhead.py  (the [bench] extra for the peers)
 from __future__ import annotations
 
 import asyncio
-import gc
 import sys
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+from _harness import Fetch, count_gc, drive, getter, noop_mw, throughput
+from aiohttp.client_middlewares import build_client_middlewares
 
 import resilient_http as rh
 from resilient_http.testing.process import MockServerProcess
@@ -36,34 +35,8 @@ DURATION = 1.0
 ROUNDS = 5
 GC_REQUESTS = 20_000
 
-Fetch = Callable[[], Awaitable[bytes]]
-
-
-async def throughput(fetch: Fetch, in_flight: int, duration: float = DURATION) -> float:
-    """Requests per second with ``in_flight`` workers fetching in a loop for ``duration``."""
-    done = 0
-    stop_at = time.perf_counter() + duration
-
-    async def worker() -> None:
-        nonlocal done
-        while time.perf_counter() < stop_at:
-            await fetch()
-            done += 1
-
-    t0 = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(in_flight)))
-    return done / (time.perf_counter() - t0)
-
-
 async def gc_runs(fetch: Fetch, n: int = GC_REQUESTS, in_flight: int = 64) -> float:
     """Garbage-collector runs per 1000 requests."""
-    runs = 0
-
-    def count(phase: str, info: dict[str, Any]) -> None:
-        nonlocal runs
-        if phase == "start":
-            runs += 1
-
     left = n
 
     async def worker() -> None:
@@ -72,22 +45,9 @@ async def gc_runs(fetch: Fetch, n: int = GC_REQUESTS, in_flight: int = 64) -> fl
             left -= 1
             await fetch()
 
-    gc.collect()
-    gc.callbacks.append(count)
-    try:
+    with count_gc() as runs:
         await asyncio.gather(*(worker() for _ in range(in_flight)))
-    finally:
-        gc.callbacks.remove(count)
-    return runs * 1000 / n
-
-
-def getter(session: Any, url: Any) -> Fetch:
-    async def fetch() -> bytes:
-        async with session.get(url) as resp:
-            body: bytes = await resp.read()
-            return body
-
-    return fetch
+    return runs[0] * 1000 / n
 
 
 async def clients(url: Any) -> tuple[list[Any], dict[str, Fetch]]:
@@ -96,11 +56,7 @@ async def clients(url: Any) -> tuple[list[Any], dict[str, Fetch]]:
     bare = aiohttp.ClientSession()
     closers.append(bare)
     out["bare aiohttp"] = getter(bare, url)
-
-    async def noop(request: Any, handler: Any) -> Any:
-        return await handler(request)
-
-    plain = aiohttp.ClientSession(middlewares=(noop,))
+    plain = aiohttp.ClientSession(middlewares=(noop_mw,))
     closers.append(plain)
     out["no-op aiohttp middleware"] = getter(plain, url)
     retry = aiohttp.ClientSession(middlewares=(rh.Retry(),))
@@ -168,7 +124,7 @@ async def main() -> None:
                     await throughput(fetch, in_flight, 0.2)  # warm-up
                 for _ in range(ROUNDS):  # interleaved, so background noise hits all alike
                     for name, fetch in fetches.items():
-                        rate = await throughput(fetch, in_flight)
+                        rate = await throughput(fetch, in_flight, DURATION)
                         results[name, in_flight] = max(results.get((name, in_flight), 0), rate)
             for name, fetch in fetches.items():
                 gcs[name] = await gc_runs(fetch)
@@ -204,38 +160,18 @@ class _Response:
 
 def engine_cost(n: int = 200_000) -> dict[str, float]:
     """µs per call of each middleware around a handler that answers at once."""
-    from aiohttp.client_middlewares import build_client_middlewares
-
     response = _Response()
 
     async def handler(req: Any) -> Any:
         return response
 
-    async def noop(req: Any, h: Any) -> Any:
-        return await h(req)
-
     chains = {
         "bare handler": handler,
-        "1 no-op aiohttp middleware": build_client_middlewares(handler, [noop]),
+        "1 no-op aiohttp middleware": build_client_middlewares(handler, [noop_mw]),
         "rh.Retry()": build_client_middlewares(handler, [rh.Retry()]),
         "rh.Retry(budget=None)": build_client_middlewares(handler, [rh.Retry(budget=None)]),
     }
-    out = {}
-    for name, chain in chains.items():
-        best = float("inf")
-        for _ in range(3):
-            t0 = time.perf_counter()
-            for _ in range(n):
-                coro = chain(None)
-                try:
-                    coro.send(None)
-                except StopIteration:
-                    pass
-                else:  # pragma: no cover
-                    raise RuntimeError("the chain suspended")
-            best = min(best, (time.perf_counter() - t0) / n * 1e6)
-        out[name] = best
-    return out
+    return {name: min(drive(chain, [None] * n) for _ in range(3)) for name, chain in chains.items()}
 
 
 if __name__ == "__main__":

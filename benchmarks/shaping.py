@@ -13,11 +13,11 @@ Run: python benchmarks/shaping.py
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import Any
 
 import aiohttp
+from _harness import drive, echo, local_server
 from aiohttp import web
 from aiohttp.client_middlewares import build_client_middlewares
 from multidict import CIMultiDict
@@ -39,35 +39,21 @@ class Req:
         self.method = "GET"
 
 
-async def handler(req: Any) -> Any:
-    return req
-
-
-def drive(chain: Any, n: int) -> float:
-    reqs = [Req() for _ in range(n)]
-    t0 = time.perf_counter()
-    for req in reqs:
-        coro = chain(req)
-        with contextlib.suppress(StopIteration):
-            coro.send(None)
-    return (time.perf_counter() - t0) / n * 1e6
-
-
 def cpu() -> None:
     n = 100_000
     chains = {
-        "bare handler": handler,
-        "FieldMask query": build_client_middlewares(handler, [rh.FieldMask(["id", "name"])]),
+        "bare handler": echo,
+        "FieldMask query": build_client_middlewares(echo, [rh.FieldMask(["id", "name"])]),
         "FieldMask header": build_client_middlewares(
-            handler, [rh.FieldMask(["id", "name"], style="header")]
+            echo, [rh.FieldMask(["id", "name"], style="header")]
         ),
         "FieldMask, host not matched": build_client_middlewares(
-            handler, [rh.FieldMask(["id"], match="other.example.com")]
+            echo, [rh.FieldMask(["id"], match="other.example.com")]
         ),
     }
     base = None
     for name, chain in chains.items():
-        best = min(drive(chain, n) for _ in range(5))
+        best = min(drive(chain, [Req() for _ in range(n)]) for _ in range(5))
         base = best if base is None else base
         print(f"{name:30s} {best:6.2f} µs/call  (+{best - base:5.2f} µs over bare)")
 
@@ -76,16 +62,7 @@ async def throughput() -> None:
     async def ok(request: web.Request) -> web.Response:
         return web.Response(body=b"{}", content_type="application/json")
 
-    app = web.Application()
-    app.router.add_get("/x", ok)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    url = f"http://127.0.0.1:{port}/x"
-
-    async def run(middlewares: tuple[Any, ...], n: int) -> float:
+    async def run(url: str, middlewares: tuple[Any, ...], n: int) -> float:
         async with aiohttp.ClientSession(middlewares=middlewares) as s:
             for _ in range(200):
                 async with s.get(url) as r:
@@ -98,12 +75,12 @@ async def throughput() -> None:
 
     n = 3000
     bare = masked = 0.0
-    for _ in range(5):  # interleaved, best of 5: the machine may be busy
-        bare = max(bare, await run((), n))
-        masked = max(masked, await run((rh.FieldMask(["id", "name"]),), n))
+    async with local_server("/x", ok) as url:
+        for _ in range(5):  # interleaved, best of 5: the machine may be busy
+            bare = max(bare, await run(url, (), n))
+            masked = max(masked, await run(url, (rh.FieldMask(["id", "name"]),), n))
     print(f"loopback, 1 in flight: bare {bare:,.0f} req/s, FieldMask {masked:,.0f} req/s "
           f"= {masked / bare:.3f}x")
-    await runner.cleanup()
 
 
 async def prefetch() -> None:
@@ -113,24 +90,15 @@ async def prefetch() -> None:
         headers = {"Link": f'</p?page={n + 1}>; rel="next"'} if n < 10 else {}
         return web.json_response(list(range(10)), headers=headers)
 
-    app = web.Application()
-    app.router.add_get("/p", page)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    async with aiohttp.ClientSession() as session:
+    async with local_server("/p", page) as url, aiohttp.ClientSession() as session:
         for flag in (False, True):
             t0 = time.perf_counter()
-            it = rh.paginate(session, f"http://127.0.0.1:{port}/p", rh.LinkHeader(),
-                             prefetch=flag)
+            it = rh.paginate(session, url, rh.LinkHeader(), prefetch=flag)
             async for p in it.pages():
                 await asyncio.sleep(0.02)  # the caller's work on the page
                 assert len(p.items) == 10
             print(f"10 pages, 20 ms server + 20 ms caller per page, prefetch={flag!s:5}: "
                   f"{(time.perf_counter() - t0) * 1000:.0f} ms")
-    await runner.cleanup()
 
 
 if __name__ == "__main__":

@@ -28,9 +28,9 @@ from typing import Any, NoReturn
 import aiohttp
 from yarl import URL
 
-from resilient_http._clock import LOOP_CLOCK, Clock
+from resilient_http._clock import Clock
 from resilient_http._middleware import resilient
-from resilient_http._validate import duration, optional_duration
+from resilient_http._validate import clock_or_default, duration, optional_duration
 from resilient_http.backoff import Backoff
 from resilient_http.errors import DeadlineExceeded
 from resilient_http.events import Emitter, EventHook, redact_url
@@ -286,8 +286,7 @@ def _poller(
             name=job.name if job else "job",
         )
     assert job is not None
-    if clock is not None and not isinstance(clock, Clock):
-        raise TypeError(f"clock must be a Clock (now, sleep, call_at), got {clock!r}")
+    clock = clock_or_default(clock)
     return Poller(
         session,
         method.upper(),
@@ -295,7 +294,7 @@ def _poller(
         job,
         _interval_fn(DEFAULT_INTERVAL if interval is None else interval),
         optional_duration("timeout", timeout),
-        clock if clock is not None else LOOP_CLOCK,
+        clock,
         Emitter("poll", on_event),
         request_kwargs,
     )

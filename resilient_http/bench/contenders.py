@@ -38,6 +38,7 @@ __all__ = [
     "build_spec",
     "from_specs",
     "lookup",
+    "noop_mw",
     "register",
     "render_specs",
 ]
@@ -149,7 +150,9 @@ def _keywords(obj: Callable[..., Any]) -> frozenset[str]:
 # --- baselines and the engine's own cost --------------------------------------------------
 
 
-async def _noop_mw(req: aiohttp.ClientRequest, handler: Any) -> aiohttp.ClientResponse:
+async def noop_mw(req: aiohttp.ClientRequest, handler: Any) -> aiohttp.ClientResponse:
+    """A native aiohttp middleware that only calls the next handler (what any middleware
+    costs)."""
     resp: aiohttp.ClientResponse = await handler(req)
     return resp
 
@@ -168,8 +171,8 @@ class PassThrough(rh.Layer):
 
 
 register(Contender("bare", "bare aiohttp", _session(lambda s: ())))
-register(Contender("mw1", "1 no-op native middleware", _session(lambda s: (_noop_mw,))))
-register(Contender("mw5", "5 no-op native middlewares", _session(lambda s: (_noop_mw,) * 5)))
+register(Contender("mw1", "1 no-op native middleware", _session(lambda s: (noop_mw,))))
+register(Contender("mw5", "5 no-op native middlewares", _session(lambda s: (noop_mw,) * 5)))
 register(
     Contender(
         "stack5",
