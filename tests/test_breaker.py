@@ -318,11 +318,10 @@ async def test_a_refused_connection_is_a_failure() -> None:
             await status(c, url)
 
 
-async def test_an_attempt_timeout_inside_is_a_failure() -> None:
-    clock = FakeClock()
-    events: list[Event] = []
-    breaker = rh.CircuitBreaker(min_throughput=1, clock=clock, on_event=events.append)
-    stack = rh.Stack(breaker, rh.Timeout(1, clock=clock))
+async def run_into_a_one_second_timeout(clock: FakeClock, stack: rh.Stack) -> MockServer:
+    """One request through ``stack`` (which holds a 1 s Timeout) to a server that answers
+    after 5 s; advance fake time 1 s: the call raises DeadlineExceeded. Returns the server,
+    closed by then."""
     async with MockServer(clock=clock) as server:
         server.script("/slow", Reply(200, delay=5))
         async with aiohttp.ClientSession(middlewares=(stack,)) as c:
@@ -331,6 +330,15 @@ async def test_an_attempt_timeout_inside_is_a_failure() -> None:
             await clock.advance(1)
             with pytest.raises(rh.DeadlineExceeded):
                 await task
+    return server
+
+
+async def test_an_attempt_timeout_inside_is_a_failure() -> None:
+    clock = FakeClock()
+    events: list[Event] = []
+    breaker = rh.CircuitBreaker(min_throughput=1, clock=clock, on_event=events.append)
+    server = await run_into_a_one_second_timeout(
+        clock, rh.Stack(breaker, rh.Timeout(1, clock=clock)))
     assert breaker.state(server.url("/")) is OPEN
     assert events[0].detail["cause"] == "DeadlineExceeded"
 
@@ -339,15 +347,8 @@ async def test_a_total_timeout_outside_is_not_a_failure() -> None:
     # The caller's own deadline ran out: the breaker sees a cancellation, not a failure.
     clock = FakeClock()
     breaker = rh.CircuitBreaker(min_throughput=1, clock=clock)
-    stack = rh.Stack(rh.Timeout(1, clock=clock), breaker)
-    async with MockServer(clock=clock) as server:
-        server.script("/slow", Reply(200, delay=5))
-        async with aiohttp.ClientSession(middlewares=(stack,)) as c:
-            task = asyncio.create_task(status(c, server.url("/slow")))
-            await server.wait_for_requests(path="/slow")
-            await clock.advance(1)
-            with pytest.raises(rh.DeadlineExceeded):
-                await task
+    server = await run_into_a_one_second_timeout(
+        clock, rh.Stack(rh.Timeout(1, clock=clock), breaker))
     assert breaker.state(server.url("/")) is CLOSED
 
 

@@ -61,6 +61,15 @@ async def get(session: Any, url: Any, **kwargs: Any) -> tuple[int, bytes, aiohtt
         return resp.status, await resp.read(), resp
 
 
+async def primed(server: MockServer, make: Any, body: bytes, **cacheable: Any) -> Setup:
+    """A cache client that has already fetched ``/r``, served by ``server.cacheable`` with
+    ``body`` and ``cacheable``: the one request the server has seen so far."""
+    server.cacheable("/r", body, **cacheable)
+    c = make()
+    await get(c.session, server.url("/r"))
+    return c
+
+
 async def settle(condition: Any) -> None:
     """Let background work finish (a few event-loop turns, at most ~50 ms of real time)."""
     for _ in range(50):
@@ -101,9 +110,7 @@ async def test_no_store_is_never_stored(server: MockServer, make: Any) -> None:
 async def test_max_age_reused_before_revalidated_after(
     server: MockServer, make: Any, clock: FakeClock
 ) -> None:
-    server.cacheable("/r", b"body", etag="v1", cache_control="max-age=1")
-    c = make()
-    await get(c.session, server.url("/r"))
+    c = await primed(server, make, b"body", etag="v1", cache_control="max-age=1")
     await clock.advance(0.5)
     await get(c.session, server.url("/r"))
     assert server.count("/r") == 1
@@ -310,16 +317,28 @@ async def test_the_emitted_age_accounts_for_the_received_one(
     assert server.count("/r") == 2  # 10 + 90 >= 100: stale
 
 
-async def test_ttl_applies_without_freshness_information(
-    server: MockServer, make: Any, clock: FakeClock
+@pytest.mark.parametrize(
+    ("reply", "options", "fresh_for", "then_stale_after"),
+    [
+        pytest.param(Reply(200, body=b"x"), {"ttl": 10}, 9, 2,
+                     id="ttl_applies_without_freshness_information"),
+        pytest.param(Reply(200, body=b"x", headers={"Cache-Control": "no-store"}),
+                     {"ttl": 5, "respect_headers": False}, 0, 6,
+                     id="respect_headers_false_is_a_pure_ttl_cache"),
+    ],
+)
+async def test_ttl_serves_from_the_cache_then_expires(
+    server: MockServer, make: Any, clock: FakeClock, reply: Reply, options: dict[str, Any],
+    fresh_for: float, then_stale_after: float,
 ) -> None:
-    server.script("/r", Reply(200, body=b"x"))
-    c = make(ttl=10)
+    server.script("/r", reply)
+    c = make(**options)
     await get(c.session, server.url("/r"))
-    await clock.advance(9)
+    if fresh_for:
+        await clock.advance(fresh_for)
     await get(c.session, server.url("/r"))
     assert server.count("/r") == 1
-    await clock.advance(2)
+    await clock.advance(then_stale_after)
     await get(c.session, server.url("/r"))
     assert server.count("/r") == 2
 
@@ -337,25 +356,10 @@ async def test_ttl_zero_revalidates_every_time(
     ]
 
 
-async def test_respect_headers_false_is_a_pure_ttl_cache(
-    server: MockServer, make: Any, clock: FakeClock
-) -> None:
-    server.script("/r", Reply(200, body=b"x", headers={"Cache-Control": "no-store"}))
-    c = make(ttl=5, respect_headers=False)
-    await get(c.session, server.url("/r"))
-    await get(c.session, server.url("/r"))
-    assert server.count("/r") == 1
-    await clock.advance(6)
-    await get(c.session, server.url("/r"))
-    assert server.count("/r") == 2
-
-
 async def test_callers_own_conditional_request_gets_304_from_a_fresh_entry(
     server: MockServer, make: Any
 ) -> None:
-    server.cacheable("/r", b"x", etag="v1", cache_control="max-age=60")
-    c = make()
-    await get(c.session, server.url("/r"))
+    c = await primed(server, make, b"x", etag="v1", cache_control="max-age=60")
     status, body, resp = await get(c.session, server.url("/r"),
                                    headers={"If-None-Match": '"v1"'})
     assert (status, body) == (304, b"")
@@ -366,9 +370,7 @@ async def test_callers_own_conditional_request_gets_304_from_a_fresh_entry(
 
 
 async def test_request_no_cache_revalidates(server: MockServer, make: Any) -> None:
-    server.cacheable("/r", b"x", etag="v1", cache_control="max-age=60")
-    c = make()
-    await get(c.session, server.url("/r"))
+    c = await primed(server, make, b"x", etag="v1", cache_control="max-age=60")
     status, body, _ = await get(c.session, server.url("/r"),
                                 headers={"Cache-Control": "no-cache"})
     assert (status, body) == (200, b"x")
@@ -432,9 +434,7 @@ async def test_a_304_for_another_representation_asks_again_unconditionally(
 async def test_callers_conditional_request_on_a_stale_entry_gets_the_servers_304(
     server: MockServer, make: Any, clock: FakeClock
 ) -> None:
-    server.cacheable("/r", b"x", etag="v1", cache_control="max-age=1")
-    c = make()
-    await get(c.session, server.url("/r"))
+    c = await primed(server, make, b"x", etag="v1", cache_control="max-age=1")
     await clock.advance(2)
     status, body, _ = await get(c.session, server.url("/r"), headers={"If-None-Match": '"v1"'})
     assert (status, body) == (304, b"")
@@ -480,9 +480,7 @@ async def test_waiters_get_the_stale_entry_when_the_leader_fails(
 
 
 async def test_a_hit_creates_no_reference_cycles(server: MockServer, make: Any) -> None:
-    server.cacheable("/r", b"x", cache_control="max-age=60")
-    c = make()
-    await get(c.session, server.url("/r"))
+    c = await primed(server, make, b"x", cache_control="max-age=60")
     gc.collect()
     gc.disable()
     try:

@@ -7,7 +7,7 @@ import asyncio
 import gc
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import aiohttp
@@ -47,6 +47,66 @@ async def drive(
         assert clock.now() - start < limit, "took too long in fake time"
     for t in tasks:
         t.result()
+
+
+def recording_limit(
+    rate: float, **options: Any
+) -> tuple[FakeClock, RateLimit, Callable[[Any], Awaitable[None]], list[Any]]:
+    """A RateLimit on a fresh FakeClock, and a call through it that appends its argument to
+    the returned list once it is let through."""
+    clock = FakeClock()
+    rl = RateLimit(rate, clock=clock, **options)
+    seen: list[Any] = []
+
+    @rh.resilient(rl)
+    async def call(arg: Any) -> None:
+        seen.append(arg)
+
+    return clock, rl, call, seen
+
+
+async def arrive_in_order(calls: Iterable[Awaitable[None]]) -> list[asyncio.Task[None]]:
+    """Start each call as a task, letting each one reach the queue before the next starts."""
+    tasks = []
+    for c in calls:
+        tasks.append(asyncio.ensure_future(c))
+        await asyncio.sleep(0)
+    return tasks
+
+
+async def cancel_all(tasks: list[asyncio.Task[Any]], clock: FakeClock, rl: RateLimit) -> None:
+    """Cancel the tasks; then nobody may wait and no timer may be left behind."""
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert rl.waiting(None) == 0
+    assert clock.pending() == 0
+
+
+def start_callers(
+    session: aiohttp.ClientSession, url: Any, requests: int, callers: int
+) -> tuple[list[asyncio.Task[None]], list[int]]:
+    """Start ``callers`` tasks that share ``requests`` GETs of ``url`` between them; the
+    returned list collects each response's status as it comes."""
+    statuses: list[int] = []
+    left = [requests]
+
+    async def caller() -> None:
+        while left[0] > 0:
+            left[0] -= 1
+            async with session.get(url) as resp:
+                statuses.append(resp.status)
+
+    return [asyncio.create_task(caller()) for _ in range(callers)], statuses
+
+
+def queued_with_none_in_flight(
+    rl: RateLimit, key: Any, tasks: list[asyncio.Task[None]]
+) -> Callable[[], bool]:
+    """For ``drive``: settled once nothing is in flight and every unfinished task waits."""
+    return lambda: (
+        rl.in_flight(key) == 0 and rl.waiting(key) == sum(not t.done() for t in tasks)
+    )
 
 
 # -- construction -------------------------------------------------------------------------
@@ -179,55 +239,28 @@ async def test_achieved_rate_over_ten_seconds_is_within_one_percent(burst: int |
     assert done_in_time == pytest.approx(expected, rel=0.01)
     after_burst = [s for s in stamps if 0 < s <= stop]
     assert len(after_burst) / stop == pytest.approx(200, rel=0.01)
-    for t in tasks:
-        t.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    assert rl.waiting(None) == 0
-    assert clock.pending() == 0  # no timer left behind once nobody waits
+    await cancel_all(tasks, clock, rl)  # no timer left behind once nobody waits
 
 
 # -- fairness and priorities ---------------------------------------------------------------
 
 
 async def test_waiters_are_served_first_in_first_out() -> None:
-    clock = FakeClock()
-    rl = RateLimit(10, burst=1, clock=clock)
-    order: list[int] = []
-
-    @rh.resilient(rl)
-    async def call(n: int) -> None:
-        order.append(n)
-
-    tasks = []
-    for n in range(30):
-        tasks.append(asyncio.create_task(call(n)))
-        await asyncio.sleep(0)  # arrive in this order
+    clock, _, call, order = recording_limit(10, burst=1)
+    tasks = await arrive_in_order(call(n) for n in range(30))
     await clock.advance(3.0)
     await asyncio.gather(*tasks)
     assert order == list(range(30))
 
 
 async def test_urgent_waiters_overtake_background_ones_without_starving_them() -> None:
-    clock = FakeClock()
-    rl = RateLimit(10, burst=1, clock=clock)
-    order: list[str] = []
-
-    @rh.resilient(rl)
-    async def call(name: str) -> None:
-        order.append(name)
-
+    clock, _, call, order = recording_limit(10, burst=1)
     await call("first")  # empties the bucket
-    tasks = []
     with priority("background"):
-        for n in range(6):
-            tasks.append(asyncio.create_task(call(f"b{n}")))
-            await asyncio.sleep(0)
+        tasks = await arrive_in_order(call(f"b{n}") for n in range(6))
     with priority("urgent"):
-        for n in range(12):
-            tasks.append(asyncio.create_task(call(f"u{n}")))
-            await asyncio.sleep(0)
-    tasks.append(asyncio.create_task(call("n0")))  # normal, the default
-    await asyncio.sleep(0)
+        tasks += await arrive_in_order(call(f"u{n}") for n in range(12))
+    tasks += await arrive_in_order([call("n0")])  # normal, the default
     await clock.advance(2.0)
     await asyncio.gather(*tasks)
     served = order[1:]
@@ -324,19 +357,9 @@ async def test_max_wait_also_ends_a_wait_that_grew_while_waiting() -> None:
 
 
 async def test_cancelling_a_waiter_takes_no_token_and_keeps_the_queue_consistent() -> None:
-    clock = FakeClock()
-    rl = RateLimit(10, burst=1, clock=clock)
-    order: list[int] = []
-
-    @rh.resilient(rl)
-    async def call(n: int) -> None:
-        order.append(n)
-
+    clock, rl, call, order = recording_limit(10, burst=1)
     await call(-1)
-    tasks = []
-    for n in range(5):
-        tasks.append(asyncio.create_task(call(n)))
-        await asyncio.sleep(0)
+    tasks = await arrive_in_order(call(n) for n in range(5))
     assert rl.waiting(None) == 5
     tasks[0].cancel()  # the head
     tasks[2].cancel()
@@ -352,19 +375,9 @@ async def test_cancelling_a_waiter_takes_no_token_and_keeps_the_queue_consistent
 
 
 async def test_cancelled_after_its_token_was_granted_gives_the_token_back() -> None:
-    clock = FakeClock()
-    rl = RateLimit(10, burst=1, clock=clock)
-    ran: list[int] = []
-
-    @rh.resilient(rl)
-    async def call(n: int) -> None:
-        ran.append(n)
-
+    clock, rl, call, ran = recording_limit(10, burst=1)
     await call(0)
-    task = asyncio.create_task(call(1))
-    await asyncio.sleep(0)
-    other = asyncio.create_task(call(2))
-    await asyncio.sleep(0)
+    task, other = await arrive_in_order(call(n) for n in (1, 2))
     bucket = rl.bucket(None)
     assert bucket is not None
     clock._now = 0.1  # the token for task 1 is due ...
@@ -378,14 +391,7 @@ async def test_cancelled_after_its_token_was_granted_gives_the_token_back() -> N
 
 
 async def test_ten_thousand_waiters_cost_one_wakeup_per_token() -> None:
-    clock = FakeClock()
-    rl = RateLimit(100, burst=1, clock=clock)
-    done: list[int] = []
-
-    @rh.resilient(rl)
-    async def call(n: int) -> None:
-        done.append(n)
-
+    clock, rl, call, done = recording_limit(100, burst=1)
     await call(-1)
     tasks = [asyncio.create_task(call(n)) for n in range(10_000)]
     await asyncio.sleep(0)
@@ -395,11 +401,7 @@ async def test_ten_thousand_waiters_cost_one_wakeup_per_token() -> None:
         await clock.advance(0.01)
         assert len(done) == 1 + k  # exactly one waiter woken per token
         assert clock.pending() == 1
-    for t in tasks:
-        t.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    assert rl.waiting(None) == 0
-    assert clock.pending() == 0
+    await cancel_all(tasks, clock, rl)
 
 
 # -- bulkhead ------------------------------------------------------------------------------
@@ -615,22 +617,8 @@ async def test_adapts_to_a_slower_server_then_recovers_when_the_limit_lifts() ->
     async with MockServer(clock=clock) as server, aiohttp.ClientSession(middlewares=(rl,)) as s:
         server.rate_limited("/api", 10, per=1)
         key = origin_key(server)
-        statuses: list[int] = []
-        quota = [200]
-
-        async def caller() -> None:
-            while quota[0] > 0:
-                quota[0] -= 1
-                async with s.get(server.url("/api")) as resp:
-                    statuses.append(resp.status)
-
-        def settled(tasks: list[asyncio.Task[None]]) -> Callable[[], bool]:
-            return lambda: (
-                rl.in_flight(key) == 0 and rl.waiting(key) == sum(not t.done() for t in tasks)
-            )
-
-        tasks = [asyncio.create_task(caller()) for _ in range(8)]
-        await drive(clock, tasks, settled(tasks), step=0.02, limit=40)
+        tasks, statuses = start_callers(s, server.url("/api"), requests=200, callers=8)
+        await drive(clock, tasks, queued_with_none_in_flight(rl, key, tasks), step=0.02, limit=40)
         assert len(statuses) == 200
         share_429 = statuses.count(429) / len(statuses)
         assert share_429 <= 0.05, share_429
@@ -651,7 +639,7 @@ async def test_adapts_to_a_slower_server_then_recovers_when_the_limit_lifts() ->
                     stamps.append(clock.now())
 
         tasks = [asyncio.create_task(fast_caller()) for _ in range(8)]
-        await drive(clock, tasks, settled(tasks), step=0.02, limit=20)
+        await drive(clock, tasks, queued_with_none_in_flight(rl, key, tasks), step=0.02, limit=20)
         assert bucket.rate == 100
         last_second = [t for t in stamps if end - 1.0 <= t < end]
         assert len(last_second) >= 95, len(last_second)
@@ -665,22 +653,8 @@ async def test_without_adaptation_most_responses_are_429() -> None:
     async with MockServer(clock=clock) as server, aiohttp.ClientSession(middlewares=(rl,)) as s:
         server.rate_limited("/api", 10, per=1)
         key = origin_key(server)
-        statuses: list[int] = []
-        quota = [200]
-
-        async def caller() -> None:
-            while quota[0] > 0:
-                quota[0] -= 1
-                async with s.get(server.url("/api")) as resp:
-                    statuses.append(resp.status)
-
-        tasks = [asyncio.create_task(caller()) for _ in range(8)]
-        await drive(
-            clock,
-            tasks,
-            lambda: rl.in_flight(key) == 0 and rl.waiting(key) == sum(not t.done() for t in tasks),
-            step=0.02,
-        )
+        tasks, statuses = start_callers(s, server.url("/api"), requests=200, callers=8)
+        await drive(clock, tasks, queued_with_none_in_flight(rl, key, tasks), step=0.02)
     assert statuses.count(429) / len(statuses) > 0.5
 
 
@@ -901,16 +875,7 @@ async def test_retry_and_rate_limit_against_a_limited_server() -> None:
     ):
         server.rate_limited("/api", 50, per=1, burst=50)
         key = origin_key(server)
-        outcomes: list[int] = []
-        left = [600]
-
-        async def caller() -> None:
-            while left[0] > 0:
-                left[0] -= 1
-                async with s.get(server.url("/api")) as resp:
-                    outcomes.append(resp.status)
-
-        tasks = [asyncio.create_task(caller()) for _ in range(32)]
+        tasks, outcomes = start_callers(s, server.url("/api"), requests=600, callers=32)
         await drive(
             clock,
             tasks,
