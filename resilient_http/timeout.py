@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from collections import deque
 from contextvars import ContextVar, Token
 from datetime import timedelta
 from typing import Any
 
-from resilient_http._clock import Clock, TimerHandle
+from resilient_http._clock import Clock, LoopClock, TimerHandle
 from resilient_http._middleware import Call, Layer, Step
 from resilient_http._validate import clock_or_default, duration, flag
 from resilient_http.errors import DeadlineExceeded
@@ -85,7 +86,7 @@ class Timeout(Layer):
     In decorator mode it bounds the whole decorated call.
     """
 
-    __slots__ = ("seconds", "stream", "clock", "reads_body", "_live", "_timer", "_loop")
+    __slots__ = ("seconds", "stream", "clock", "reads_body", "_now", "_live", "_timer", "_loop")
     uses_state = True
 
     def __init__(
@@ -99,12 +100,14 @@ class Timeout(Layer):
         self.stream = flag("stream", stream)
         self.clock: Clock = clock_or_default(clock)
         self.reads_body = not stream
+        # The loop clock's now() is time.monotonic(): call it directly on the fast path.
+        self._now = time.monotonic if isinstance(self.clock, LoopClock) else self.clock.now
         self._live: deque[_Armed] = deque()
         self._timer: TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def enter(self, call: Call, i: int) -> Step:
-        when = self.clock.now() + self.seconds
+        when = self._now() + self.seconds
         outer = _DEADLINE.get()
         if outer is not None and outer <= when:
             return None  # an outer deadline fires first; nothing to do (state stays None)
