@@ -18,6 +18,7 @@ __all__ = [
     "flag",
     "number",
     "clock_or_default",
+    "session_like",
 ]
 
 
@@ -95,3 +96,13 @@ def number(name: str, value: Any, *, minimum: float = 0.0, inclusive: bool = Tru
         bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
         raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
     return float(value)
+
+
+def session_like(value: Any) -> Any:
+    """A ``ClientSession`` or a ``wrap()`` result: anything with a callable ``request``."""
+    if not callable(getattr(value, "request", None)):
+        raise TypeError(
+            f"session must be an aiohttp.ClientSession or a wrap() result (something with "
+            f".request()), got {type(value).__name__}"
+        )
+    return value

@@ -30,6 +30,7 @@ from typing import Any
 
 from yarl import URL
 
+from resilient_http._validate import session_like
 from resilient_http.errors import PaginationError
 from resilient_http.events import _is_secret_name, redact_url
 from resilient_http.strategies import MISSING, ItemsSpec, Page, get_path, path_of
@@ -89,11 +90,7 @@ def paginate(
     Returns:
         A :class:`Paginator`: an async iterator of items, single use.
     """
-    if not callable(getattr(session, "request", None)):
-        raise TypeError(
-            f"session must be an aiohttp.ClientSession or a wrap() result (something with "
-            f".request()), got {type(session).__name__}"
-        )
+    session_like(session)
     if not callable(getattr(strategy, "next", None)):
         raise TypeError(
             f"strategy must have a next(page) method (e.g. rh.LinkHeader(), "

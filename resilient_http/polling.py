@@ -30,7 +30,12 @@ from yarl import URL
 
 from resilient_http._clock import Clock
 from resilient_http._middleware import resilient
-from resilient_http._validate import clock_or_default, duration, optional_duration
+from resilient_http._validate import (
+    clock_or_default,
+    duration,
+    optional_duration,
+    session_like,
+)
 from resilient_http.backoff import Backoff
 from resilient_http.errors import DeadlineExceeded
 from resilient_http.events import Emitter, EventHook, redact_url
@@ -266,11 +271,7 @@ def _poller(
     method: str,
     request_kwargs: dict[str, Any],
 ) -> Poller:
-    if not callable(getattr(session, "request", None)):
-        raise TypeError(
-            f"session must be an aiohttp.ClientSession or a wrap() result, got "
-            f"{type(session).__name__}"
-        )
+    session_like(session)
     if isinstance(url, str):
         url = URL(url)
     if not isinstance(url, URL) or not url.is_absolute():
