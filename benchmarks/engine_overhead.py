@@ -14,8 +14,8 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-
 from instructions import CONTENDERS
+
 from resilient_http._response import build_response
 
 

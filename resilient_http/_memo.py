@@ -17,7 +17,7 @@ from cachetools import LRUCache
 
 from resilient_http._clock import Clock
 from resilient_http._flight import Flight, Pending
-from resilient_http._middleware import Call, Short, Step
+from resilient_http._middleware import ARGS, HANDLER, KWARGS, Call, Short, Step
 from resilient_http.events import Emitter, qualname
 
 __all__ = ["Memoizer"]
@@ -47,8 +47,8 @@ class Memoizer:
         raise NotImplementedError
 
     def _call_key(self, call: Call) -> Any:
-        args = call.args or ()
-        kwargs = call.kwargs or {}
+        args = call[ARGS] or ()
+        kwargs = call[KWARGS] or {}
         if self.key is not None:
             key = self.key(*args, **kwargs)
         else:
@@ -57,10 +57,10 @@ class Memoizer:
             hash(key)
         except TypeError:
             raise TypeError(
-                f"Cache needs hashable arguments to memoize {qualname(call.handler)}; pass "
+                f"Cache needs hashable arguments to memoize {qualname(call[HANDLER])}; pass "
                 f"key=lambda *args, **kwargs: ... to Cache to compute a hashable key"
             ) from None
-        return (call.handler, key)
+        return (call[HANDLER], key)
 
     def _enter_call(self, call: Call, i: int) -> Step:
         key = self._call_key(call)
@@ -83,7 +83,7 @@ class Memoizer:
                 return Short(hit[1])
         pending = Pending("", key, None, None, now)
         pending.stale = hit
-        call.state[i] = pending  # type: ignore[index]
+        call[i] = pending
         flight = self._flights.get(key)
         if flight is not None:
             return self._wait_call(call, i, flight)
@@ -94,7 +94,7 @@ class Memoizer:
     async def _wait_call(self, call: Call, i: int, flight: Flight) -> Short | None:
         outcome = await flight.wait()
         if outcome is not None:
-            call.state[i] = None  # type: ignore[index]
+            call[i] = None
             self._events.emit_call("cache.hit", call, waited=True)
             return Short(outcome[0])
         return None  # the leader failed: run the function ourselves
@@ -131,7 +131,7 @@ class Memoizer:
     async def _refresh_call(self, call: Call, pending: Pending) -> None:
         outcome = None
         try:
-            result = await call.handler(*(call.args or ()), **(call.kwargs or {}))
+            result = await call[HANDLER](*(call[ARGS] or ()), **(call[KWARGS] or {}))
             if not isinstance(result, ClientResponse):
                 self._memo[pending.fkey] = (self.clock.now(), result)
                 outcome = (result,)

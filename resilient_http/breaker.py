@@ -34,7 +34,7 @@ from resilient_http._circuit import (
 )
 from resilient_http._clock import Clock
 from resilient_http._failure import NOT_SENT, is_transient_failure
-from resilient_http._middleware import Call, Layer, Step
+from resilient_http._middleware import ARGS, HANDLER, KWARGS, REQUEST, Call, Layer, Step
 from resilient_http._validate import (
     callable_or_none,
     clock_or_default,
@@ -159,7 +159,6 @@ class CircuitBreaker(Layer):
         "_prune_at",
         "_isolated",
     )
-    uses_state = True
 
     def __init__(
         self,
@@ -206,7 +205,7 @@ class CircuitBreaker(Layer):
     # -- the layer hooks ---------------------------------------------------------------------
 
     def enter(self, call: Call, i: int) -> Step:
-        request = call.request
+        request = call[REQUEST]
         key_fn = self._key_fn
         if key_fn is None:
             if request is not None:
@@ -220,25 +219,24 @@ class CircuitBreaker(Layer):
                 else:
                     key = url.origin()
             else:
-                key = call.handler
+                key = call[HANDLER]
         elif request is not None:
             key = key_fn(request)
         else:
-            key = key_fn(*call.args, **(call.kwargs or {}))  # type: ignore[misc]
+            key = key_fn(*call[ARGS], **(call[KWARGS] or {}))
         circuit = self._circuits.get(key)
         if circuit is None:
             circuit = self._create(key, None if key_fn or request is None else request.url)
         if circuit.state is CLOSED:
-            call.state[i] = circuit.ticket  # type: ignore[index]
+            call[i] = circuit.ticket
             return None
         return self._admit(call, i, circuit)
 
     def exit(self, call: Call, i: int, result: Any, error: BaseException | None) -> Step:
-        state = call.state
-        ticket: Ticket | None = state[i]  # type: ignore[index]
+        ticket: Ticket | None = call[i]
         if ticket is None:
             return None
-        state[i] = None  # type: ignore[index]
+        call[i] = None
         circuit = ticket.circuit
         if (
             error is None
@@ -336,7 +334,7 @@ class CircuitBreaker(Layer):
         if circuit.state is not before:
             self._changed(call, circuit, before, None, None)
         if ticket is not None:
-            call.state[i] = ticket  # type: ignore[index]
+            call[i] = ticket
             return None
         retry_in = circuit.retry_in(now)
         label = _label(circuit.key)

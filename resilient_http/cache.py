@@ -27,7 +27,7 @@ from multidict import CIMultiDict
 from resilient_http._clock import Clock
 from resilient_http._flight import Flight, Pending, land, lead
 from resilient_http._memo import Memoizer
-from resilient_http._middleware import REENTER, Call, Layer, Short, Step
+from resilient_http._middleware import REENTER, REQUEST, Call, Layer, Short, Step
 from resilient_http._response import (
     body_if_read,
     entry_response,
@@ -130,7 +130,6 @@ class Cache(Memoizer, Layer):
         "stale_if_error", "stale_while_revalidate", "key", "store", "clock",
         "_policy", "_events", "_flights", "_tasks", "_memo",
     )
-    uses_state = True
 
     def __init__(
         self,
@@ -205,13 +204,13 @@ class Cache(Memoizer, Layer):
     # ------------------------------------------------------------------ the way in
 
     def enter(self, call: Call, i: int) -> Step:
-        request = call.request
+        request = call[REQUEST]
         if request is None:
             return self._enter_call(call, i)
         method = request.method
         if method not in self.methods:
             if method not in _SAFE:
-                call.state[i] = _UNSAFE  # type: ignore[index]
+                call[i] = _UNSAFE
             return None
         headers = request.headers
         key = str(request.url) if self.key is None else self.key(request)
@@ -277,7 +276,7 @@ class Cache(Memoizer, Layer):
             return Short(status_response(request, 504, "Gateway Timeout"))
         fkey = (key, owner)
         pending = Pending(key, fkey, owner, entry, now)
-        call.state[i] = pending  # type: ignore[index]
+        call[i] = pending
         flight = self._flights.get(fkey)
         if flight is not None:
             return self._wait(call, i, request, pending, flight)
@@ -312,7 +311,7 @@ class Cache(Memoizer, Layer):
                     self._events.emit("cache.served_stale", request.method, request.url, why=why)
                 else:
                     self._events.emit("cache.hit", request.method, request.url, waited=True)
-                call.state[i] = None  # type: ignore[index]
+                call[i] = None
                 return Short(entry_response(entry, request, now))
         # The leader failed or its response cannot serve us: go on our own, uncoalesced.
         pending.entry = None
@@ -321,12 +320,11 @@ class Cache(Memoizer, Layer):
     # ------------------------------------------------------------------ the way out
 
     def exit(self, call: Call, i: int, result: Any, error: BaseException | None) -> Step:
-        state: list[Any] = call.state  # type: ignore[assignment]
-        pending = state[i]
+        pending = call[i]
         if pending is None:
             return None
-        state[i] = None
-        request = call.request
+        call[i] = None
+        request = call[REQUEST]
         if request is None:
             return self._exit_call(call, pending, result, error)
         if pending is _UNSAFE:
@@ -447,7 +445,7 @@ class Cache(Memoizer, Layer):
             for name, _ in pending.added:
                 request.headers.popall(name, None)
             pending.added = ()
-            call.state[i] = pending  # type: ignore[index]
+            call[i] = pending
             again: Step = REENTER
             return again
         entry = self._revalidated(request, pending, old, headers)

@@ -15,12 +15,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from yarl import URL
 
-if TYPE_CHECKING:
-    from resilient_http._middleware import Call
+from resilient_http._middleware import HANDLER, REQUEST, Call
 
 __all__ = [
     "Event",
@@ -193,10 +192,10 @@ class Emitter:
             return
         if call is None:
             self.emit(name, None, None, level, **detail)
-        elif call.request is not None:
-            self.emit(name, call.request.method, call.request.url, level, **detail)
+        elif call[REQUEST] is not None:
+            self.emit(name, call[REQUEST].method, call[REQUEST].url, level, **detail)
         else:
-            self.emit(name, None, qualname(call.handler), level, **detail)
+            self.emit(name, None, qualname(call[HANDLER]), level, **detail)
 
 
 def qualname(fn: Any) -> str:

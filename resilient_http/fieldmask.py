@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 from yarl import URL
 
-from resilient_http._middleware import Call, Layer, Step
+from resilient_http._middleware import REQUEST, Call, Layer, Step
 from resilient_http.events import Emitter, EventHook, logger
 
 __all__ = ["FieldMask"]
@@ -290,8 +290,8 @@ class FieldMask(Layer):
         return self.override(None)
 
     def enter(self, call: Call, i: int) -> Step:
-        request = call.request
-        url: URL = request.url  # type: ignore[union-attr]
+        request = call[REQUEST]
+        url: URL = request.url
         if self._match is not None and not self._match(url):
             return None
         value = self._var.get()
@@ -300,7 +300,7 @@ class FieldMask(Layer):
         elif value is None:
             return None
         if self.style == "header":
-            headers = request.headers  # type: ignore[union-attr]
+            headers = request.headers
             if self.param in headers:
                 self._kept(request, url)
                 return None
@@ -316,7 +316,7 @@ class FieldMask(Layer):
             if not added:
                 self._kept(request, url)
                 return None
-            request.url = URL.build(  # type: ignore[union-attr]
+            request.url = URL.build(
                 scheme=url.scheme,
                 authority=url.raw_authority,
                 path=url.raw_path,
@@ -325,7 +325,7 @@ class FieldMask(Layer):
             )
         if self._events.hooks or logger.isEnabledFor(logging.DEBUG):
             self._events.emit(
-                "fieldmask.applied", request.method, request.url, style=self.style  # type: ignore[union-attr]
+                "fieldmask.applied", request.method, request.url, style=self.style
             )
         return None
 

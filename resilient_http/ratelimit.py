@@ -58,7 +58,7 @@ from multidict import istr
 from resilient_http._bucket import EPS, TokenBucket, adapt
 from resilient_http._bucket_store import BucketStore, MemoryStore, evict
 from resilient_http._clock import Clock
-from resilient_http._middleware import Call, Layer, Step
+from resilient_http._middleware import ARGS, KWARGS, REQUEST, Call, Layer, Step
 from resilient_http._ratelimit_headers import parse_limits
 from resilient_http._validate import (
     callable_or_none,
@@ -214,7 +214,6 @@ class RateLimit(Layer):
         "_limit",
         "_now",
     )
-    uses_state = True
 
     def __init__(
         self,
@@ -264,7 +263,7 @@ class RateLimit(Layer):
     # -- the hooks ------------------------------------------------------------------------
 
     def enter(self, call: Call, i: int) -> Step:
-        request = call.request
+        request = call[REQUEST]
         keyfn = self.key
         if keyfn is None:
             if request is None:
@@ -275,18 +274,18 @@ class RateLimit(Layer):
         elif request is not None:
             key = keyfn(request)
         else:
-            key = keyfn(*call.args, **(call.kwargs or {}))  # type: ignore[misc]
+            key = keyfn(*call[ARGS], **(call[KWARGS] or {}))
         lane = self._lanes.get(key)
         if lane is None:
             lane = self._new_lane(key)
-        call.state[i] = lane  # type: ignore[index]
+        call[i] = lane
         if not lane.waiting and lane.inflight < self._limit and lane.bucket.try_take(self._now()):
             lane.inflight += 1
             return None
         return self._queue(lane, call)
 
     def exit(self, call: Call, i: int, result: Any, error: BaseException | None) -> Step:
-        lane: _Lane = call.state[i]  # type: ignore[index]
+        lane: _Lane = call[i]
         lane.inflight -= 1
         if self.adaptive:
             if isinstance(result, ClientResponse):

@@ -29,7 +29,7 @@ from aiohttp.client_exceptions import ClientConnectorError
 
 from resilient_http._budget import RetryBudget
 from resilient_http._clock import Clock
-from resilient_http._middleware import REENTER, Call, Layer, Step
+from resilient_http._middleware import HANDLER, REENTER, REQUEST, Call, Layer, Step
 from resilient_http._validate import (
     callable_or_none,
     clock_or_default,
@@ -162,7 +162,6 @@ class Retry(Layer):
         "_plain",
         "_events",
     )
-    uses_state = True
 
     def __init__(
         self,
@@ -232,11 +231,11 @@ class Retry(Layer):
     def enter(self, call: Call, i: int) -> Step:
         # Runs once per call: a retry re-runs only the layers inside (see _next_attempt).
         now = self.clock.now()
-        call.state[i] = now  # type: ignore[index]  # the start; a _Tries after a failure
+        call[i] = now  # the start; a _Tries after a failure
         if self.budget is not None:
             self.budget.deposit(now)
         if self.idempotency_key:
-            request = call.request
+            request = call[REQUEST]
             if (
                 request is not None
                 and request.method in _KEYED_METHODS
@@ -253,7 +252,7 @@ class Retry(Layer):
             if self._plain:
                 status = getattr(result, "status", None)
                 if status is None or (type(status) is int and status < 400):
-                    if type(call.state[i]) is float:  # type: ignore[index]
+                    if type(call[i]) is float:
                         return None  # first attempt succeeded: nothing to clean up
                     return self._succeeded(call, i)
             verdict = self._judge(result)
@@ -268,9 +267,8 @@ class Retry(Layer):
     # -- the decision ------------------------------------------------------------------------
 
     def _succeeded(self, call: Call, i: int) -> Step:
-        state: list[Any] = call.state  # type: ignore[assignment]
-        if type(state[i]) is _Tries:
-            state[i] = None  # drop the history (its exceptions hold frames)
+        if type(call[i]) is _Tries:
+            call[i] = None  # drop the history (its exceptions hold frames)
             if self.budget is not None:
                 self.budget.refund(self.clock.now())  # a retry that worked costs nothing
         return None
@@ -286,9 +284,8 @@ class Retry(Layer):
     def _failed(
         self, call: Call, i: int, result: Any, error: BaseException | None, verdict: Verdict
     ) -> Step:
-        state: list[Any] = call.state  # type: ignore[assignment]
-        st = state[i]
-        request = call.request
+        st = call[i]
+        request = call[REQUEST]
         transient = verdict.outcome is TRANSIENT
         number = 1 if type(st) is not _Tries else st.count + 1
         if not transient:
@@ -305,7 +302,7 @@ class Retry(Layer):
         if number >= self.attempts:
             return self._give_up(call, i, result, error, verdict, number, "no attempts left")
         if type(st) is not _Tries:
-            st = state[i] = _Tries(st)
+            st = call[i] = _Tries(st)
         now = self.clock.now()
         hint = verdict.delay
         if hint is not None:
@@ -329,7 +326,7 @@ class Retry(Layer):
                 return self._give_up(call, i, result, error, verdict, number, why)
             body = request._body
             if body is not None and body.consumed:
-                state[i] = None
+                call[i] = None
                 if isinstance(result, ClientResponse):
                     result.release()
                 self._events.emit_call(
@@ -366,7 +363,7 @@ class Retry(Layer):
         try:
             await self.clock.sleep(delay)
         except BaseException:
-            call.state[i] = None  # type: ignore[index]  # cancelled while waiting: drop history
+            call[i] = None  # cancelled while waiting: drop history
             raise
         return self._next_attempt(call, number)
 
@@ -389,10 +386,9 @@ class Retry(Layer):
         """End the call: ``stopped`` means a transient failure the layer chose not to retry
         further (attempts, budget, deadline, Retry-After); otherwise the failure is permanent or
         the method is not retried, and an exception passes through unchanged."""
-        state: list[Any] = call.state  # type: ignore[assignment]
-        st = state[i]
-        state[i] = None
-        request = call.request
+        st = call[i]
+        call[i] = None
+        request = call[REQUEST]
         transient = verdict.outcome is TRANSIENT
         if why is not None:
             self._events.emit_call(
@@ -459,7 +455,7 @@ def _status(result: Any) -> int | None:
 
 
 def _target(call: Call) -> str:
-    request = call.request
+    request = call[REQUEST]
     if request is not None:
         return f"{request.method} {redact_url(request.url)}"
-    return f"{qualname(call.handler)}()"
+    return f"{qualname(call[HANDLER])}()"

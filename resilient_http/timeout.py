@@ -29,7 +29,7 @@ from datetime import timedelta
 from typing import Any
 
 from resilient_http._clock import Clock, LoopClock, TimerHandle
-from resilient_http._middleware import Call, Layer, Step
+from resilient_http._middleware import REQUEST, Call, Layer, Step
 from resilient_http._validate import clock_or_default, duration, flag
 from resilient_http.errors import DeadlineExceeded
 
@@ -87,7 +87,6 @@ class Timeout(Layer):
     """
 
     __slots__ = ("seconds", "stream", "clock", "reads_body", "_now", "_live", "_timer", "_loop")
-    uses_state = True
 
     def __init__(
         self,
@@ -111,7 +110,7 @@ class Timeout(Layer):
         outer = _DEADLINE.get()
         if outer is not None and outer <= when:
             return None  # an outer deadline fires first; nothing to do (state stays None)
-        request = call.request
+        request = call[REQUEST]
         loop = request.loop if request is not None else asyncio.get_running_loop()
         task = asyncio.current_task(loop)
         if task is None:
@@ -122,15 +121,14 @@ class Timeout(Layer):
         self._live.append(armed)
         if self._timer is None:
             self._timer = self.clock.call_at(when, self._expire)
-        call.state[i] = armed  # type: ignore[index]
+        call[i] = armed
         return None
 
     def exit(self, call: Call, i: int, result: Any, error: BaseException | None) -> Step:
-        state = call.state
-        armed: _Armed | None = state[i]  # type: ignore[index]
+        armed: _Armed | None = call[i]
         if armed is None:
             return None
-        state[i] = None  # type: ignore[index]
+        call[i] = None
         armed.done = True
         live = self._live
         while live and live[0].done:

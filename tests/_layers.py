@@ -7,7 +7,8 @@ from typing import Any
 import aiohttp
 
 import resilient_http as rh
-from resilient_http._middleware import REENTER, Call, Short, Step
+from resilient_http._middleware import REENTER, REQUEST, Call, Short, Step
+from resilient_http._response import status_response
 
 
 class Recorder(rh.Layer):
@@ -33,19 +34,17 @@ class Again(rh.Layer):
     """Re-runs the layers inside it until the server has been asked `times` times."""
 
     __slots__ = ("times",)
-    uses_state = True
 
     def __init__(self, times: int) -> None:
         self.times = times
 
     def enter(self, call: Call, i: int) -> Step:
-        call.state[i] = 1  # type: ignore[index]
+        call[i] = 1
         return None
 
     def exit(self, call: Call, i: int, result: Any, error: BaseException | None) -> Step:
-        state: list[Any] = call.state  # type: ignore[assignment]
-        if state[i] < self.times:
-            state[i] += 1
+        if call[i] < self.times:
+            call[i] += 1
             if isinstance(result, aiohttp.ClientResponse):
                 result.release()
             return REENTER
@@ -74,3 +73,58 @@ class Answer(rh.Layer):
 
     async def _later(self) -> Short:
         return Short(self.value)
+
+
+class Scripted(rh.Layer):
+    """Answers its hooks as told, logging each: ``enter``/``exit`` name one answer of the
+    protocol ("none", "short", "raise", "await-none", "await-short", and for ``exit`` also
+    "reenter" and "await-reenter", which re-run the inner layers once)."""
+
+    __slots__ = ("name", "log", "on_enter", "on_exit")
+
+    def __init__(self, name: str, log: list[str], enter: str = "none", exit: str = "none"):
+        self.name = name
+        self.log = log
+        self.on_enter = enter
+        self.on_exit = exit
+
+    def enter(self, call: Call, i: int) -> Step:
+        self.log.append(f"enter {self.name}")
+        return self._answer(self.on_enter, call, i, None)
+
+    def exit(self, call: Call, i: int, result: Any, error: BaseException | None) -> Step:
+        outcome = type(error).__name__ if error is not None else _describe(result)
+        self.log.append(f"exit {self.name} {outcome}")
+        return self._answer(self.on_exit, call, i, result)
+
+    def _answer(self, how: str, call: Call, i: int, result: Any) -> Step:
+        if how.startswith("await-"):
+            return self._later(how[6:], call, i, result)
+        return self._now(how, call, i, result)
+
+    async def _later(self, how: str, call: Call, i: int, result: Any) -> Any:
+        self.log.append(f"awaited {self.name}")
+        return self._now(how, call, i, result)
+
+    def _now(self, how: str, call: Call, i: int, result: Any) -> Any:
+        if how == "none":
+            return None
+        if how == "raise":
+            raise ValueError(self.name)
+        if isinstance(result, aiohttp.ClientResponse):
+            result.release()
+        if how == "short":
+            request = call[REQUEST]
+            if request is None:
+                return Short(f"short {self.name}")
+            return Short(status_response(request, 299, f"short {self.name}"))
+        if call[i] is None:  # "reenter": once per call
+            call[i] = True
+            return REENTER
+        return None
+
+
+def _describe(result: Any) -> str:
+    if isinstance(result, aiohttp.ClientResponse):
+        return str(result.status)
+    return str(result)

@@ -6,7 +6,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from _layers import Again, Answer, Recorder, Refuse
+from _layers import Again, Answer, Recorder, Refuse, Scripted
 
 import resilient_http as rh
 from resilient_http.testing import MockServer, Reply
@@ -177,3 +177,121 @@ def test_the_fast_path_never_suspends() -> None:
     with pytest.raises(StopIteration) as done:
         coro.send(None)
     assert done.value.value == "ok"
+
+
+# -- the generated fast path and the general engine agree -----------------------------------
+
+_GENERAL = tuple(rh.Layer() for _ in range(40))
+"""Layers without hooks: padding a stack with them makes it too deep for the generated fast
+path, so it runs on the general engine from the start, with the same hooks."""
+
+_ANSWERS = [
+    ("none", "none"),
+    ("short", "none"),
+    ("await-none", "none"),
+    ("await-short", "none"),
+    ("raise", "none"),
+    ("none", "short"),
+    ("none", "raise"),
+    ("none", "reenter"),
+    ("none", "await-none"),
+    ("none", "await-short"),
+    ("none", "await-reenter"),
+]
+
+
+async def _through(stack: rh.Stack, url: str, mode: str = "request") -> str:
+    """The outcome of one call through the stack: as a middleware or around a function."""
+
+    @rh.resilient(stack)
+    async def fetch(session: aiohttp.ClientSession) -> int:
+        async with session.get(url) as resp:
+            resp.raise_for_status()
+            return resp.status
+
+    try:
+        if mode == "request":
+            async with (
+                aiohttp.ClientSession(middlewares=(stack,)) as session,
+                session.get(url) as resp,
+            ):
+                return f"response {resp.status}"
+        async with aiohttp.ClientSession() as session:
+            return f"value {await fetch(session)}"
+    except Exception as exc:
+        return f"raised {type(exc).__name__} {exc}"
+
+
+@pytest.mark.parametrize(("enter", "exit"), _ANSWERS)
+@pytest.mark.parametrize("route", ["/ok", "/down", "/flaky"])
+@pytest.mark.parametrize("mode", ["request", "decorator"])
+async def test_each_answer_of_the_middle_layer_runs_the_same_on_both_engines(
+    enter: str, exit: str, route: str, mode: str
+) -> None:
+    async with MockServer() as server:
+        url = server.url(route)
+        runs = []
+        for padding in ((), _GENERAL):
+            server.script("/down", Reply(503), Reply(503), Reply(503))
+            server.script("/flaky", Reply(reset=True), Reply(200))
+            log: list[str] = []
+            layers = (
+                Recorder("a", log),
+                Scripted("b", log, enter=enter, exit=exit),
+                Recorder("c", log),
+            )
+            outcome = await _through(rh.Stack(*layers, *padding), url, mode)
+            runs.append((outcome, log))
+    assert runs[0] == runs[1]
+
+
+async def test_the_engine_follows_each_answer() -> None:
+    """What the agreeing engines do, spelled out for the answers that change the course."""
+    async with MockServer() as server:
+        cases = {
+            ("short", "none"): (
+                "response 299",
+                ["enter a", "enter b", "exit a ok"],
+            ),
+            ("raise", "none"): (
+                "raised ValueError b",
+                ["enter a", "enter b", "exit a ValueError"],
+            ),
+            ("none", "raise"): (
+                "raised ValueError b",
+                ["enter a", "enter b", "enter c", "exit c ok", "exit b 200", "exit a ValueError"],
+            ),
+            ("none", "await-reenter"): (
+                "response 200",
+                [
+                    "enter a", "enter b", "enter c", "exit c ok", "exit b 200", "awaited b",
+                    "enter c", "exit c ok", "exit b 200", "awaited b", "exit a ok",
+                ],
+            ),
+            ("none", "reenter", "/flaky"): (
+                "response 200",
+                [
+                    "enter a", "enter b", "enter c", "exit c ClientOSError",
+                    "exit b ClientOSError", "enter c", "exit c ok", "exit b 200",
+                    "exit a ok",
+                ],
+            ),
+        }
+        for (enter, exit, *route), (outcome, expected) in cases.items():
+            server.script("/flaky", Reply(reset=True), Reply(200))
+            log: list[str] = []
+            stack = rh.Stack(
+                Recorder("a", log), Scripted("b", log, enter=enter, exit=exit), Recorder("c", log)
+            )
+            assert await _through(stack, server.url(route[0] if route else "/ok")) == outcome
+            assert log == expected
+
+
+async def test_a_failed_body_read_is_released_and_seen_by_every_layer() -> None:
+    log: list[str] = []
+    async with MockServer() as server:
+        server.script("/cut", Reply(200, body="x" * 100, truncate=True))
+        stack = rh.Stack(Recorder("a", log), rh.Timeout(30), Recorder("c", log))
+        outcome = await _through(stack, server.url("/cut"))
+    assert outcome.startswith("raised ClientPayloadError")
+    assert log == ["enter a", "enter c", "exit c ClientPayloadError", "exit a ClientPayloadError"]

@@ -159,11 +159,11 @@ async def test_a_free_token_is_taken_synchronously_and_a_wait_is_an_awaitable() 
 
     async def fn() -> None: ...
 
-    call = Call(None, fn, (), None, [None])
-    assert rl.enter(call, 0) is None  # no await on the fast path
+    call: Call = [None, fn, (), None, None, None]  # decorator mode, one layer: slot 5
+    assert rl.enter(call, 5) is None  # no await on the fast path
     assert rl.in_flight(None) == 1
-    rl.exit(call, 0, None, None)
-    step = rl.enter(call, 0)
+    rl.exit(call, 5, None, None)
+    step = rl.enter(call, 5)
     assert step is not None and hasattr(step, "__await__")
     waiting = asyncio.ensure_future(step)  # type: ignore[arg-type]
     await clock.advance(0.999)
