@@ -11,6 +11,7 @@ import shutil
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -218,12 +219,17 @@ def test_unknown_server_counts_stay_unknown() -> None:
     assert s.client_429 == 3
 
 
-def test_an_outage_window_parses_in_seconds() -> None:
+def test_an_outage_window_parses_in_seconds(capsys: pytest.CaptureFixture[str]) -> None:
     scenario = parse(tiny(profile={"outage_start": 0, "outage_end": 0.5},
                           load={"rate": 12}))
     assert scenario.profile.window == (0.0, 0.5)
     assert not scenario.profile.plain
     assert Profile().window is None
+    with pytest.raises(ScenarioError, match="before the last arrival"):
+        replace(scenario, load=replace(scenario.load, requests=3))  # as --requests 3 does
+    assert cli.main(["bench", "outage-window", "--requests", "10", "--dir",
+                     str(REPO / "benchmarks")]) == 2
+    assert "before the last arrival" in capsys.readouterr().err
 
 
 def test_arrivals_from_open_loop_samples() -> None:

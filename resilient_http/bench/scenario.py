@@ -233,6 +233,10 @@ class Scenario:
     tune: TuneSpec | None = None
     source: str = "<inline>"
 
+    def __post_init__(self) -> None:
+        # Here rather than in parse(), so a load changed later (--requests) is checked too.
+        _check_window(self.source, self.profile, self.load)
+
 
 def _read_toml(path: Path) -> dict[str, Any]:
     if sys.version_info >= (3, 11):
@@ -461,7 +465,6 @@ def parse(data: Mapping[str, Any], source: str = "<inline>") -> Scenario:
     head.done()
     profile = _profile(source, top.table.pop("profile", {}))
     load = _load(source, top.table.pop("load", {}))
-    _check_window(source, profile, load)
 
     raw_stacks = top.table.pop("stacks", {})
     if not isinstance(raw_stacks, dict):
