@@ -156,7 +156,8 @@ class Driven:
             after their due time (every caller was busy).
         max_lag: open loop only: the longest wait of a late call for a caller, in seconds
             (0 when no call was late).
-        last_start: seconds from the start of the load to the start of the last call.
+        last_start: open loop only: seconds from the start of the load to the start of
+            the last call.
     """
 
     ok: int = 0
@@ -202,6 +203,7 @@ async def drive(
                     out.late += 1
                     if -delay > out.max_lag:
                         out.max_lag = -delay
+                out.last_start = loop.time() - start  # calls start in order
             t0 = perf()
             try:
                 status = await call(url)
@@ -221,8 +223,6 @@ async def drive(
                     out.ok += 1
             if timeline is not None:
                 timeline.append((t0 - origin, t1 - origin, success))
-            if t0 - origin > out.last_start:
-                out.last_start = t0 - origin
 
     workers = min(concurrency, n)
     if workers <= 1:
