@@ -11,6 +11,7 @@ import shutil
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from resilient_http.bench.contenders import (
     register,
     render_specs,
 )
-from resilient_http.bench.metrics import Sample, percentile, summarize
+from resilient_http.bench.metrics import Sample, percentile, summarize, window_stats
 from resilient_http.bench.runner import plan, run_variant
 from resilient_http.bench.scenario import (
     LayerSpec,
@@ -50,7 +51,12 @@ from resilient_http.bench.tune import (
     rank,
     tune,
 )
-from resilient_http.bench.upstream import InProcessUpstream, NginxUpstream, profile_config
+from resilient_http.bench.upstream import (
+    InProcessUpstream,
+    NginxUpstream,
+    profile_config,
+    window_config,
+)
 from resilient_http.testing import MockServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,7 +80,8 @@ def tiny(**overrides: Any) -> dict[str, Any]:
 def test_the_shipped_scenarios_parse_and_form_the_default_suite() -> None:
     suite = discover(REPO / "benchmarks")
     names = [s.name for s in suite]
-    assert names[:5] == ["overhead", "cache-hit", "flaky", "rate-limited", "outage"]
+    assert names == ["overhead", "cache-hit", "flaky", "rate-limited", "outage",
+                     "outage-window"]
     overhead = suite[0]
     assert overhead.load.concurrency == (1, 64)
     assert overhead.profile.plain
@@ -85,6 +92,15 @@ def test_the_shipped_scenarios_parse_and_form_the_default_suite() -> None:
     assert flaky.profile.error_ratio == 0.2 and flaky.profile.reset_ratio == 0.02
     assert not flaky.profile.plain
     assert flaky.tune is not None and flaky.tune.base in flaky.stacks
+    by = {s.name: s for s in suite}
+    # the client asks more than the server's 50/s, on an open-loop schedule
+    limited = by["rate-limited"]
+    assert limited.load.rate is not None and limited.profile.rate_limit is not None
+    assert limited.load.rate > limited.profile.rate_limit
+    assert by["outage"].profile.outage and by["outage"].profile.window is None
+    blip = by["outage-window"]
+    assert blip.profile.window is not None and blip.load.rate is not None
+    assert not blip.profile.plain
 
 
 def test_parse_reads_every_table() -> None:
@@ -123,6 +139,18 @@ def test_parse_reads_every_table() -> None:
         ({"scenario": {"contenders": ["bare", "bare"]}}, "lists a name twice"),
         ({"tune": {"base": "x", "objective": ["speed"]}}, "tune.objective must be"),
         ({"profile": {"error_ratio": 0.6, "reset_ratio": 0.6}}, "add up past 1"),
+        ({"profile": {"error_ratio": 0.6, "slow_ratio": 0.6}}, "add up past 1"),
+        ({"profile": {"slow_ratio": 0.1, "body": "x"}}, "body of 2 bytes"),
+        ({"profile": {"outage_start": 1}}, "go together"),
+        ({"profile": {"outage_start": 1, "outage_end": 1}, "load": {"rate": 5}},
+         "must be after outage_start"),
+        ({"profile": {"outage_start": 0, "outage_end": 1}}, "needs an open-loop load.rate"),
+        ({"profile": {"outage_start": 0, "outage_end": 3}, "load": {"rate": 4}},
+         "before the last arrival (12 calls at 4/s = 3 s)"),
+        ({"profile": {"outage_start": 0, "outage_end": 1, "outage": True},
+          "load": {"rate": 100}}, "drop it or the window"),
+        ({"profile": {"outage_start": -1, "outage_end": 1}}, "profile.outage_start must be"),
+        ({"load": {"rate": 0}}, "load.rate must be a number > 0"),
     ],
 )
 def test_parse_rejects_wrong_values_naming_the_key(doc: dict[str, Any], message: str) -> None:
@@ -189,6 +217,64 @@ def test_unknown_server_counts_stay_unknown() -> None:
     assert s.ratio is None  # no bare aiohttp in the run
     assert s.amplification is None and s.share_429 is None and s.server_cpu_share is None
     assert s.client_429 == 3
+
+
+def test_an_outage_window_parses_in_seconds(capsys: pytest.CaptureFixture[str]) -> None:
+    scenario = parse(tiny(profile={"outage_start": 0, "outage_end": 0.5},
+                          load={"rate": 12}))
+    assert scenario.profile.window == (0.0, 0.5)
+    assert not scenario.profile.plain
+    assert Profile().window is None
+    with pytest.raises(ScenarioError, match="before the last arrival"):
+        replace(scenario, load=replace(scenario.load, requests=3))  # as --requests 3 does
+    assert cli.main(["bench", "outage-window", "--requests", "10", "--dir",
+                     str(REPO / "benchmarks")]) == 2
+    assert "before the last arrival" in capsys.readouterr().err
+
+
+def test_arrivals_from_open_loop_samples() -> None:
+    on_time = _sample("a", 0, 100, 1.0, rate=100.0, last_start=0.99)
+    assert on_time.achieved_rate == pytest.approx(100.0)  # every call started on schedule
+    behind = _sample("a", 1, 100, 3.0, rate=100.0, late=50, max_lag=1.5, last_start=1.99)
+    assert behind.achieved_rate == pytest.approx(50.0)
+    (s,) = summarize([on_time, behind])
+    assert s.arrivals is not None
+    assert s.arrivals.offered == 100.0 and s.arrivals.achieved == pytest.approx(75.0)
+    assert s.arrivals.late == 50 and s.arrivals.late_share == pytest.approx(0.25)
+    assert s.arrivals.max_lag == 1.5 and not s.arrivals.on_schedule
+    (s,) = summarize([_sample("b", 0, 200, 1.0, rate=200.0, late=2, last_start=0.995)])
+    assert s.arrivals is not None and s.arrivals.on_schedule  # 1 % late: still on schedule
+    (s,) = summarize([_sample("c", 0, 10, 1.0)])
+    assert s.arrivals is None and s.window is None  # a closed loop, no window
+    assert math.isnan(_sample("c", 0, 10, 1.0).achieved_rate)
+
+
+def test_window_stats_split_calls_by_start_time() -> None:
+    window = (1.0, 2.0)
+    first = [  # (start, end, ok)
+        (0.0, 0.01, True), (0.5, 0.51, True),                      # before: 2/2
+        (1.0, 1.01, False), (1.5, 2.3, True), (1.9, 1.95, False),  # during: 1/3
+        (2.0, 2.01, False), (2.4, 2.5, True), (2.6, 2.61, True),   # after: first ok 0.5 s
+        (3.5, 3.51, True),                                         # after, past 1 s
+    ]
+    second = [(0.1, 0.2, True), (1.2, 1.3, False), (2.2, 2.25, True)]  # back after 0.25 s
+    samples = [
+        _sample("x", 0, 9, 4.0, timeline=first, window=window, upstream_during=6),
+        _sample("x", 1, 3, 4.0, timeline=second, window=window, upstream_during=2),
+    ]
+    (s,) = summarize(samples)
+    w = s.window
+    assert w is not None and (w.start, w.end) == window
+    assert w.ok_before == 1.0
+    assert w.ok_during == pytest.approx(1 / 4) and w.calls_during == 4
+    assert w.ok_after == pytest.approx(4 / 5)
+    assert w.amplification_during == pytest.approx(8 / 4)
+    assert w.recovery == pytest.approx((0.5 + 0.25) / 2)  # median of the two rounds
+    assert w.ok_first_second == pytest.approx(3 / 4)
+    never = window_stats([_sample("y", 0, 1, 1.0, timeline=[(2.5, 2.6, False)],
+                                  window=window)])
+    assert never is not None and never.recovery is None and never.ok_before is None
+    assert never.amplification_during is None  # the server could not tell
 
 
 # --- contenders ---------------------------------------------------------------------------
@@ -310,6 +396,60 @@ async def test_failures_and_429s_are_counted_from_the_server() -> None:
     assert s.upstream_429 == s.client_429 and 7 <= s.client_429 <= 8
     assert s.success == pytest.approx(1 - s.client_429 / 12)
     assert s.share_429 == pytest.approx(s.client_429 / 12)
+
+
+async def test_an_outage_window_end_to_end() -> None:
+    # 60 calls at 100/s: the route is down from 0.15 s to 0.45 s of the measured load.
+    scenario = parse(tiny(
+        scenario={"contenders": ["bare", "retry"]},
+        profile={"outage_start": 0.15, "outage_end": 0.45, "error_status": 502},
+        load={"requests": 60, "rate": 100, "concurrency": 8, "rounds": 1, "warmup": 3},
+    ))
+    async with MockServer(record=False) as server:
+        result = await run_variant(scenario, plan(scenario)[0], InProcessUpstream(server),
+                                   "in-process", 8)
+    for sample in result.samples:
+        assert sample.timeline is not None and len(sample.timeline) == 60
+        assert sample.window == (0.15, 0.45) and sample.rate == 100.0
+    bare = next(s for s in result.samples if s.contender == "bare")
+    # every 502 the client saw is a request the server counted in its window (warm-up
+    # calls ran before it was armed, on the healthy route)
+    assert bare.upstream_during == bare.statuses[502] > 0
+    assert bare.statuses[200] + bare.statuses[502] == 60 == bare.upstream
+    by = {s.contender: s for s in result.summaries}
+    w = by["bare"].window
+    assert w is not None and w.calls_during > 0
+    assert w.amplification_during == pytest.approx(bare.statuses[502] / w.calls_during)
+    # the server was armed before the first call: a call started after the end meets a
+    # healthy route
+    assert w.ok_after == 1.0 and w.ok_first_second == 1.0
+    assert w.recovery is not None and w.recovery >= 0
+    retry = by["retry"].window
+    assert retry is not None and retry.amplification_during is not None
+    out = io.StringIO()
+    report.print_variant(result, out, plain=True)
+    text = out.getvalue()
+    assert "tiny · 8 in flight: outage window 0.15-0.45 s" in text
+    assert "tiny · 8 in flight: arrivals" in text
+    assert "arriving at 100/s (open loop)" in text
+
+
+async def test_open_loop_counts_calls_that_wait_for_a_caller() -> None:
+    # One caller, a call due every millisecond, each taking at least 20 ms on the server:
+    # every call after the first waits for the caller.
+    scenario = parse(tiny(
+        profile={"latency": 0.02},
+        load={"requests": 5, "rate": 1000, "concurrency": 1, "rounds": 1, "warmup": 0},
+    ))
+    async with MockServer(record=False) as server:
+        result = await run_variant(scenario, plan(scenario)[0], InProcessUpstream(server),
+                                   "in-process", 1)
+    (sample,) = result.samples
+    assert sample.late >= 4  # the first is late only if the loop stalled
+    assert sample.max_lag >= 4 * 0.02 - 0.004  # the last waited for four 20 ms calls
+    (s,) = result.summaries
+    assert s.arrivals is not None and not s.arrivals.on_schedule
+    assert s.arrivals.achieved < 1000 / 2
 
 
 async def test_tune_recommends_the_only_timeout_that_lets_calls_through() -> None:
@@ -438,6 +578,17 @@ def test_plots_when_matplotlib_is_installed(tmp_path: Path) -> None:
     paths = report.plot_variant(_result(), tmp_path)
     assert [p.name for p in paths] == ["tiny-c3-latency-cdf.png", "tiny-c3-throughput.png"]
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in paths)
+    from resilient_http.bench.runner import VariantResult
+
+    scenario = parse(tiny(profile={"outage_start": 0.05, "outage_end": 0.1},
+                          load={"rate": 100}))
+    timeline = [(k / 100, k / 100 + 0.001, not 0.05 <= k / 100 < 0.1) for k in range(12)]
+    samples = [_sample("bare", 0, 12, 0.12, timeline=timeline, window=(0.05, 0.1),
+                       rate=100.0, last_start=0.11)]
+    result = VariantResult(scenario, 3, "MockServer", samples, summarize(samples), {})
+    paths = report.plot_variant(result, tmp_path)
+    assert paths[-1].name == "tiny-c3-outage-window.png"
+    assert paths[-1].read_bytes().startswith(b"\x89PNG")
 
 
 # --- servers ------------------------------------------------------------------------------
@@ -450,6 +601,16 @@ def test_profile_config_is_a_mockserver_document() -> None:
     assert route["random_faults"]["error_ratio"] == 0.2
     assert route["rate_limited"] == {"rate": 50, "burst": None}
     assert "cacheable" in profile_config(Profile(cache_control="max-age=5"))["routes"][0]
+    slow = profile_config(Profile(slow_ratio=0.1, slow_body=0.5))["routes"][0]
+    assert slow["random_faults"]["slow_ratio"] == 0.1
+    assert slow["random_faults"]["slow_body"] == 0.5
+    assert not Profile(slow_ratio=0.1).plain
+    assert window_config(Profile()) is None
+    windowed = Profile(path="/w", latency=(0.001, 0.003), outage_start=1, outage_end=2)
+    assert window_config(windowed) == {"routes": [{"path": "/w", "outage": {
+        "start": 1, "end": 2, "status": 503, "delay": 0.002}}]}
+    (route,) = profile_config(windowed)["routes"]
+    assert "outage" not in route  # armed by the runner when the measured calls start
 
 
 @pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx not installed")
@@ -515,3 +676,28 @@ def test_cli_bench_runs_a_tiny_scenario_against_the_server_process(
     assert bare["contender"] == "bare" and bare["calls"] == 6
     assert bare["amplification"] == 1.0  # counted by the server process itself
     assert bare["server_cpu_share"] is not None
+
+
+def test_cli_tune_prints_the_recommendation_with_json_and_plots(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+    (tmp_path / "slow.toml").write_text(
+        '[scenario]\nname = "slow"\nserver = "mock"\n[profile]\nlatency = 0.02\n'
+        '[load]\nrequests = 3\nconcurrency = 3\nrounds = 1\nwarmup = 0\n'
+        '[stacks]\nt = [{type = "Timeout", seconds = 1}]\n'
+    )
+    out_json, plots = tmp_path / "tune.json", tmp_path / "plots"
+    code = cli.main(["tune", "slow", "--dir", str(tmp_path), "--base", "t",
+                     "--param", "Timeout.seconds=0.002,2", "--plain", "--quiet",
+                     "--json", str(out_json), "--plot", str(plots)])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "recommended stack:" in text
+    assert "middlewares = (rh.Stack(rh.Timeout(seconds=2)),)" in text
+    data = json.loads(out_json.read_text())
+    assert data["tune"]["ranking"][0] == "Timeout.seconds=2"
+    assert "rh.Timeout(seconds=2)" in data["tune"]["recommended"]
+    assert sorted(p.name for p in plots.iterdir()) == [
+        "slow-c3-latency-cdf.png", "slow-c3-throughput.png", "tune-slow.png"
+    ]

@@ -456,6 +456,70 @@ async def test_rate_limit_holds_under_concurrency(
     assert sorted(r[0] for r in results) == [200] * 10 + [429] * 15
 
 
+async def test_outage_window_on_the_servers_clock(
+    mock_server_factory: Factory, session: aiohttp.ClientSession
+) -> None:
+    clock = FakeClock()
+    server = await mock_server_factory(clock=clock)
+    server.script("/w", Reply(200, body="up"))
+    server.rate_limited("/w", 100)
+    server.outage("/w", start=1.0, end=2.5, status=502)
+    url = server.url("/w")
+    assert await statuses(session, url, 2) == [200, 200]
+    await clock.advance(1.0)  # the window opens: every reply is the outage status
+    status, headers, body = await fetch(session, url)
+    assert status == 502 and b"outage" in body
+    assert "RateLimit" not in headers  # the window comes before the route's rate limit
+    await clock.advance(1.0)
+    assert await statuses(session, url, 2) == [502, 502]
+    await clock.advance(0.5)  # back: the route answers as configured
+    status, headers, body = await fetch(session, url)
+    assert (status, body) == (200, b"up") and "RateLimit" in headers
+    window = server.stats()["paths"]["/w"]["outage"]
+    assert window == {"start": 1.0, "end": 2.5, "before": 2, "during": 3, "after": 1}
+    assert server.stats()["paths"]["/w"]["statuses"] == {"200": 3, "502": 3}
+
+
+async def test_outage_window_counts_from_when_it_is_set_and_can_be_replaced(
+    mock_server_factory: Factory, session: aiohttp.ClientSession
+) -> None:
+    clock = FakeClock()
+    server = await mock_server_factory(clock=clock)
+    await clock.advance(10.0)
+    server.outage("/down")  # from now, no end; an unscripted path answers 200 outside it
+    assert await statuses(session, server.url("/down"), 1) == [503]
+    await clock.advance(1000.0)
+    assert await statuses(session, server.url("/down"), 1) == [503]
+    server.configure({"routes": [{"path": "/down", "outage": {"start": 0.5, "end": 0.5}}]})
+    status, _, body = await fetch(session, server.url("/down"))
+    assert (status, json.loads(body)) == (200, {"ok": True})  # an empty window: lifted
+    assert server.stats()["paths"]["/down"]["outage"]["before"] == 1  # counts restart
+    server.configure({"routes": [{"path": "/down", "outage": {"end": 1, "delay": 2}}]})
+    task = asyncio.ensure_future(fetch(session, server.url("/down")))
+    await server.wait_for_requests(4, path="/down")
+    assert not task.done()  # the outage reply waits its delay on the server's clock
+    await clock.advance(2.0)
+    assert (await task)[0] == 503
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "name"),
+    [
+        ({"start": -1}, ValueError, "start"),
+        ({"start": 2, "end": 1}, ValueError, "end must be >= start"),
+        ({"end": "soon"}, TypeError, "end"),
+        ({"status": 99}, ValueError, "status"),
+        ({"status": True}, ValueError, "status"),
+        ({"delay": -1}, ValueError, "delay"),
+    ],
+)
+def test_outage_window_is_validated(
+    kwargs: dict[str, Any], error: type[Exception], name: str
+) -> None:
+    with pytest.raises(error, match=name):
+        MockServer().outage("/x", **kwargs)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "name"),
     [
@@ -606,9 +670,32 @@ async def test_random_faults_latency_uses_the_clock(
     assert clock.sleeps[-1] == 0.25
 
 
+async def test_random_faults_slow_bodies_wait_on_the_clock(
+    mock_server_factory: Factory, session: aiohttp.ClientSession
+) -> None:
+    clock = FakeClock()
+    server = await mock_server_factory(clock=clock)
+    server.random_faults("/slow", slow_ratio=1.0, slow_body=2.0, success=Reply(body="abcde"))
+    async with session.get(server.url("/slow")) as resp:
+        assert resp.status == 200 and resp.headers["Content-Length"] == "5"
+        assert await asyncio.wait_for(resp.content.readexactly(3), 2.0) == b"abc"
+        assert clock.pending() == 1, "the second half must wait for the clock"
+        await clock.advance(2.0)
+        assert await asyncio.wait_for(resp.read(), 2.0) == b"de"
+    auto_clock = FakeClock(autojump=True)
+    auto = await mock_server_factory(clock=auto_clock)
+    auto.random_faults("/mix", slow_ratio=0.5, seed=3, success=Reply(body="ok"))
+    bodies = [(await fetch(session, auto.url("/mix")))[2] for _ in range(40)]
+    assert bodies == [b"ok"] * 40
+    assert 8 <= len(auto_clock.sleeps) <= 32  # about half the bodies waited
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "name"),
     [
+        ({"slow_ratio": 0.5, "error_ratio": 0.6}, ValueError, "slow_ratio must be <= 1"),
+        ({"slow_ratio": 0.1, "success": Reply(body="x")}, ValueError, "2 bytes"),
+        ({"slow_ratio": 0.1, "slow_body": -1}, ValueError, "slow_body"),
         ({"error_ratio": 1.5}, ValueError, "error_ratio"),
         ({"reset_ratio": "0.1"}, TypeError, "reset_ratio"),
         ({"error_ratio": 0.6, "reset_ratio": 0.6}, ValueError, "<= 1"),
@@ -724,6 +811,8 @@ async def test_configure_from_a_document(
         ({"routes": [{"path": "/x", "rate_limited": {"rate": -1}}]}, ValueError, "rate"),
         ({"routes": [{"path": "/x", "set_rate": {}}]}, TypeError, "set_rate"),
         ({"routes": [{"path": "/x", "cacheable": {}}]}, TypeError, "body"),
+        ({"routes": [{"path": "/x", "outage": {"start": 1, "end": 0}}]}, ValueError, "end"),
+        ({"routes": [{"path": "/x", "outage": 5}]}, TypeError, "outage"),
         ({"record": "yes"}, TypeError, "record"),
     ],
 )
@@ -768,8 +857,15 @@ async def test_server_process(session: aiohttp.ClientSession) -> None:
         assert await statuses(session, proc.url("/limited"), 2) == [200, 429]
         with pytest.raises(ValueError, match="rate"):
             await proc.configure({"routes": [{"path": "/x", "rate_limited": {"rate": 0}}]})
+        await proc.configure({"routes": [{"path": "/flaky", "outage": {"end": 60}}]})
+        assert await statuses(session, proc.url("/flaky"), 1) == [503]  # on its own clock
         stats = await proc.stats()
-        assert stats["total"] == 4 and stats["recording"] is False
+        assert stats["paths"]["/flaky"]["outage"] == {
+            "start": 0.0, "end": 60.0, "before": 0, "during": 1, "after": 0
+        }
+        await proc.configure({"routes": [{"path": "/flaky", "outage": {"end": 0}}]})
+        stats = await proc.stats()
+        assert stats["total"] == 5 and stats["recording"] is False
         assert stats["paths"]["/limited"]["statuses"] == {"200": 1, "429": 1}
         assert stats["cpu_time"] > 0
         await proc.reset()

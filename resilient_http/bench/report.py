@@ -7,6 +7,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import sys
 from collections.abc import Sequence
 from importlib import metadata
@@ -17,13 +18,17 @@ from resilient_http.bench.metrics import Summary, percentile
 from resilient_http.bench.runner import VariantResult
 
 __all__ = [
+    "ARRIVAL_COLUMNS",
     "COLUMNS",
+    "WINDOW_COLUMNS",
     "MissingOptional",
+    "allowed_share",
     "machine",
     "make_progress",
     "plot_variant",
     "print_variant",
     "rows",
+    "tables",
     "to_json",
     "write_json",
 ]
@@ -77,11 +82,116 @@ def rows(result: VariantResult) -> list[list[str]]:
     return [_row(s) for s in result.summaries]
 
 
+ARRIVAL_COLUMNS = (
+    "contender", "offered /s", "started /s", "late %", "max lag ms", "on schedule",
+)
+"""The open-loop table (a scenario with ``load.rate``): the asked rate; calls started per
+second (median over rounds); the share of calls that waited for a caller past their due
+time because every caller was busy; the longest such wait; and whether the offered rate was
+achieved (at most 1 % of the calls late). With a server-side
+rate limit, two more: ``ok/s``, successful calls per second, and ``% of allowed``, the
+successful calls over the most the server would admit in the run's time (its burst plus its
+rate times the wall time; median over rounds)."""
+
+WINDOW_COLUMNS = (
+    "contender", "ok % before", "ok % during", "ok % after", "up/call during",
+    "back after ms", "ok % 1st s after",
+)
+"""The outage-window table: the success rate of the calls started before, during and after
+the window; upstream requests the server received during the window per call started in
+it; how long after the end the first call started after it succeeded (``> N`` when none
+did, N being the milliseconds left in the run); the success rate of the calls started in
+the first second after the end."""
+
+
+def allowed_share(result: VariantResult, contender: str) -> float | None:
+    """Successful calls over the most the server's rate limit admits in the run's time
+    (``burst + rate * wall``), median over rounds; ``None`` without a server limit."""
+    profile = result.scenario.profile
+    if profile.rate_limit is None:
+        return None
+    burst = profile.rate_burst if profile.rate_burst is not None else profile.rate_limit
+    shares = [s.ok / (burst + profile.rate_limit * s.wall)
+              for s in result.samples if s.contender == contender]
+    return statistics.median(shares) if shares else None
+
+
+def _arrival_row(s: Summary, result: VariantResult) -> list[str]:
+    a = s.arrivals
+    assert a is not None
+    cells = [
+        s.contender,
+        _num(a.offered, ",.0f"),
+        _num(a.achieved, ",.1f"),
+        _num(a.late_share, ".1f", 100),
+        _num(a.max_lag, ".0f", 1e3),
+        "yes" if a.on_schedule else "no",
+    ]
+    if result.scenario.profile.rate_limit is not None:
+        cells += [_num(s.goodput, ",.1f"), _num(allowed_share(result, s.contender), ".1f", 100)]
+    return cells
+
+
+def _window_row(s: Summary, horizon: float | None) -> list[str]:
+    w = s.window
+    assert w is not None
+    if w.recovery is not None:
+        back = _num(w.recovery, ".0f", 1e3)
+    else:  # no success among the calls started after the end, up to the last one
+        back = "never" if horizon is None else f"> {horizon * 1e3:.0f}"
+    return [
+        s.contender,
+        _num(w.ok_before, ".1f", 100),
+        _num(w.ok_during, ".1f", 100),
+        _num(w.ok_after, ".1f", 100),
+        _num(w.amplification_during, ".2f"),
+        back,
+        _num(w.ok_first_second, ".1f", 100),
+    ]
+
+
+def tables(result: VariantResult) -> list[tuple[str, tuple[str, ...], list[list[str]], str]]:
+    """Every table of a variant as ``(title, columns, cells, caption)``: the main one, then
+    the open-loop table (a ``rate`` load) and the outage-window table (a window), when the
+    scenario has them."""
+    out: list[tuple[str, tuple[str, ...], list[list[str]], str]] = [
+        (result.title, COLUMNS, rows(result), "\n".join(_caption(result)))
+    ]
+    with_arrivals = [s for s in result.summaries if s.arrivals is not None]
+    if with_arrivals:
+        limit = result.scenario.profile.rate_limit
+        columns = ARRIVAL_COLUMNS + (("ok/s", "% of allowed") if limit is not None else ())
+        first = with_arrivals[0].arrivals
+        assert first is not None
+        caption = (f"open loop: calls due at {first.offered:g}/s "
+                   f"whatever the replies, at most {result.concurrency} in flight; late = "
+                   "waited for a caller past its due time (all busy)")
+        if limit is not None:
+            caption += (f"; % of allowed = successes / what the server admits in the time "
+                        f"taken ({limit:g}/s plus its burst)")
+        out.append((f"{result.title}: arrivals", columns,
+                    [_arrival_row(s, result) for s in with_arrivals], caption))
+    with_window = [s for s in result.summaries if s.window is not None]
+    if with_window:
+        w = with_window[0].window
+        assert w is not None
+        load = result.scenario.load
+        horizon = load.requests / load.rate - w.end if load.rate else None
+        caption = (f"every reply {result.scenario.profile.error_status} from {w.start:g} s to "
+                   f"{w.end:g} s of the load; up/call during = the server's count of requests "
+                   "in the window / calls started in it; back after = end of the window to "
+                   "the first success of a call started after it (> the time left: none)")
+        out.append((f"{result.title}: outage window {w.start:g}-{w.end:g} s", WINDOW_COLUMNS,
+                    [_window_row(s, horizon) for s in with_window], caption))
+    return out
+
+
 def _caption(result: VariantResult) -> list[str]:
     scn = result.scenario
     lines = [
         f"{scn.description} — server: {result.server}; {scn.load.requests} calls x "
         f"{scn.load.rounds} rounds per contender"
+        + (f", arriving at {scn.load.rate:g}/s (open loop)" if scn.load.rate else "")
     ]
     lines += [f"skipped: {name}: {reason}" for name, reason in result.skipped]
     return lines
@@ -95,56 +205,67 @@ def _have_rich() -> bool:
     return True
 
 
-def print_markdown(result: VariantResult, out: IO[str] | None = None) -> None:
-    """Print one variant's table as Markdown (for a README)."""
-    out = out or sys.stdout
-    print(f"\n**{result.title}**\n", file=out)
-    print("| " + " | ".join(COLUMNS) + " |", file=out)
-    print("|" + "|".join(["---"] + ["---:"] * (len(COLUMNS) - 1)) + "|", file=out)
-    for row in rows(result):
+def _print_markdown(title: str, columns: Sequence[str], cells: list[list[str]], caption: str,
+                    out: IO[str]) -> None:
+    print(f"\n**{title}**\n", file=out)
+    print("| " + " | ".join(columns) + " |", file=out)
+    print("|" + "|".join(["---"] + ["---:"] * (len(columns) - 1)) + "|", file=out)
+    for row in cells:
         print("| " + " | ".join(row) + " |", file=out)
     print("", file=out)
-    for text in _caption(result):
+    for text in caption.splitlines():
         print(f"{text}  ", file=out)
 
 
-def print_variant(result: VariantResult, out: IO[str] | None = None,
-                  plain: bool | None = None, markdown: bool = False) -> None:
-    """Print one variant's table (``rich`` unless ``plain`` or rich is absent; Markdown when
-    ``markdown``)."""
-    out = out or sys.stdout
-    if markdown:
-        print_markdown(result, out)
-        return
-    cells = rows(result)
-    if plain is None:
-        plain = not _have_rich()
-    if not plain:
-        from rich.console import Console
-        from rich.table import Table
+def _print_rich(title: str, columns: Sequence[str], cells: list[list[str]], caption: str,
+                out: IO[str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
 
-        table = Table(title=result.title, title_justify="left", caption_justify="left",
-                      caption="\n".join(_caption(result)))
-        for k, col in enumerate(COLUMNS):
-            table.add_column(col, justify="left" if k == 0 else "right", no_wrap=True)
-        for row in cells:
-            table.add_row(*row)
-        Console(file=out, width=170).print(table)
-        return
+    table = Table(title=title, title_justify="left", caption_justify="left", caption=caption)
+    for k, col in enumerate(columns):
+        table.add_column(col, justify="left" if k == 0 else "right", no_wrap=True)
+    for row in cells:
+        table.add_row(*row)
+    Console(file=out, width=170).print(table)
+
+
+def _print_plain(title: str, columns: Sequence[str], cells: list[list[str]], caption: str,
+                 out: IO[str]) -> None:
     widths = [max(len(c), *(len(r[k]) for r in cells)) if cells else len(c)
-              for k, c in enumerate(COLUMNS)]
+              for k, c in enumerate(columns)]
 
     def line(values: Sequence[str]) -> str:
         pairs = enumerate(zip(values, widths, strict=True))
         return "  ".join(v.ljust(w) if k == 0 else v.rjust(w) for k, (v, w) in pairs)
 
-    print(f"\n{result.title}", file=out)
-    print(line(COLUMNS), file=out)
+    print(f"\n{title}", file=out)
+    print(line(columns), file=out)
     print(line(["-" * w for w in widths]), file=out)
     for row in cells:
         print(line(row), file=out)
-    for text in _caption(result):
+    for text in caption.splitlines():
         print(text, file=out)
+
+
+def print_markdown(result: VariantResult, out: IO[str] | None = None) -> None:
+    """Print one variant's tables as Markdown (for a README)."""
+    print_variant(result, out, markdown=True)
+
+
+def print_variant(result: VariantResult, out: IO[str] | None = None,
+                  plain: bool | None = None, markdown: bool = False) -> None:
+    """Print one variant's tables (see :func:`tables`): ``rich`` unless ``plain`` or rich is
+    absent; Markdown when ``markdown``."""
+    out = out or sys.stdout
+    if markdown:
+        printer = _print_markdown
+    elif plain or (plain is None and not _have_rich()):
+        printer = _print_plain
+    else:
+        printer = _print_rich
+    for title, columns, cells, caption in tables(result):
+        printer(title, columns, cells, caption, out)
 
 
 # --- progress -----------------------------------------------------------------------------
@@ -251,6 +372,8 @@ def variant_dict(result: VariantResult) -> dict[str, Any]:
         "server": result.server,
         "requests": result.scenario.load.requests,
         "rounds": result.scenario.load.rounds,
+        "rate": result.scenario.load.rate,
+        "outage_window": result.scenario.profile.window,
         "labels": result.labels,
         "skipped": [{"contender": n, "reason": r} for n, r in result.skipped],
         "summaries": [s.as_dict() for s in result.summaries],
@@ -269,6 +392,10 @@ def variant_dict(result: VariantResult) -> dict[str, Any]:
                 "upstream": s.upstream,
                 "upstream_429": s.upstream_429,
                 "server_cpu": s.server_cpu,
+                "late": s.late,
+                "max_lag": s.max_lag,
+                "achieved_rate": s.achieved_rate,
+                "upstream_during": s.upstream_during,
             }
             for s in result.samples
         ],
@@ -372,4 +499,36 @@ def plot_variant(result: VariantResult, directory: str | Path) -> list[Path]:
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     written.append(path)
+    window = result.scenario.profile.window
+    if window is not None:
+        written.append(_plot_window(plt, result, window, out / f"{stem}-outage-window.png"))
     return written
+
+
+def _plot_window(plt: Any, result: VariantResult, window: tuple[float, float], path: Path,
+                 step: float = 0.1) -> Path:
+    """Success rate over time (calls by start time, ``step``-second bins, every round) per
+    contender, with the outage window shaded."""
+    fig, ax = plt.subplots(figsize=(10, 5))
+    by_name: dict[str, list[tuple[float, float, bool]]] = {}
+    for s in result.samples:
+        by_name.setdefault(s.contender, []).extend(s.timeline or ())
+    for name, calls in by_name.items():
+        bins: dict[int, list[int]] = {}
+        for t0, _, ok in calls:
+            cell = bins.setdefault(int(t0 / step), [0, 0])
+            cell[0] += 1
+            cell[1] += ok
+        keys = sorted(bins)
+        ax.step([k * step for k in keys], [100.0 * bins[k][1] / bins[k][0] for k in keys],
+                where="post", label=name)
+    ax.axvspan(*window, color="tab:red", alpha=0.12, label="outage")
+    ax.set_xlabel("call start (s from the start of the load)")
+    ax.set_ylabel(f"calls that succeeded (%, {step * 1e3:g} ms bins)")
+    ax.set_ylim(-2, 102)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    ax.set_title(f"{result.title}: success over time")
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path

@@ -11,7 +11,17 @@ counters, rate-limit bucket and cache), builds the contender from its settings (
 fresh session), runs the warm-up calls, then the measured calls, and reads the server's
 counters before and after. The client's CPU time (``time.process_time``) and the garbage
 collector's collection count are taken around the measured calls only; a full collection
-runs before them so one contender's garbage is not billed to the next.
+runs before them so one contender's garbage is not billed to the next. A profile with an
+outage window is armed on the server (:meth:`Upstream.arm`) right before the measured calls,
+about a millisecond before the first one.
+
+With ``load.rate`` the calls are an open loop (see :class:`~resilient_http.bench.scenario.
+Load`): call ``k`` is due ``k / rate`` seconds after the start; the ``concurrency`` callers
+take the calls in order, each sleeping until its call is due, so a free caller starts a call
+on time whatever the others wait for. A call that no caller could take until more than
+:data:`LATE` after its due time is counted late, with its lag. The sleep's own timer slack
+(a few ms on a busy machine) is not lateness; a client too slow to keep up shows in the
+rate of starts achieved.
 """
 
 from __future__ import annotations
@@ -30,7 +40,21 @@ from resilient_http.bench.metrics import Sample, Summary, summarize
 from resilient_http.bench.scenario import Load, Profile, Scenario
 from resilient_http.bench.upstream import Upstream
 
-__all__ = ["Entry", "Progress", "VariantResult", "drive", "plan", "run_one", "run_variant"]
+__all__ = [
+    "LATE",
+    "Driven",
+    "Entry",
+    "Progress",
+    "VariantResult",
+    "drive",
+    "plan",
+    "run_one",
+    "run_variant",
+]
+
+LATE = 0.001
+"""An open-loop call is *late* when no caller was free at its due time and none freed up
+within this many seconds."""
 
 
 class Progress(Protocol):
@@ -122,6 +146,26 @@ def _gc_count() -> int:
     return sum(s["collections"] for s in gc.get_stats())
 
 
+@dataclass
+class Driven:
+    """What :func:`drive` did besides recording each call.
+
+    Attributes:
+        ok: calls that succeeded (a 2xx/3xx status, no exception).
+        late: open loop only: calls no caller could take until more than :data:`LATE`
+            after their due time (every caller was busy).
+        max_lag: open loop only: the longest wait of a late call for a caller, in seconds
+            (0 when no call was late).
+        last_start: open loop only: seconds from the start of the load to the start of
+            the last call.
+    """
+
+    ok: int = 0
+    late: int = 0
+    max_lag: float = 0.0
+    last_start: float = 0.0
+
+
 async def drive(
     call: Caller,
     url: str,
@@ -131,46 +175,61 @@ async def drive(
     latencies: list[float],
     statuses: Counter[int],
     errors: Counter[str],
-) -> int:
-    """Make ``n`` calls with ``concurrency`` callers (paced at ``rate`` calls/s when given);
-    record each call's latency (failed calls too), final status (``0`` for an exception
-    without one) and exception type. Returns the number of successes (a 2xx/3xx status with
-    no exception)."""
-    ok = 0
+    timeline: list[tuple[float, float, bool]] | None = None,
+) -> Driven:
+    """Make ``n`` calls with ``concurrency`` callers (an open loop at ``rate`` calls/s when
+    given, see the module docstring); record each call's latency (failed calls too), final
+    status (``0`` for an exception without one) and exception type, and with ``timeline``
+    each call's ``(start, end, ok)`` in seconds from the start of the load."""
+    out = Driven()
     counter = itertools.count()
     loop = asyncio.get_running_loop()
     start = loop.time()
     perf = time.perf_counter
+    origin = perf()
 
     async def worker() -> None:
-        nonlocal ok
         for k in counter:
             if k >= n:
                 return
             if rate is not None:
+                # A free caller takes the next call at once and sleeps until it is due; a
+                # call taken after its due time waited for a caller (the timer slack of the
+                # sleep, several ms on a busy VM, is not lateness).
                 delay = start + k / rate - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
+                elif delay < -LATE:
+                    out.late += 1
+                    if -delay > out.max_lag:
+                        out.max_lag = -delay
+                out.last_start = loop.time() - start  # calls start in order
             t0 = perf()
             try:
                 status = await call(url)
             except Exception as exc:
-                latencies.append(perf() - t0)
+                t1 = perf()
+                latencies.append(t1 - t0)
                 code = getattr(exc, "status", 0)
                 statuses[code if isinstance(code, int) else 0] += 1
                 errors[type(exc).__name__] += 1
-                continue
-            latencies.append(perf() - t0)
-            statuses[status] += 1
-            if 200 <= status < 400:
-                ok += 1
+                success = False
+            else:
+                t1 = perf()
+                latencies.append(t1 - t0)
+                statuses[status] += 1
+                success = 200 <= status < 400
+                if success:
+                    out.ok += 1
+            if timeline is not None:
+                timeline.append((t0 - origin, t1 - origin, success))
 
     workers = min(concurrency, n)
     if workers <= 1:
         await worker()
     else:
         await asyncio.gather(*(worker() for _ in range(workers)))
-    return ok
+    return out
 
 
 async def run_one(
@@ -191,12 +250,16 @@ async def run_one(
         latencies: list[float] = []
         statuses: Counter[int] = Counter()
         errors: Counter[str] = Counter()
+        window = profile.window
+        timeline: list[tuple[float, float, bool]] | None = [] if window else None
         gc.collect()
+        if window:
+            await upstream.arm(profile)
         gc0 = _gc_count()
         cpu0 = time.process_time()
         t0 = time.perf_counter()
-        ok = await drive(call, url, load.requests, concurrency, load.rate, latencies, statuses,
-                         errors)
+        driven = await drive(call, url, load.requests, concurrency, load.rate, latencies,
+                             statuses, errors, timeline)
         wall = time.perf_counter() - t0
         cpu = time.process_time() - cpu0
         collections = _gc_count() - gc0
@@ -209,7 +272,7 @@ async def run_one(
         contender=entry.key,
         round=round_no,
         calls=load.requests,
-        ok=ok,
+        ok=driven.ok,
         wall=wall,
         latencies=latencies,
         statuses=statuses,
@@ -219,6 +282,13 @@ async def run_one(
         upstream=delta(before.count, after.count),
         upstream_429=delta(before.status_429, after.status_429),
         server_cpu=delta(before.cpu, after.cpu),
+        rate=load.rate,
+        late=driven.late,
+        max_lag=driven.max_lag,
+        last_start=driven.last_start,
+        window=window,
+        timeline=timeline,
+        upstream_during=after.outage_during,
     )
 
 

@@ -13,12 +13,35 @@ A scenario is a TOML file in ``benchmarks/``::
     [profile]                # what the server does (see Profile)
     error_ratio = 0.2
     reset_ratio = 0.02
+    # latency = [0.0005, 0.002]; truncate_ratio, slow_ratio + slow_body; error_status;
+    # rate_limit + rate_burst; outage = true, or outage_start + outage_end (below)
 
     [load]
     requests = 1000          # logical calls per contender per round
     concurrency = 32         # callers in flight; a list runs one variant per value
     rounds = 3
     warmup = 0               # calls before the measured ones, per contender per round
+    # rate = 100             # open loop: calls arrive at 100/s whatever the replies do
+
+An outage *window* takes the route down for part of the measured load: ``outage_start`` and
+``outage_end`` in ``[profile]`` are **seconds from the start of the measured calls** (not
+fractions: a window means the same thing whatever the number of calls). The window needs an
+open-loop ``rate`` in ``[load]`` and must end before the last arrival (``requests / rate``
+seconds), so every contender meets the same window at the same arrivals and there is an
+"after" to see recovery in::
+
+    [profile]
+    outage_start = 1.0       # from 1 s after the first measured call ...
+    outage_end = 2.0         # ... to 2 s, every reply is error_status; normal before and after
+    [load]
+    requests = 400
+    rate = 100               # 4 s of arrivals: 1 s before, 1 s down, 2 s after
+
+The MockServer plays the window on its own clock, armed by the runner right before the
+measured calls (the warm-up runs on the healthy route); it counts the requests that arrive
+during the window, so the report gives upstream requests per call *during* the outage from
+the server's count, with the success rate before, during and after, and how soon after the
+end calls succeed again.
 
 
     [settings.standard]      # keyword arguments for a contender's factory
@@ -80,10 +103,18 @@ class Profile:
         error_status: the status of those replies. Default 503.
         reset_ratio: share of connections reset before a reply. Default 0.
         truncate_ratio: share of bodies cut short (Content-Length lies). Default 0.
+        slow_ratio: share of slow bodies: the headers and the first half of the body at
+            once, the second half ``slow_body`` seconds later. Default 0.
+        slow_body: seconds a slow body's second half waits. Default 1.
         rate_limit: requests per second the server admits on the route (429 with
             Retry-After, RateLimit and X-RateLimit-* headers beyond it); ``None`` for no limit.
         rate_burst: bucket size of that limit; default ``rate_limit``.
         outage: every reply is ``error_status``. Default ``False``.
+        outage_start: with ``outage_end``, an outage window: seconds from the start of the
+            measured calls when every reply becomes ``error_status`` (see the module
+            docstring; needs an open-loop ``rate``). Default ``None``: no window.
+        outage_end: seconds from the start of the measured calls when the route is back.
+            Default ``None``.
         cache_control: when set, the route is cacheable: an ETag and this Cache-Control
             header (e.g. ``"max-age=60"``).
         seed: random seed of the fault draws. Default 1234.
@@ -96,11 +127,22 @@ class Profile:
     error_status: int = 503
     reset_ratio: float = 0.0
     truncate_ratio: float = 0.0
+    slow_ratio: float = 0.0
+    slow_body: float = 1.0
     rate_limit: float | None = None
     rate_burst: int | None = None
     outage: bool = False
+    outage_start: float | None = None
+    outage_end: float | None = None
     cache_control: str | None = None
     seed: int = 1234
+
+    @property
+    def window(self) -> tuple[float, float] | None:
+        """``(outage_start, outage_end)`` in seconds, or ``None`` without a window."""
+        if self.outage_start is None or self.outage_end is None:
+            return None
+        return (self.outage_start, self.outage_end)
 
     @property
     def plain(self) -> bool:
@@ -111,8 +153,10 @@ class Profile:
             and not self.error_ratio
             and not self.reset_ratio
             and not self.truncate_ratio
+            and not self.slow_ratio
             and self.rate_limit is None
             and not self.outage
+            and self.window is None
         )
 
 
@@ -125,8 +169,13 @@ class Load:
         concurrency: callers in flight; one variant of the scenario per value. Default (1,).
         rounds: rounds of the interleaved contenders (A B C A B C ...). Default 3.
         warmup: unmeasured calls before each measured run. Default 50.
-        rate: an arrival rate in calls per second (open loop, capped by ``concurrency``), or
-            ``None`` to call as fast as the callers can. Default ``None``.
+        rate: an arrival rate in calls per second, or ``None`` (the default) to call as fast
+            as the callers can (closed loop). With a rate the load is *open loop*: call ``k``
+            is due ``k / rate`` seconds after the start whatever the earlier calls do, and
+            starts then if one of the ``concurrency`` callers is free. Nothing is dropped: a
+            call that finds every caller busy waits for one and is counted *late* (with its
+            lag), and the report says which rate was achieved. Latencies are from a call's
+            actual start; its wait for a caller shows as lag, not latency.
     """
 
     requests: int = 1000
@@ -184,6 +233,10 @@ class Scenario:
     tune: TuneSpec | None = None
     source: str = "<inline>"
 
+    def __post_init__(self) -> None:
+        # Here rather than in parse(), so a load changed later (--requests) is checked too.
+        _check_window(self.source, self.profile, self.load)
+
 
 def _read_toml(path: Path) -> dict[str, Any]:
     if sys.version_info >= (3, 11):
@@ -229,12 +282,13 @@ class _Reader:
             raise self._fail(key, value, f"a number between {low:g} and {high:g}")
         return float(value)
 
-    def optional_number(self, key: str, *, low: float = 0.0) -> float | None:
+    def optional_number(self, key: str, *, low: float = 0.0, inclusive: bool = False,
+                        ) -> float | None:
         if self.table.get(key) is None:
             self.table.pop(key, None)
             return None
         value = self.number(key, 0.0, low=low)
-        if value <= low:
+        if value <= low and not inclusive:
             raise self._fail(key, value, f"a number > {low:g}")
         return value
 
@@ -300,16 +354,51 @@ def _profile(source: str, table: Any) -> Profile:
         error_status=r.integer("error_status", 503, low=100),
         reset_ratio=r.number("reset_ratio", 0.0, high=1.0),
         truncate_ratio=r.number("truncate_ratio", 0.0, high=1.0),
+        slow_ratio=r.number("slow_ratio", 0.0, high=1.0),
+        slow_body=r.number("slow_body", 1.0),
         rate_limit=r.optional_number("rate_limit"),
         rate_burst=r.optional_integer("rate_burst"),
         outage=r.boolean("outage", False),
+        outage_start=r.optional_number("outage_start", inclusive=True),
+        outage_end=r.optional_number("outage_end", inclusive=True),
         cache_control=r.optional_string("cache_control"),
         seed=r.integer("seed", 1234),
     )
     r.done()
-    if profile.error_ratio + profile.reset_ratio + profile.truncate_ratio > 1.0:
-        raise ScenarioError(f"{source}: profile error, reset and truncate ratios add up past 1")
+    ratios = profile.error_ratio + profile.reset_ratio + profile.truncate_ratio
+    if ratios + profile.slow_ratio > 1.0:
+        raise ScenarioError(
+            f"{source}: profile error, reset, truncate and slow ratios add up past 1"
+        )
+    if profile.slow_ratio and len(profile.body.encode()) < 2:
+        raise ScenarioError(f"{source}: profile.slow_ratio needs a body of 2 bytes or more")
+    start, end = profile.outage_start, profile.outage_end
+    if (start is None) != (end is None):
+        raise ScenarioError(f"{source}: profile.outage_start and profile.outage_end go together")
+    if start is not None and end is not None:
+        if end <= start:
+            raise ScenarioError(
+                f"{source}: profile.outage_end ({end:g}) must be after outage_start ({start:g})"
+            )
+        if profile.outage:
+            raise ScenarioError(f"{source}: profile.outage = true already takes the route "
+                                "down for the whole run; drop it or the window")
     return profile
+
+
+def _check_window(source: str, profile: Profile, load: Load) -> None:
+    window = profile.window
+    if window is None:
+        return
+    if load.rate is None:
+        raise ScenarioError(f"{source}: an outage window needs an open-loop load.rate, so "
+                            "every contender meets it at the same arrivals")
+    arrivals = load.requests / load.rate
+    if window[1] >= arrivals:
+        raise ScenarioError(
+            f"{source}: profile.outage_end ({window[1]:g} s) must come before the last "
+            f"arrival ({load.requests} calls at {load.rate:g}/s = {arrivals:g} s)"
+        )
 
 
 def _load(source: str, table: Any) -> Load:

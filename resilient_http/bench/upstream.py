@@ -37,6 +37,7 @@ __all__ = [
     "Upstream",
     "Upstreams",
     "profile_config",
+    "window_config",
 ]
 
 
@@ -50,6 +51,8 @@ class Stats:
     """429 answers sent on the route."""
     cpu: float | None
     """The server process's CPU seconds so far."""
+    outage_during: int | None = None
+    """Requests that arrived during the route's outage window (``None``: no window)."""
 
 
 class Upstream(Protocol):
@@ -66,9 +69,32 @@ class Upstream(Protocol):
         """Fresh state (counters, rate-limit buckets, caches) playing ``profile``."""
         ...
 
+    async def arm(self, profile: Profile) -> None:
+        """The measured calls start now: start the profile's outage window (if it has one)
+        on the server's clock."""
+        ...
+
     async def stats(self, path: str) -> Stats:
         """Counters of ``path`` now."""
         ...
+
+
+def _mean_latency(profile: Profile) -> float:
+    latency = profile.latency
+    return (latency[0] + latency[1]) / 2 if isinstance(latency, tuple) else latency
+
+
+def window_config(profile: Profile) -> dict[str, Any] | None:
+    """The MockServer document that starts the profile's outage window now, or ``None``.
+
+    The route's replies stay as :func:`profile_config` set them (nothing is reset); during
+    the window every reply is ``error_status``, after the profile's mean latency."""
+    window = profile.window
+    if window is None:
+        return None
+    outage = {"start": window[0], "end": window[1], "status": profile.error_status,
+              "delay": _mean_latency(profile)}
+    return {"routes": [{"path": profile.path, "outage": outage}]}
 
 
 def profile_config(profile: Profile) -> dict[str, Any]:
@@ -84,13 +110,16 @@ def profile_config(profile: Profile) -> dict[str, Any]:
             "cache_control": profile.cache_control,
         }
     elif profile.outage:
-        route["script"] = [{"status": profile.error_status, "delay": latency}]
-    elif profile.error_ratio or profile.reset_ratio or profile.truncate_ratio or latency:
+        route["script"] = [{"status": profile.error_status, "delay": _mean_latency(profile)}]
+    elif (profile.error_ratio or profile.reset_ratio or profile.truncate_ratio
+          or profile.slow_ratio or latency):
         route["random_faults"] = {
             "error_ratio": profile.error_ratio,
             "error_status": profile.error_status,
             "reset_ratio": profile.reset_ratio,
             "truncate_ratio": profile.truncate_ratio,
+            "slow_ratio": profile.slow_ratio,
+            "slow_body": profile.slow_body,
             "latency": latency,
             "seed": profile.seed,
             "success": {"status": 200, "body": profile.body},
@@ -105,10 +134,12 @@ def profile_config(profile: Profile) -> dict[str, Any]:
 def _mock_stats(data: dict[str, Any], path: str, cpu: bool = True) -> Stats:
     entry = data.get("paths", {}).get(path, {})
     statuses = entry.get("statuses", {})
+    outage = entry.get("outage")
     return Stats(
         count=int(entry.get("count", 0)),
         status_429=int(statuses.get("429", 0)),
         cpu=float(data["cpu_time"]) if cpu and "cpu_time" in data else None,
+        outage_during=int(outage["during"]) if outage else None,
     )
 
 
@@ -138,6 +169,11 @@ class MockUpstream:
     async def prepare(self, profile: Profile) -> None:
         await self._proc.configure(profile_config(profile))
 
+    async def arm(self, profile: Profile) -> None:
+        config = window_config(profile)
+        if config is not None:
+            await self._proc.configure(config)
+
     async def stats(self, path: str) -> Stats:
         return _mock_stats(await self._proc.stats(), path)
 
@@ -155,6 +191,11 @@ class InProcessUpstream:
 
     async def prepare(self, profile: Profile) -> None:
         self._server.configure(profile_config(profile))
+
+    async def arm(self, profile: Profile) -> None:
+        config = window_config(profile)
+        if config is not None:
+            self._server.configure(config)
 
     async def stats(self, path: str) -> Stats:
         return _mock_stats(self._server.stats(), path, cpu=False)
@@ -290,6 +331,9 @@ class NginxUpstream:
         if not profile.plain or profile.cache_control != self._cache_control:
             raise ValueError("this nginx only plays a plain always-200 profile "
                              f"with Cache-Control {self._cache_control!r}")
+
+    async def arm(self, profile: Profile) -> None:
+        return None  # prepare() refused every profile with a window
 
     async def stats(self, path: str) -> Stats:
         assert self._session is not None and self._proc is not None

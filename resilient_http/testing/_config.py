@@ -12,7 +12,8 @@ A configuration document::
         {"path": "/limited", "rate_limited": {"rate": 10, "per": 1.0}},
         {"path": "/chaos", "random_faults": {"error_ratio": 0.1, "latency": [0.001, 0.01]}},
         {"path": "/c", "cacheable": {"body": "hello", "etag": "v1", "cache_control": "max-age=60"}},
-        {"path": "/limited", "set_rate": {"rate": null}}
+        {"path": "/limited", "set_rate": {"rate": null}},
+        {"path": "/down", "outage": {"start": 1.0, "end": 3.0, "status": 503}}
       ]
     }
 
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["apply", "control"]
 
 _ACTION_KEYS = {"script", "fail_then_succeed", "random_faults", "cacheable", "rate_limited",
-                "set_rate"}
+                "set_rate", "outage"}
 _ROUTE_KEYS = {"path", "method", "repeat_last", *_ACTION_KEYS}
 
 
@@ -111,6 +112,8 @@ def _apply_route(server: MockServer, path: str, method: Any, entry: dict[str, An
         server.cacheable(path, method=method, **options)
     if "rate_limited" in entry:
         server.rate_limited(path, method=method, **_options("rate_limited", entry["rate_limited"]))
+    if "outage" in entry:  # after the replies: seconds count from when it is applied
+        server.outage(path, method=method, **_options("outage", entry["outage"]))
     if "set_rate" in entry:
         options = _options("set_rate", entry["set_rate"])
         if "rate" not in options:

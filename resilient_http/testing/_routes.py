@@ -22,6 +22,7 @@ __all__ = [
     "Script",
     "RandomFaults",
     "TokenBucket",
+    "OutageWindow",
     "Route",
     "builtin_reply",
 ]
@@ -70,7 +71,7 @@ def _ratio(name: str, value: object) -> float:
 
 
 class RandomFaults:
-    """A seeded random mix of errors, resets, truncated bodies and latency."""
+    """A seeded random mix of errors, resets, truncated bodies, slow bodies and latency."""
 
     __slots__ = ("_cuts", "_latency", "_replies", "_rng", "success")
 
@@ -84,17 +85,24 @@ class RandomFaults:
         latency: float | timedelta | tuple[float, float],
         seed: int | str | None,
         success: Reply,
+        slow_ratio: float = 0.0,
+        slow_body: float | timedelta = 1.0,
     ) -> None:
         error = _ratio("error_ratio", error_ratio)
         reset = _ratio("reset_ratio", reset_ratio)
         truncate = _ratio("truncate_ratio", truncate_ratio)
-        if error + reset + truncate > 1.0 + 1e-9:
+        slow = _ratio("slow_ratio", slow_ratio)
+        if error + reset + truncate + slow > 1.0 + 1e-9:
             raise ValueError(
-                "error_ratio + reset_ratio + truncate_ratio must be <= 1, got "
-                f"{error} + {reset} + {truncate}"
+                "error_ratio + reset_ratio + truncate_ratio + slow_ratio must be <= 1, got "
+                f"{error} + {reset} + {truncate} + {slow}"
             )
         if truncate and not success.payload:
             raise ValueError("truncate_ratio > 0 needs a success reply with a body")
+        if slow and len(success.payload) < 2:
+            raise ValueError("slow_ratio > 0 needs a success reply with a body of 2 bytes or "
+                             "more")
+        slow_s = seconds("slow_body", slow_body)
         if isinstance(latency, (tuple, list)):
             if len(latency) != 2:
                 raise TypeError(f"latency must be seconds or (low, high), got {latency!r}")
@@ -106,25 +114,31 @@ class RandomFaults:
             fixed = seconds("latency", latency)
             self._latency = (fixed, fixed)
         self._rng = random.Random(seed)
-        self._cuts = (reset, reset + truncate, reset + truncate + error)
+        self._cuts = (reset, reset + truncate, reset + truncate + error,
+                      reset + truncate + error + slow)
         self.success = success
+        payload = success.payload
         self._replies = (
             Reply(reset=True),
-            Reply(success.status, headers=success.header_items, body=success.payload,
-                  truncate=True),
+            Reply(success.status, headers=success.header_items, body=payload, truncate=True),
             Reply(error_status, body=f"MockServer: random fault {error_status}"),
             success,
+            # the first half with the headers, the second half slow_body seconds later
+            Reply(success.status, headers=success.header_items, body=payload,
+                  drip=(max(1, (len(payload) + 1) // 2), slow_s)) if slow else success,
         )
 
     def respond(self, request: BaseRequest, body: bytes, wall: float) -> Reply:
         roll = self._rng.random()
-        reset, truncate, error = self._cuts
+        reset, truncate, error, slow = self._cuts
         if roll < reset:
             reply = self._replies[0]
         elif roll < truncate:
             reply = self._replies[1]
         elif roll < error:
             reply = self._replies[2]
+        elif roll < slow:
+            reply = self._replies[4]
         else:
             reply = self._replies[3]
         low, high = self._latency
@@ -223,14 +237,57 @@ DEFAULT_OK = Reply(200, json={"ok": True})
 """What a route with a rate limit and no responder of its own answers."""
 
 
-class Route:
-    """A configured (method, path): an optional responder and an optional rate limit."""
+class OutageWindow:
+    """A time window in which a route answers ``reply`` to everything.
 
-    __slots__ = ("limiter", "responder")
+    ``start`` and ``end`` are seconds after ``origin`` on the server's clock (``end``
+    ``None``: no end). Requests are counted by when they arrive: before, during and after.
+    """
+
+    __slots__ = ("after", "before", "during", "end", "origin", "reply", "start")
+
+    def __init__(self, origin: float, start: float, end: float | None, reply: Reply) -> None:
+        self.origin = origin
+        self.start = origin + start
+        self.end = None if end is None else origin + end
+        self.reply = reply
+        self.before = 0
+        self.during = 0
+        self.after = 0
+
+    def check(self, now: float) -> Reply | None:
+        """Count one arrival at ``now``; the outage reply when it falls in the window."""
+        if now < self.start:
+            self.before += 1
+            return None
+        end = self.end
+        if end is None or now < end:
+            self.during += 1
+            return self.reply
+        self.after += 1
+        return None
+
+    def stats(self) -> dict[str, Any]:
+        """Bounds (seconds after the origin) and arrival counts, as a JSON-ready dict."""
+        return {
+            "start": self.start - self.origin,
+            "end": None if self.end is None else self.end - self.origin,
+            "before": self.before,
+            "during": self.during,
+            "after": self.after,
+        }
+
+
+class Route:
+    """A configured (method, path): an optional responder, an optional rate limit and an
+    optional outage window (which wins over both)."""
+
+    __slots__ = ("limiter", "outage", "responder")
 
     def __init__(self) -> None:
         self.responder: Responder | None = None
         self.limiter: TokenBucket | None = None
+        self.outage: OutageWindow | None = None
 
 
 _OK = Reply(200, body=b"ok")

@@ -26,10 +26,11 @@ from resilient_http._clock import LOOP_CLOCK, Clock
 from resilient_http.testing import _config
 from resilient_http.testing._cacheable import CacheableResource
 from resilient_http.testing._recording import RecordedRequest, Recorder
-from resilient_http.testing._reply import HeaderItems, Reply, as_reply, play
+from resilient_http.testing._reply import HeaderItems, Reply, as_reply, play, seconds
 from resilient_http.testing._routes import (
     DEFAULT_OK,
     RATE_LIMITED,
+    OutageWindow,
     RandomFaults,
     Responder,
     Route,
@@ -270,18 +271,52 @@ class MockServer:
         seed: int | str | None = 0,
         success: Reply | int | None = None,
         method: str | None = None,
+        slow_ratio: float = 0.0,
+        slow_body: float | timedelta = 1.0,
     ) -> None:
         """Answer ``path`` with a seeded random mix: per request, a connection reset with
         probability ``reset_ratio``, a truncated ``success`` body with ``truncate_ratio``,
-        ``error_status`` with ``error_ratio``, else ``success`` (default ``Reply(200,
-        json={"ok": True})``). Every reply is delayed by ``latency`` seconds, fixed or
-        uniform within ``(low, high)``. All ratios default to 0; ``seed`` defaults to 0, so
-        runs repeat exactly for the same order of requests."""
+        ``error_status`` with ``error_ratio``, a slow ``success`` body with ``slow_ratio``
+        (the headers and the first half of the body at once, the second half ``slow_body``
+        seconds later, default 1), else ``success`` (default ``Reply(200, json={"ok":
+        true})``). Every reply is delayed by ``latency`` seconds, fixed or uniform within
+        ``(low, high)``. All ratios default to 0; ``seed`` defaults to 0, so runs repeat
+        exactly for the same order of requests."""
         self._route(path, method).responder = RandomFaults(
             error_ratio=error_ratio, error_status=error_status, reset_ratio=reset_ratio,
             truncate_ratio=truncate_ratio, latency=latency, seed=seed,
             success=DEFAULT_OK if success is None else as_reply("success", success),
+            slow_ratio=slow_ratio, slow_body=slow_body,
         )
+
+    def outage(
+        self,
+        path: str,
+        start: float | timedelta = 0.0,
+        end: float | timedelta | None = None,
+        *,
+        status: int = 503,
+        delay: float | timedelta = 0.0,
+        method: str | None = None,
+    ) -> None:
+        """Take ``path`` down for a window: every request arriving from ``start`` to ``end``
+        seconds from now (the server's clock) gets ``status`` after ``delay`` seconds, before
+        any rate limit or reply of the route; before and after the window the route answers
+        as configured. ``end=None`` (the default) never ends; ``start`` defaults to 0 (now).
+        With ``method=None`` (the default) the window covers every method of the path;
+        a window for one method wins over it. Calling it again replaces the window (and
+        restarts its counts); ``end`` equal to ``start`` lifts it. :meth:`stats` reports,
+        under the path's ``"outage"`` key, the window's bounds and how many requests
+        arrived before, during and after it.
+        """
+        begin = seconds("start", start)
+        finish = None if end is None else seconds("end", end)
+        if finish is not None and finish < begin:
+            raise ValueError(f"end must be >= start, got start={start!r}, end={end!r}")
+        if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
+            raise ValueError(f"status must be an HTTP status within 100..599, got {status!r}")
+        reply = Reply(status, body=f"MockServer: outage {status}", delay=delay)
+        self._route(path, method).outage = OutageWindow(self._clock.now(), begin, finish, reply)
 
     def cacheable(
         self,
@@ -337,8 +372,8 @@ class MockServer:
         "script": [503, {"status": 200, "json": {...}}], "repeat_last": true}, {"path":
         "/y", "rate_limited": {"rate": 10, "per": 1}}, ...]}``; a route entry takes one or
         more of ``script``, ``fail_then_succeed``, ``random_faults``, ``cacheable``,
-        ``rate_limited``, ``set_rate`` with the keyword arguments of the method of the same
-        name (replies as a status int or an object of :class:`Reply` arguments).
+        ``rate_limited``, ``set_rate``, ``outage`` with the keyword arguments of the method
+        of the same name (replies as a status int or an object of :class:`Reply` arguments).
         """
         _config.apply(self, config)
 
@@ -383,8 +418,16 @@ class MockServer:
     def stats(self) -> dict[str, Any]:
         """Counters as a JSON-ready dict: ``total``, ``paths`` (``{path: {"count": n,
         "statuses": {"200": n, "reset": n, "truncated": n}}}``), ``cpu_time`` (this
-        process's CPU seconds, ``time.process_time()``) and ``recording``."""
-        return self._recorder.stats()
+        process's CPU seconds, ``time.process_time()``) and ``recording``. A path with an
+        :meth:`outage` window also has ``"outage": {"start": s, "end": s, "before": n,
+        "during": n, "after": n}`` (seconds from when the window was set; arrivals)."""
+        stats = self._recorder.stats()
+        for path, routes in self._routes.items():
+            for route in routes.values():
+                if route.outage is not None:
+                    entry = stats["paths"].setdefault(path, {"count": 0, "statuses": {}})
+                    entry["outage"] = route.outage.stats()
+        return stats
 
     async def wait_for_requests(
         self, n: int = 1, *, path: str | None = None, timeout: float = 5.0
@@ -430,7 +473,12 @@ class MockServer:
             if route is None:
                 reply = Reply(405, headers={"Allow": ", ".join(sorted(routes))})
             else:
-                if route.limiter is not None:
+                outage = route.outage
+                if outage is None and "*" in routes:  # an outage for any method
+                    outage = routes["*"].outage
+                if outage is not None:
+                    reply = outage.check(now)
+                if reply is None and route.limiter is not None:
                     allowed, extra = route.limiter.take(now, wall)
                     if not allowed:
                         reply = RATE_LIMITED
