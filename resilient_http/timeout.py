@@ -15,7 +15,7 @@ microseconds, more than the rest of a stack. Since one ``Timeout`` adds the same
 seconds to a monotonic clock, its deadlines come in order: the layer keeps its live calls in a
 FIFO and arms ONE timer, for the oldest live call. Calls that finish are dropped from the
 front; the timer, when it fires, expires what is due and re-arms for the next live call. A
-call costs a small object and two deque operations.
+call costs a five-item list and two deque operations.
 """
 
 from __future__ import annotations
