@@ -37,6 +37,8 @@ from resilient_http.errors import DeadlineExceeded
 __all__ = ["Timeout", "current_deadline"]
 
 _DEADLINE: ContextVar[float | None] = ContextVar("resilient_http_deadline", default=None)
+# Bound once: a method looked up per call costs more than the call itself on the fast path.
+_get_deadline, _set_deadline, _reset_deadline = _DEADLINE.get, _DEADLINE.set, _DEADLINE.reset
 
 
 def current_deadline() -> float | None:
@@ -113,7 +115,7 @@ class Timeout(Layer):
 
     def enter(self, call: Call, i: int) -> Step:
         when = self._now() + self.seconds
-        outer = _DEADLINE.get()
+        outer = _get_deadline()
         if outer is not None and outer <= when:
             return None  # an outer deadline fires first; nothing to do (state stays None)
         request = call[REQUEST]
@@ -126,7 +128,7 @@ class Timeout(Layer):
         if loop is not self._loop:  # first use, or reused on a new event loop: start afresh
             self._restart(loop)
         cancelling = task.cancelling() if _COUNTS_CANCELS else 0
-        call[i] = armed = [when, task, _DEADLINE.set(when), cancelling, False]  # see above
+        call[i] = armed = [when, task, _set_deadline(when), cancelling, False]  # see above
         self._live.append(armed)
         if self._timer is None:
             self._timer = self.clock.call_at(when, self._expire)
@@ -137,7 +139,7 @@ class Timeout(Layer):
         if armed is None:
             return None
         call[i] = None
-        _DEADLINE.reset(armed[2])
+        _reset_deadline(armed[2])
         live = self._live
         if live and live[0] is armed:  # the common case: the oldest live call finished
             live.popleft()
