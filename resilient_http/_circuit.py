@@ -8,10 +8,16 @@ One :class:`Circuit` guards one key (a host, a function). States::
     any ──isolate()──▶ ISOLATED ──reset()──▶ CLOSED
 
 Outcomes are counted in a sliding window of ``buckets`` time buckets (``window / buckets``
-seconds each): recording one costs O(1) — an index check and two integer increments — and
-allocates nothing beyond the counters. The window forgets a bucket as a whole once it is
-older than ``window``, so the counts cover between ``window - window/buckets`` and
-``window`` seconds of history.
+seconds each): recording one costs O(1) and allocates nothing beyond the counters. The window
+forgets a bucket as a whole once it is older than ``window``, so the counts cover between
+``window - window/buckets`` and ``window`` seconds of history.
+
+A success is what almost every call ends with, so it is the cheapest thing to record: while
+the clock is before ``ticket.end`` (the end of the current bucket, on the current closed
+period's ticket only), :meth:`Circuit.success` just adds one to :attr:`Circuit.ok`, the
+successes of the current bucket not yet added to the window's totals. One comparison stands
+for "current period, not a probe, same bucket as before": every other ticket's ``end`` is
+minus infinity. Everything else (a new bucket, a probe, a stale ticket) takes the general path.
 
 A call admitted by :meth:`Circuit.admit` holds a :class:`Ticket` naming the state period it
 was admitted in (a closed period or one half-open period). Outcomes of tickets from an
@@ -47,14 +53,25 @@ HALF_OPEN = CircuitState.HALF_OPEN
 ISOLATED = CircuitState.ISOLATED
 
 
-class Ticket:
-    """A call's admission: which circuit, and which state period it was admitted in."""
+_NEVER = float("-inf")
+"""The ``end`` of every ticket but the current closed period's: no success counts the short way."""
 
-    __slots__ = ("circuit", "probe")
+
+class Ticket:
+    """A call's admission: which circuit, and which state period it was admitted in.
+
+    ``end`` is when the current bucket of the window ends (seconds) on the ticket of the
+    current closed period, and minus infinity on every other ticket (a probe, an open or
+    isolated period's, one of an earlier period): a success at ``now < ticket.end`` is
+    counted by ``ticket.circuit.ok += 1`` (see :meth:`Circuit.success`).
+    """
+
+    __slots__ = ("circuit", "probe", "end")
 
     def __init__(self, circuit: Circuit, probe: bool) -> None:
         self.circuit = circuit
         self.probe = probe
+        self.end = _NEVER
 
     def __repr__(self) -> str:
         kind = "probe" if self.probe else "closed"
@@ -88,6 +105,7 @@ class Circuit:
         "in_flight",
         "last_failures",
         "last_throughput",
+        "ok",
         "_n",
         "_width",
         "_totals",
@@ -127,6 +145,9 @@ class Circuit:
         """Failures in the window when the circuit last opened (for events)."""
         self.last_throughput = 0
         """Outcomes in the window when the circuit last opened (for events)."""
+        self.ok = 0
+        """Successes in the current bucket not yet added to the window's totals (the short
+        way of :meth:`success`, which ``CircuitBreaker`` inlines)."""
         self._n = buckets
         self._width = window / buckets
         self._totals = [0] * buckets
@@ -152,7 +173,7 @@ class Circuit:
             if now < self.until:
                 return None
             self.state = HALF_OPEN
-            self.ticket = Ticket(self, True)
+            self._new_ticket(True)
         elif state is ISOLATED:
             return None
         if self.in_flight >= self.probes:
@@ -184,22 +205,23 @@ class Circuit:
     # -- outcomes --------------------------------------------------------------------------
 
     def success(self, ticket: Ticket, now: float) -> None:
-        """Record a call that did not fail. A probe's success closes the circuit."""
+        """Record a call that did not fail. A probe's success closes the circuit.
+
+        ``CircuitBreaker.exit`` inlines the first two lines (a method call costs more than
+        they do): keep them the same there.
+        """
+        if now < ticket.end:  # the current closed period, and the current bucket
+            self.ok += 1
+            return
         if ticket.probe:
             self._probe_done()
             if ticket is self.ticket:
                 self._close(now)
             return
         if ticket is self.ticket:  # else admitted in an earlier period
-            self.add_success(now)
-
-    def add_success(self, now: float) -> None:
-        """Count a success of the current closed period (the caller has checked that the
-        call's ticket is the current one and not a probe): :meth:`success`'s fast path."""
-        if now >= self._end:
-            self._roll(now)
-        self._totals[self._slot] += 1
-        self._total += 1
+            if now >= self._end:
+                self._roll(now)
+            self.ok += 1
 
     def failure(self, ticket: Ticket, now: float) -> None:
         """Record a failed call. It opens the circuit when the window's failure ratio
@@ -214,6 +236,8 @@ class Circuit:
             return
         if now >= self._end:
             self._roll(now)
+        else:
+            self._fold()
         b = self._slot
         self._totals[b] += 1
         self._fails[b] += 1
@@ -241,7 +265,7 @@ class Circuit:
         """Open the circuit until :meth:`reset`. Outcomes of calls in flight no longer count
         (probes in flight keep their slots until they end)."""
         self.state = ISOLATED
-        self.ticket = Ticket(self, False)
+        self._new_ticket(False)
         self._clear()
 
     def reset(self, now: float) -> None:
@@ -255,9 +279,20 @@ class Circuit:
         """``(failures, throughput)`` in the window at ``now``."""
         if now >= self._end:
             self._roll(now)
+        else:
+            self._fold()
         return self._failed, self._total
 
+    def _fold(self) -> None:
+        """Add the successes counted the short way (``ok``) to the current bucket."""
+        ok = self.ok
+        if ok:
+            self._totals[self._slot] += ok
+            self._total += ok
+            self.ok = 0
+
     def _roll(self, now: float) -> None:
+        self._fold()
         index = int(now // self._width)
         steps = index - self._index
         n = self._n
@@ -275,11 +310,13 @@ class Circuit:
         self._index = index
         self._slot = index % n
         self._end = (index + 1) * self._width
+        if self.state is CLOSED:
+            self.ticket.end = self._end
 
     def _start(self, now: float) -> None:
         index = self._index = int(now // self._width)
         self._slot = index % self._n
-        self._end = (index + 1) * self._width
+        self._end = self.ticket.end = (index + 1) * self._width
 
     def _clear(self) -> None:
         n = self._n
@@ -287,21 +324,27 @@ class Circuit:
         self._fails[:] = [0] * n
         self._total = 0
         self._failed = 0
+        self.ok = 0
+
+    def _new_ticket(self, probe: bool) -> None:
+        """Start a new state period: outcomes of calls admitted before no longer count."""
+        self.ticket.end = _NEVER
+        self.ticket = Ticket(self, probe)
 
     def _open(self, now: float) -> None:
         self.state = OPEN
         self.until = now + self.break_for
-        self.ticket = Ticket(self, False)  # nothing admitted while open counts
+        self._new_ticket(False)  # nothing admitted while open counts
         self._clear()
 
     def _close(self, now: float) -> None:
         self.state = CLOSED
-        self.ticket = Ticket(self, False)
+        self._new_ticket(False)
         self._clear()
         self._start(now)
 
     def __repr__(self) -> str:
         return (
-            f"<Circuit {self.state.value} failed={self._failed} total={self._total} "
+            f"<Circuit {self.state.value} failed={self._failed} total={self._total + self.ok} "
             f"in_flight={self.in_flight}>"
         )

@@ -16,6 +16,7 @@ circuits, settles their outcomes, emits events and offers manual control.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Hashable, Sequence
 from datetime import timedelta
 from typing import Any
@@ -32,7 +33,7 @@ from resilient_http._circuit import (
     CircuitState,
     Ticket,
 )
-from resilient_http._clock import Clock
+from resilient_http._clock import Clock, LoopClock
 from resilient_http._failure import NOT_SENT, is_transient_failure
 from resilient_http._middleware import ARGS, HANDLER, KWARGS, REQUEST, Call, Layer, Step
 from resilient_http._validate import (
@@ -156,6 +157,7 @@ class CircuitBreaker(Layer):
         "_key_fn",
         "_events",
         "_circuits",
+        "_origins",
         "_prune_at",
         "_isolated",
     )
@@ -196,9 +198,14 @@ class CircuitBreaker(Layer):
         self.key = key
         self.is_failure = callable_or_none("is_failure", is_failure)
         self.clock: Clock = clock_or_default(clock)
-        self._clock_now = self.clock.now
+        # The loop clock's now() is time.monotonic(): call that directly (no Python frame).
+        self._clock_now: Callable[[], float] = (
+            time.monotonic if type(self.clock) is LoopClock else self.clock.now
+        )
         self._events = Emitter("CircuitBreaker", on_event)
         self._circuits: dict[Hashable, Circuit] = {}
+        self._origins: dict[str, dict[str, Circuit]] = {}
+        """scheme -> netloc -> circuit: the (scheme, netloc) keys of _circuits, for enter."""
         self._prune_at = _PRUNE_AT
         self._isolated = False
 
@@ -206,27 +213,18 @@ class CircuitBreaker(Layer):
 
     def enter(self, call: Call, i: int) -> Step:
         request = call[REQUEST]
-        key_fn = self._key_fn
-        if key_fn is None:
-            if request is not None:
-                # The origin as (scheme, netloc) read from yarl's slots: a tuple hashes in C,
-                # hashing a URL runs Python code. A netloc with credentials falls back to
-                # url.origin(), so no secret is kept in a long-lived key. Spellings of one
-                # origin are aliases of one circuit (see _create).
-                url = request.url
-                if _YARL_SLOTS and "@" not in (netloc := url._netloc):
-                    key: Hashable = (url._scheme, netloc)
-                else:
-                    key = url.origin()
-            else:
-                key = call[HANDLER]
-        elif request is not None:
-            key = key_fn(request)
+        if request is not None and self._key_fn is None:
+            url = request.url
+            try:
+                # By the strs in yarl's slots: two dict lookups cost less than building and
+                # hashing a (scheme, netloc) tuple (hashing a URL runs Python code).
+                circuit = self._origins[url._scheme].get(url._netloc)
+            except (KeyError, AttributeError):  # a new scheme (or a yarl without the slots)
+                circuit = None
+            if circuit is None:
+                circuit = self._origin_circuit(url)
         else:
-            key = key_fn(*call[ARGS], **(call[KWARGS] or {}))
-        circuit = self._circuits.get(key)
-        if circuit is None:
-            circuit = self._create(key, None if key_fn or request is None else request.url)
+            circuit = self._keyed_circuit(call, request)
         if circuit.state is CLOSED:
             call[i] = circuit.ticket
             return None
@@ -237,28 +235,64 @@ class CircuitBreaker(Layer):
         if ticket is None:
             return None
         call[i] = None
-        circuit = ticket.circuit
         if (
             error is None
-            and ticket is circuit.ticket
-            and not ticket.probe
             and self.is_failure is None
             and (not isinstance(result, ClientResponse) or result.status < 500)
         ):
-            circuit.add_success(self._clock_now())  # the common case: closed, no failure
+            # A success (what is_transient_failure says of it): circuit.success(ticket, now)
+            # with its short way inlined, the common case of a closed circuit. (The clock is
+            # read through a local: self._clock_now() would be a method lookup that Python
+            # 3.11 cannot specialize for a callable kept in a slot.)
+            clock_now = self._clock_now
+            now = clock_now()
+            if now < ticket.end:
+                ticket.circuit.ok += 1
+                return None
+            self._record(call, ticket, False, now, result, None)
             return None
-        return self._settle(call, circuit, ticket, result, error)
+        return self._settle(call, ticket, result, error)
 
     # -- slow paths ---------------------------------------------------------------------------
 
+    def _origin_circuit(self, url: URL) -> Circuit:
+        # The origin as (scheme, netloc) read from yarl's slots, remembered in _origins for
+        # enter. A netloc with credentials is not remembered and falls back to url.origin(),
+        # so no secret is kept in a long-lived key. Spellings of one origin are aliases of
+        # one circuit (see _create).
+        if _YARL_SLOTS and "@" not in (netloc := url._netloc):
+            key: Hashable = (url._scheme, netloc)
+        else:
+            key = url.origin()
+        circuit = self._circuits.get(key)
+        if circuit is None:
+            circuit = self._create(key, url)  # may prune, which empties _origins
+        if _YARL_SLOTS:
+            netlocs = self._origins.get(url._scheme)
+            if netlocs is None:  # kept even with no netloc remembered: enter raises no KeyError
+                netlocs = self._origins[url._scheme] = {}
+            if type(key) is tuple:
+                netlocs[netloc] = circuit
+        return circuit
+
+    def _keyed_circuit(self, call: Call, request: Any) -> Circuit:
+        key_fn = self._key_fn
+        if key_fn is None:
+            return self._circuit(call[HANDLER])
+        if request is not None:
+            return self._circuit(key_fn(request))
+        return self._circuit(key_fn(*call[ARGS], **(call[KWARGS] or {})))
+
+    def _circuit(self, key: Hashable, url: URL | None = None) -> Circuit:
+        circuit = self._circuits.get(key)
+        if circuit is None:
+            circuit = self._create(key, url)
+        return circuit
+
     def _settle(
-        self,
-        call: Call,
-        circuit: Circuit,
-        ticket: Ticket,
-        result: Any,
-        error: BaseException | None,
+        self, call: Call, ticket: Ticket, result: Any, error: BaseException | None
     ) -> Step:
+        circuit = ticket.circuit
         if error is not None and (
             not isinstance(error, Exception) or isinstance(error, NOT_SENT)
         ):
@@ -277,14 +311,26 @@ class CircuitBreaker(Layer):
                 if isinstance(result, ClientResponse):
                     result.release()  # the engine drops the result along with this error
                 raise
+        self._record(call, ticket, failed, self._clock_now(), result, error)
+        return None
+
+    def _record(
+        self,
+        call: Call,
+        ticket: Ticket,
+        failed: bool,
+        now: float,
+        result: Any,
+        error: BaseException | None,
+    ) -> None:
+        circuit = ticket.circuit
         before = circuit.state
         if failed:
-            circuit.failure(ticket, self._clock_now())
+            circuit.failure(ticket, now)
         else:
-            circuit.success(ticket, self._clock_now())
+            circuit.success(ticket, now)
         if circuit.state is not before:
             self._changed(call, circuit, before, result, error)
-        return None
 
     def _create(self, key: Hashable, url: URL | None = None) -> Circuit:
         # Every spelling of an origin ("https://h:443", ("https", "h")) is an alias of its
@@ -325,6 +371,7 @@ class CircuitBreaker(Layer):
         ]
         for k in idle:
             del self._circuits[k]
+        self._origins.clear()  # refilled by the next call to each origin
         self._prune_at = max(_PRUNE_AT, 2 * len(self._circuits))
 
     def _admit(self, call: Call, i: int, circuit: Circuit) -> Step:

@@ -11,8 +11,12 @@ from typing import Any
 
 import aiohttp
 import pytest
+from _circuit_model import Model, ModelTicket
 from _layers import Refuse
 from _polling import until
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from yarl import URL
 
 import resilient_http as rh
@@ -268,6 +272,156 @@ async def test_old_failures_leave_the_window() -> None:
         for _ in range(3):
             await status(c, server.url("/status/503"))
         assert breaker.state(server.url("/")) is OPEN
+
+
+async def test_a_success_at_a_bucket_end_counts_in_the_next_bucket() -> None:
+    # window 10 s in buckets of 1 s; the second success lands exactly on bucket 0's end
+    clock = FakeClock()
+    breaker = rh.CircuitBreaker(0.75, min_throughput=3, window=10, clock=clock)
+    async with MockServer() as server, client("alone", breaker, clock) as c:
+        await status(c, server.url("/ok"))  # bucket 0, the short way
+        await clock.advance(1)
+        await status(c, server.url("/ok"))  # bucket 1, the long way (a new bucket)
+        await status(c, server.url("/ok"))  # bucket 1, the short way again
+        await clock.advance(9.5)  # t=10.5: bucket 0 left the window, bucket 1 did not
+        for _ in range(3):
+            await status(c, server.url("/status/503"))
+        assert breaker.state(server.url("/")) is CLOSED  # 3 of 5 < 0.75
+        await clock.advance(0.5)  # t=11: bucket 1 left too
+        await status(c, server.url("/status/503"))
+        assert breaker.state(server.url("/")) is OPEN  # 4 of 4
+
+
+async def test_pruned_origins_are_looked_up_afresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    import resilient_http.breaker as breaker_module
+
+    monkeypatch.setattr(breaker_module, "_PRUNE_AT", 2)  # one origin's keys: (scheme, netloc), URL
+    clock = FakeClock()
+    breaker = rh.CircuitBreaker(min_throughput=2, clock=clock)
+    async with MockServer() as a, MockServer() as b, client("alone", breaker, clock) as c:
+        await status(c, a.url("/ok"))  # a's circuit: idle, pruned when b's is created
+        await status(c, b.url("/status/503"))  # b's window holds a failure: kept
+        assert len(breaker._circuits) == 2 and breaker.state(b.url("/")) is CLOSED
+        for _ in range(2):
+            await status(c, a.url("/status/503"))  # counted by a's new circuit, not the old one
+        assert breaker.state(a.url("/")) is OPEN
+        with pytest.raises(rh.CircuitOpen):
+            await status(c, a.url("/ok"))
+
+
+# -- the hooks against the plain model of one circuit ------------------------------------------
+
+
+class ManualClock:
+    """A clock set by hand, for the synchronous state machine below."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def now(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        raise AssertionError("the breaker never sleeps")
+
+    def call_at(self, when: float, callback: Any, *args: Any) -> Any:
+        raise AssertionError("the breaker arms no timers")
+
+
+def work() -> None:
+    """In decorator mode the decorated function is the circuit's key."""
+
+
+SLOT = 5  # the breaker's slot in the call list, as the engine gives it
+
+
+class BreakerMachine(RuleBasedStateMachine):
+    """The breaker's hooks, called as the engine calls them in decorator mode, against the
+    plain model: exit's inlined short way must count exactly what the long way would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = ManualClock()
+        self.live: list[tuple[list[Any], ModelTicket]] = []
+
+    @initialize(
+        ratio=st.sampled_from([0.25, 0.5, 0.75, 1.0]),
+        min_throughput=st.integers(1, 5),
+        width=st.sampled_from([0.25, 0.5, 2.0]),  # dyadic: exact bucket arithmetic
+        break_for=st.sampled_from([1.0, 2.5, 8.0]),
+        probes=st.integers(1, 3),
+    )
+    def setup(
+        self, ratio: float, min_throughput: int, width: float, break_for: float, probes: int
+    ) -> None:
+        self.b = rh.CircuitBreaker(
+            ratio,
+            min_throughput=min_throughput,
+            window=width * 10,  # the breaker's 10 buckets
+            break_for=break_for,
+            half_open_probes=probes,
+            clock=self.clock,
+        )
+        self.m = Model(ratio, min_throughput, 10, break_for, probes, width)
+
+    @rule(buckets=st.sampled_from([0.0, 0.5, 1.0, 1.5, 2.0, 9.0, 10.0, 40.0]))
+    def advance(self, buckets: float) -> None:
+        self.clock.t += buckets * self.m.width
+
+    @rule()
+    def to_the_next_bucket(self) -> None:
+        width = self.m.width
+        self.clock.t = (self.clock.t // width + 1) * width  # exactly onto a bucket's end
+
+    @rule()
+    def admit(self) -> None:
+        call: list[Any] = [None, work, (), None, None, None]
+        expected = self.m.admit(self.clock.t)
+        try:
+            step = self.b.enter(call, SLOT)
+        except rh.CircuitOpen:
+            assert expected is None
+        else:
+            assert step is None and expected is not None
+            self.live.append((call, expected))
+
+    @precondition(lambda self: bool(self.live))
+    @rule(data=st.data(), outcome=st.sampled_from(["success", "success", "failure", "abort"]))
+    def complete(self, data: st.DataObject, outcome: str) -> None:
+        call, mt = self.live.pop(data.draw(st.integers(0, len(self.live) - 1)))
+        if outcome == "success":
+            step = self.b.exit(call, SLOT, "result", None)
+        elif outcome == "failure":
+            step = self.b.exit(call, SLOT, None, ConnectionResetError())
+        else:
+            step = self.b.exit(call, SLOT, None, asyncio.CancelledError())
+        assert step is None
+        self.m.complete(mt, outcome, self.clock.t)
+
+    @rule()
+    def isolate(self) -> None:
+        self.b.isolate(work)
+        self.m.new_period(ISOLATED)
+
+    @rule()
+    def reset(self) -> None:
+        self.b.reset(work)
+        if work in self.b._circuits:  # else nothing to reset: closed and empty already
+            self.m.new_period(CLOSED)
+
+    @invariant()
+    def same_state(self) -> None:
+        if hasattr(self, "b"):
+            now = self.clock.t
+            assert self.b.state(work) is self.m.state_at(now)
+            circuit = self.b._circuits.get(work)
+            assert (0 if circuit is None else circuit.in_flight) == self.m.live_probes()
+            if circuit is not None and self.m.state is CLOSED:
+                self.m.check_window(circuit, now)
+
+
+BreakerMachine.TestCase.settings = settings(max_examples=200, stateful_step_count=60)
+test_breaker_machine = BreakerMachine.TestCase
 
 
 # -- what counts as a failure ----------------------------------------------------------------------
@@ -605,6 +759,7 @@ async def test_events_are_logged_at_info_and_redacted(caplog: pytest.LogCaptureF
         with pytest.raises(rh.CircuitOpen):
             await status(c, server.url("/ok").with_user("alice").with_password("s3cret"))
         assert all("s3cret" not in repr(k) for k in breaker._circuits)  # no keys hold secrets
+        assert all("s3cret" not in netloc for d in breaker._origins.values() for netloc in d)
         assert list(breaker.states()) == [str(server.origin).rstrip("/")]
     assert [e.name for e in events] == ["breaker.opened", "breaker.rejected", "breaker.rejected"]
     assert all("s3cret" not in (e.url or "") for e in events)
@@ -685,3 +840,4 @@ async def test_origin_keys_without_yarl_slots(monkeypatch: pytest.MonkeyPatch) -
         assert await status(c, b.url("/ok")) == 200
         assert breaker.state(str(a.url("/"))) is OPEN
         assert all(isinstance(k, URL) for k in breaker._circuits)
+        assert not breaker._origins

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
 
 import pytest
+from _circuit_model import WIDTH, Model, ModelTicket
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -95,6 +96,45 @@ def test_window_skips_many_buckets_at_once() -> None:
     assert c.counts(1000.0) == (0, 0)
     record(c, False, 1000.0)
     assert c.counts(1000.0) == (0, 1)
+
+
+def test_successes_take_the_short_way_within_a_bucket_and_expire_with_it() -> None:
+    c = make(window=10.0, buckets=10, min_throughput=3, failure_ratio=0.75)
+    t = c.admit(0.5)
+    assert t is not None and t.end == 1.0  # bucket 0 ends at 1.0
+    for _ in range(3):
+        c.success(t, 0.5)
+    assert c.ok == 3  # counted the short way...
+    assert c.counts(0.5) == (0, 3) and c.ok == 0  # ...and added to the window when asked
+    c.success(t, 0.75)
+    c.success(t, 1.0)  # a new bucket: the long way, which moves the short way on
+    assert t.end == 2.0
+    c.success(t, 1.5)
+    assert "total=6" in repr(c)  # repr counts what the short way holds
+    assert c.counts(10.0) == (0, 2)  # bucket 0's four left the window, bucket 1's two did not
+    c.failure(t, 10.0)
+    assert c.state is CLOSED  # 1 of 3
+    c.failure(t, 11.0)
+    assert c.state is CLOSED  # bucket 1 left too: 2 of 2, under min_throughput
+    c.failure(t, 11.0)
+    assert c.state is OPEN  # 3 of 3
+
+
+def test_only_the_current_closed_tickets_take_the_short_way() -> None:
+    c = make(min_throughput=1, probes=2)
+    early = c.admit(0.0)
+    assert early is not None and early.end > 0.0
+    record(c, True, 0.0)
+    assert c.state is OPEN
+    assert early.end == c.ticket.end == -math.inf  # stale; the open period's admits nothing
+    c.success(early, 0.0)
+    assert c.counts(0.0) == (0, 0)
+    probe = c.admit(5.0)
+    assert probe is not None and probe.end == -math.inf
+    c.success(probe, 5.0)
+    assert c.state is CLOSED and c.ticket.end == 6.0
+    c.isolate()
+    assert c.ticket.end == -math.inf
 
 
 def test_failure_ratio_one_needs_every_call_to_fail() -> None:
@@ -224,37 +264,6 @@ def test_repr_shows_state() -> None:
 
 # -- property: the machine against a plain model ------------------------------------------
 
-WIDTH = 2.0  # dyadic bucket widths keep float bucket arithmetic exact
-
-
-@dataclass
-class ModelTicket:
-    period: int
-    probe: bool
-
-
-@dataclass
-class Model:
-    ratio: float
-    min_throughput: int
-    n: int
-    break_for: float
-    probes: int
-    state: CircuitState = CLOSED
-    until: float = 0.0
-    period: int = 0
-    outcomes: list[tuple[float, bool]] = field(default_factory=list)
-
-    def counts(self, now: float) -> tuple[int, int]:
-        idx = int(now // WIDTH)
-        live = [f for t, f in self.outcomes if int(t // WIDTH) > idx - self.n]
-        return sum(live), len(live)
-
-    def new_period(self, state: CircuitState) -> None:
-        self.state = state
-        self.period += 1
-        self.outcomes = []
-
 
 class CircuitMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
@@ -287,53 +296,30 @@ class CircuitMachine(RuleBasedStateMachine):
         self.now += dt
 
     @rule()
+    def to_the_next_bucket(self) -> None:
+        self.now = (self.now // WIDTH + 1) * WIDTH  # exactly onto a bucket's end
+
+    @rule()
     def admit(self) -> None:
-        m = self.m
-        expected: ModelTicket | None
-        if m.state is OPEN and self.now >= m.until:
-            m.new_period(HALF_OPEN)
-        if m.state is CLOSED:
-            expected = ModelTicket(m.period, False)
-        elif m.state is HALF_OPEN and self.live_probes() < m.probes:
-            expected = ModelTicket(m.period, True)
-        else:
-            expected = None
+        expected = self.m.admit(self.now)
         got = self.c.admit(self.now)
         assert (got is None) == (expected is None)
         if got is not None and expected is not None:
             assert got.probe == expected.probe
             self.live.append((got, expected))
 
-    def live_probes(self) -> int:
-        return sum(1 for _, mt in self.live if mt.probe)
-
     @precondition(lambda self: bool(self.live))
-    @rule(data=st.data(), outcome=st.sampled_from(["success", "failure", "abort"]))
+    @rule(data=st.data(), outcome=st.sampled_from(["success", "success", "failure", "abort"]))
     def complete(self, data: st.DataObject, outcome: str) -> None:
         k = data.draw(st.integers(0, len(self.live) - 1))
         ticket, mt = self.live.pop(k)
-        m = self.m
         if outcome == "abort":
             self.c.abort(ticket)
-            return
-        current = mt.period == m.period
-        if outcome == "success":
+        elif outcome == "success":
             self.c.success(ticket, self.now)
-            if current and mt.probe:
-                m.new_period(CLOSED)
-            elif current:
-                m.outcomes.append((self.now, False))
         else:
             self.c.failure(ticket, self.now)
-            if current and mt.probe:
-                m.new_period(OPEN)
-                m.until = self.now + m.break_for
-            elif current:
-                m.outcomes.append((self.now, True))
-                failed, total = m.counts(self.now)
-                if total >= m.min_throughput and failed >= m.ratio * total:
-                    m.new_period(OPEN)
-                    m.until = self.now + m.break_for
+        self.m.complete(mt, outcome, self.now)
 
     @rule()
     def isolate(self) -> None:
@@ -346,6 +332,18 @@ class CircuitMachine(RuleBasedStateMachine):
         self.m.new_period(CLOSED)
 
     @invariant()
+    def window_counts_match(self) -> None:
+        if hasattr(self, "c") and self.m.state is CLOSED:
+            self.m.check_window(self.c, self.now)
+
+    @rule()
+    def ask_counts(self) -> None:
+        # Asking rolls the window, in any state (only a closed circuit's window means anything)
+        self.c.counts(self.now)
+        if self.c.state is CLOSED:
+            assert self.now < self.c.ticket.end  # the window is current: the short way is open
+
+    @invariant()
     def same_state(self) -> None:
         if hasattr(self, "c"):
             assert self.c.state is self.m.state
@@ -355,13 +353,18 @@ class CircuitMachine(RuleBasedStateMachine):
     @invariant()
     def never_more_probes_than_allowed(self) -> None:
         if hasattr(self, "c"):
-            assert self.c.in_flight == self.live_probes()
-            assert self.live_probes() <= self.m.probes
+            assert self.c.in_flight == self.m.live_probes()
+            assert self.m.live_probes() <= self.m.probes
 
     @invariant()
-    def window_counts_match(self) -> None:
-        if hasattr(self, "c") and self.m.state is CLOSED:
-            assert self.c.counts(self.now) == self.m.counts(self.now)
+    def only_the_current_closed_ticket_takes_the_short_way(self) -> None:
+        if hasattr(self, "c"):
+            current = self.c.ticket
+            assert (current.end > -math.inf) == (self.c.state is CLOSED)
+            for ticket, mt in self.live:
+                short = mt.period == self.m.period and self.m.state is CLOSED
+                assert (ticket is current) == (mt.period == self.m.period)
+                assert (ticket.end > -math.inf) == short
 
 
 CircuitMachine.TestCase.settings = settings(max_examples=300, stateful_step_count=60)
