@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
+import sys
 import time
 from datetime import timedelta
 from typing import Any
@@ -226,3 +229,159 @@ def test_other_arguments_are_validated() -> None:
     with pytest.raises(TypeError, match="clock"):
         rh.Timeout(1, clock=object())  # type: ignore[arg-type]
     assert rh.Timeout(timedelta(milliseconds=1500)).seconds == 1.5
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="Task.cancelling() is 3.11+")
+@pytest.mark.parametrize("caller_first", [True, False])
+async def test_a_caller_cancellation_at_the_deadline_stays_a_cancellation(
+    caller_first: bool,
+) -> None:
+    """The caller's cancel and the deadline land in the same loop iteration, in either order:
+    the caller's cancellation goes through (as with ``asyncio.timeout``)."""
+    clock = FakeClock()
+
+    @rh.resilient(rh.Timeout(1.0, clock=clock))
+    async def hang() -> None:
+        await asyncio.Event().wait()
+
+    task = asyncio.create_task(hang())
+    if caller_first:  # timers due at the same time fire in the order they were armed
+        clock.call_at(1.0, task.cancel)
+    await asyncio.sleep(0)  # the layer arms its timer
+    if not caller_first:
+        clock.call_at(1.0, task.cancel)
+    await clock.advance(1.0)
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert task.cancelled()
+
+
+async def test_a_cancellation_swallowed_before_the_call_does_not_hide_the_timeout() -> None:
+    """A task that once swallowed a cancellation still gets ``DeadlineExceeded``."""
+    clock = FakeClock()
+
+    @rh.resilient(rh.Timeout(1.0, clock=clock))
+    async def hang() -> None:
+        await asyncio.Event().wait()
+
+    async def main() -> None:
+        with contextlib.suppress(asyncio.CancelledError):  # swallowed: cancelling() stays 1
+            await asyncio.Event().wait()
+        await hang()
+
+    task = asyncio.create_task(main())
+    await asyncio.sleep(0)
+    task.cancel()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    await clock.advance(1.0)
+    with pytest.raises(rh.DeadlineExceeded):
+        await task
+
+
+async def test_calls_that_finish_out_of_order_are_dropped_and_the_rest_still_expire() -> None:
+    """One FIFO and one timer per layer: finished calls behind a live one are skipped, due ones
+    expire on time, and nothing is left behind."""
+    clock = FakeClock()
+    timeout = rh.Timeout(1.0, clock=clock)
+    gates = {name: asyncio.Event() for name in "abcd"}
+
+    @rh.resilient(timeout)
+    async def wait(name: str) -> str:
+        await gates[name].wait()
+        return name
+
+    tasks = {}
+    for name in "abcd":  # entered at 0, 0.25, 0.5, 0.75
+        if name != "a":
+            await clock.advance(0.25)
+        tasks[name] = asyncio.create_task(wait(name))
+        await asyncio.sleep(0)
+    for name in "bad":  # b behind a live call; a then b leave the FIFO; d behind c
+        gates[name].set()
+        assert await tasks[name] == name
+    assert len(timeout._live) == 2  # c and the finished d
+    await clock.advance(0.74)  # t = 1.49: the timer fired at 1.0 and re-armed for c
+    assert not tasks["c"].done()
+    await clock.advance(0.01)
+    with pytest.raises(rh.DeadlineExceeded):
+        await tasks["c"]
+    assert not timeout._live
+    assert clock.pending() == 0  # d, finished, armed no timer for 1.75
+
+
+class Between(rh.Layer):
+    """Records the deadline on the way in and on the way out, between two Timeouts."""
+
+    __slots__ = ("seen",)
+
+    def __init__(self) -> None:
+        self.seen: list[float | None] = []
+
+    def enter(self, call: Call, i: int) -> Step:
+        self.seen.append(rh.current_deadline())
+        return None
+
+    def exit(self, call: Call, i: int, result: Any, error: BaseException | None) -> Step:
+        self.seen.append(rh.current_deadline())
+        return None
+
+
+@pytest.mark.parametrize("fused", [True, False])
+async def test_each_layer_sees_the_deadline_of_the_timeouts_around_it(fused: bool) -> None:
+    clock = FakeClock(start=100.0)
+    between, probe = Between(), Probe()
+    layers = (rh.Timeout(5, clock=clock), between, rh.Timeout(2, clock=clock), probe)
+    middlewares = (rh.Stack(*layers),) if fused else layers
+    async with (
+        MockServer(clock=clock) as server,
+        aiohttp.ClientSession(middlewares=middlewares) as s,
+        s.get(server.url("/ok")) as resp,
+    ):
+        assert resp.status == 200
+    assert between.seen == [105.0, 105.0]  # the outer deadline, before and after the inner
+    assert probe.seen == [102.0]
+    assert rh.current_deadline() is None
+
+
+async def test_tasks_started_inside_a_call_keep_its_deadline() -> None:
+    """contextvars are copied into child tasks: a child sees the deadline of the call that
+    started it, also after that call has returned."""
+    clock = FakeClock(start=10.0)
+    release = asyncio.Event()
+    seen: list[float | None] = []
+
+    async def child() -> None:
+        seen.append(rh.current_deadline())
+        await release.wait()
+        seen.append(rh.current_deadline())
+
+    @rh.resilient(rh.Timeout(5, clock=clock), rh.Timeout(3, clock=clock))
+    async def spawn() -> asyncio.Task[None]:
+        return asyncio.create_task(child())
+
+    task = await spawn()
+    await asyncio.sleep(0)
+    assert rh.current_deadline() is None
+    release.set()
+    await task
+    assert seen == [13.0, 13.0]
+
+
+async def test_the_success_path_creates_no_reference_cycles() -> None:
+    clock = FakeClock()
+
+    @rh.resilient(rh.Timeout(30, clock=clock), rh.Timeout(10, clock=clock))
+    async def call() -> int:
+        return 1
+
+    for _ in range(5):
+        await call()
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(50):
+            await call()
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
