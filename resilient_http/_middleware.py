@@ -333,6 +333,9 @@ async def _drive(
         else:
             if error is None:
                 return result
+            # A task that ends with this error holds it; its traceback holds our frames, which
+            # hold the call: drop the call's reference to the task so no cycle is left behind.
+            call[TASK] = None
             try:
                 raise error
             finally:  # no frame <-> traceback cycle left behind
