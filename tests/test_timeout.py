@@ -385,3 +385,32 @@ async def test_the_success_path_creates_no_reference_cycles() -> None:
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+async def test_a_task_that_ends_with_the_calls_error_leaves_no_more_garbage_than_bare() -> None:
+    """The call keeps the task (call[TASK]); a task ending with the call's error must not
+    form a task -> error -> traceback -> frame -> call -> task cycle. (aiohttp itself leaves
+    some garbage behind a reset connection: compare with a session without the layers.)"""
+
+    async def garbage(middlewares: tuple[Any, ...]) -> int:
+        async with (
+            MockServer() as server,
+            aiohttp.ClientSession(middlewares=middlewares) as session,
+        ):
+            server.script("/reset", *(Reply(reset=True) for _ in range(10)))
+
+            async def one() -> None:
+                await session.get(server.url("/reset"))
+
+            gc.collect()
+            gc.disable()
+            try:
+                for _ in range(10):
+                    with pytest.raises(aiohttp.ClientError):
+                        await asyncio.create_task(one())
+                return gc.collect()
+            finally:
+                gc.enable()
+
+    bare = await garbage(())
+    assert await garbage((rh.Stack(rh.Timeout(30), rh.Timeout(20)),)) <= bare
