@@ -13,6 +13,11 @@ against a server that is up but flaky (say 20 % of 503s, which needs ~0.28 retri
 request), retries mostly succeed and the budget does not starve them.
 
 Pure logic: time is a parameter (``now``, seconds on any monotonic clock), nothing awaits.
+
+Deposits are the hot path (one per request, while withdrawals happen only on failures): a
+deposit into the current slot only bumps a counter (``_fresh``), which the window folds into
+its slot when it next slides or is read. ``Retry`` does that bump inline (see
+:meth:`RetryBudget.deposit`).
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ class RetryBudget:
         "_n",
         "_slot_len",
         "_dep",
+        "_fresh",
         "_wd",
         "_dep_total",
         "_wd_total",
@@ -75,6 +81,7 @@ class RetryBudget:
         self._n = positive_int("slots", slots)
         self._slot_len = self.window / self._n
         self._dep = [0] * self._n
+        self._fresh = 0  # deposits of the current slot not yet folded into _dep/_dep_total
         self._wd = [0] * self._n
         self._dep_total = 0
         self._wd_total = 0
@@ -82,6 +89,15 @@ class RetryBudget:
         self._slot_end = -math.inf
         self._tokens = self.min_per_second
         self._tokens_at = -math.inf
+
+    def _sync(self, now: float) -> None:
+        """Bring the window up to ``now``, every deposit counted in its slot."""
+        if self._fresh:
+            self._dep[self._idx] += self._fresh
+            self._dep_total += self._fresh
+            self._fresh = 0
+        if now >= self._slot_end:
+            self._slide(now)
 
     def _slide(self, now: float) -> None:
         if now - self._slot_end >= self.window:  # idle for a whole window (or first use)
@@ -99,16 +115,17 @@ class RetryBudget:
             self._slot_end += self._slot_len
 
     def deposit(self, now: float) -> None:
-        """Record one logical request (not a retry) at time ``now``."""
+        """Record one logical request (not a retry) at time ``now``.
+
+        The same as ``if now < budget._slot_end: budget._fresh += 1`` and this call
+        otherwise, which is how ``Retry`` deposits (a method call costs as much as the rest)."""
         if now >= self._slot_end:
-            self._slide(now)
-        self._dep[self._idx] += 1
-        self._dep_total += 1
+            self._sync(now)
+        self._fresh += 1
 
     def withdraw(self, now: float) -> bool:
         """Take one retry at time ``now``; ``False`` (nothing taken) when the budget is spent."""
-        if now >= self._slot_end:
-            self._slide(now)
+        self._sync(now)
         if self._wd_total + 1 <= self.ratio * self._dep_total + 1e-9:
             self._wd[self._idx] += 1
             self._wd_total += 1
@@ -128,16 +145,14 @@ class RetryBudget:
     def refund(self, now: float) -> None:
         """Give back one retry that succeeded at time ``now`` (never below zero in the
         window)."""
-        if now >= self._slot_end:
-            self._slide(now)
+        self._sync(now)
         if self._wd_total > 0:
             self._wd[self._idx] -= 1
             self._wd_total -= 1
 
     def available(self, now: float) -> int:
         """How many retries :meth:`withdraw` would allow right now (for metrics and tests)."""
-        if now >= self._slot_end:
-            self._slide(now)
+        self._sync(now)
         by_ratio = max(0, math.floor(self.ratio * self._dep_total + 1e-9) - self._wd_total)
         tokens = self._tokens
         if self.min_per_second > 0 and now > self._tokens_at:

@@ -26,6 +26,7 @@ __all__ = [
     "EventHook",
     "Emitter",
     "logger",
+    "DEBUG_LOG",
     "redact_url",
     "redact_headers",
     "qualname",
@@ -33,6 +34,55 @@ __all__ = [
 
 logger = logging.getLogger("resilient_http")
 """The library's logger. DEBUG shows every event; INFO the ones an operator acts on."""
+
+
+class _DebugLog:
+    """Whether :data:`logger`'s levels let DEBUG records through: ``DEBUG_LOG.on``.
+
+    A fast path reads this attribute instead of calling ``logger.isEnabledFor(DEBUG)``
+    (~100 ns a call). It is recomputed on logging's own hook: every level change
+    (``Logger.setLevel`` on any logger, ``logging.disable``, hence ``basicConfig``,
+    ``dictConfig`` and ``fileConfig``) ends in ``Logger.manager._clear_cache()``, the call
+    that empties ``isEnabledFor``'s own cache, and :func:`_follow` wraps it. A *disabled*
+    logger (``logger.disabled``, which ``dictConfig`` sets without that hook) still reads as
+    on: the ``emit`` that follows asks ``isEnabledFor`` and drops the event. So ``on`` may be
+    true for nothing, never false for a listener.
+    """
+
+    __slots__ = ("on",)
+
+    def __init__(self) -> None:
+        self.on = True
+        self.update()
+
+    def update(self) -> None:
+        """Recompute :attr:`on` from the levels (what ``isEnabledFor`` does, minus
+        ``disabled``)."""
+        self.on = (
+            logger.manager.disable < logging.DEBUG and logger.getEffectiveLevel() <= logging.DEBUG
+        )
+
+
+DEBUG_LOG = _DebugLog()
+"""``DEBUG_LOG.on``: would a DEBUG event reach :data:`logger`, as far as levels go (see
+:class:`_DebugLog`). Hooks are separate: check ``emitter.hooks or DEBUG_LOG.on``."""
+
+
+def _follow(manager: logging.Manager) -> None:
+    """Recompute :data:`DEBUG_LOG` whenever logging clears its level caches."""
+    clear = getattr(manager, "_clear_cache", None)
+    if clear is None:  # a logging without the hook: stay on, every emit asks isEnabledFor
+        DEBUG_LOG.on = True
+        return
+
+    def clear_cache() -> None:
+        clear()
+        DEBUG_LOG.update()
+
+    manager._clear_cache = clear_cache  # type: ignore[attr-defined]
+
+
+_follow(logger.manager)
 
 REDACTED = "REDACTED"
 

@@ -18,6 +18,7 @@ aiohttp's extra pass never happens behind its back.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -28,8 +29,8 @@ from aiohttp import ClientOSError, ClientResponse, ServerDisconnectedError
 from aiohttp.client_exceptions import ClientConnectorError
 
 from resilient_http._budget import RetryBudget
-from resilient_http._clock import Clock
-from resilient_http._middleware import HANDLER, REENTER, REQUEST, Call, Layer, Step
+from resilient_http._clock import Clock, LoopClock
+from resilient_http._middleware import ARGS, HANDLER, REENTER, REQUEST, Call, Layer, Step
 from resilient_http._validate import (
     callable_or_none,
     clock_or_default,
@@ -48,7 +49,7 @@ from resilient_http.classify import (
     to_verdict,
 )
 from resilient_http.errors import BodyNotReplayable, RetriesExhausted
-from resilient_http.events import Emitter, EventHook, logger, qualname, redact_url
+from resilient_http.events import DEBUG_LOG, Emitter, EventHook, qualname, redact_url
 from resilient_http.timeout import current_deadline
 
 __all__ = ["Retry", "RetryBudget", "Attempt", "IDEMPOTENT_METHODS", "IDEMPOTENCY_KEY"]
@@ -158,6 +159,7 @@ class Retry(Layer):
         "stream",
         "clock",
         "reads_body",
+        "_now",
         "_verdict",
         "_plain",
         "_events",
@@ -224,16 +226,22 @@ class Retry(Layer):
         self.stream = flag("stream", stream)
         self.reads_body = not stream
         self.clock: Clock = clock_or_default(clock)
+        # The loop clock's now() is time.monotonic(): call it directly on the fast path.
+        self._now = time.monotonic if isinstance(self.clock, LoopClock) else self.clock.now
         self._events = Emitter("Retry", on_event)
 
     # -- the hooks ---------------------------------------------------------------------------
 
     def enter(self, call: Call, i: int) -> Step:
         # Runs once per call: a retry re-runs only the layers inside (see _next_attempt).
-        now = self.clock.now()
-        call[i] = now  # the start; a _Tries after a failure
-        if self.budget is not None:
-            self.budget.deposit(now)
+        call[i] = now = self._now()  # the start; a _Tries after a failure
+        budget = self.budget
+        if budget is not None:
+            # budget.deposit(now), inlined: within the current slot it is one increment.
+            if now < budget._slot_end:
+                budget._fresh += 1
+            else:
+                budget.deposit(now)
         if self.idempotency_key:
             request = call[REQUEST]
             if (
@@ -243,15 +251,19 @@ class Retry(Layer):
             ):
                 request.headers[IDEMPOTENCY_KEY] = key = str(uuid.uuid4())
                 self._events.emit_call("retry.idempotency_key", call, key=key)
-        if self._events.hooks or logger.isEnabledFor(logging.DEBUG):
+        if self._events.hooks or DEBUG_LOG.on:
             self._events.emit_call("retry.attempt", call, attempt=1, attempts=self.attempts)
         return None
 
     def exit(self, call: Call, i: int, result: Any, error: BaseException | None) -> Step:
         if error is None:
-            if self._plain:
-                status = getattr(result, "status", None)
-                if status is None or (type(status) is int and status < 400):
+            if self._plain:  # the default classifier's success test, inline
+                if call[ARGS] is None:  # an HTTP call: a response, whose status is an int
+                    ok = result.status < 400
+                else:  # a decorated function's value: a status, if any, may be anything
+                    status = getattr(result, "status", None)
+                    ok = status is None or (type(status) is int and status < 400)
+                if ok:
                     if type(call[i]) is float:
                         return None  # first attempt succeeded: nothing to clean up
                     return self._succeeded(call, i)
@@ -270,7 +282,7 @@ class Retry(Layer):
         if type(call[i]) is _Tries:
             call[i] = None  # drop the history (its exceptions hold frames)
             if self.budget is not None:
-                self.budget.refund(self.clock.now())  # a retry that worked costs nothing
+                self.budget.refund(self._now())  # a retry that worked costs nothing
         return None
 
     def _judge(self, outcome: Any) -> Verdict:
@@ -303,7 +315,7 @@ class Retry(Layer):
             return self._give_up(call, i, result, error, verdict, number, "no attempts left")
         if type(st) is not _Tries:
             st = call[i] = _Tries(st)
-        now = self.clock.now()
+        now = self._now()
         hint = verdict.delay
         if hint is not None:
             if self.max_retry_after is not None and hint > self.max_retry_after:
@@ -351,7 +363,7 @@ class Retry(Layer):
         )
         if isinstance(result, ClientResponse):
             result.release()
-        if self._events.hooks or logger.isEnabledFor(logging.DEBUG):
+        if self._events.hooks or DEBUG_LOG.on:
             self._events.emit_call(
                 "retry.scheduled", call, attempt=number, delay=delay, reason=verdict.reason
             )
@@ -368,7 +380,7 @@ class Retry(Layer):
         return self._next_attempt(call, number)
 
     def _next_attempt(self, call: Call, number: int) -> Step:
-        if self._events.hooks or logger.isEnabledFor(logging.DEBUG):
+        if self._events.hooks or DEBUG_LOG.on:
             self._events.emit_call("retry.attempt", call, attempt=number, attempts=self.attempts)
         return cast(Step, REENTER)
 

@@ -104,6 +104,49 @@ def test_withdrawals_expire_with_the_window_too() -> None:
     assert b.available(3.0) == 2
 
 
+def test_deposits_of_a_slot_expire_with_it_though_counted_lazily() -> None:
+    """Deposits in the current slot are only counted (see the module docstring); the window
+    must still file them under their own slot when it moves on."""
+    b = RetryBudget(1.0, min_per_second=0, window=2, slots=2)
+    for _ in range(3):
+        b.deposit(0.0)  # slot [0, 1), nothing reads the budget meanwhile
+    for _ in range(2):
+        b.deposit(1.5)  # slot [1, 2): the three above must stay in [0, 1)
+    assert b.available(1.9) == 5
+    assert b.available(2.0) == 2  # [0, 1) left the window with its three deposits
+    for _ in range(4):
+        b.deposit(2.5)
+    assert b.withdraw(2.6)  # a withdrawal counts the deposits of the slot it is in
+    assert b.available(2.7) == 5
+    b.deposit(100.0)  # idle for more than a window: the slot's deposits are dropped
+    assert b.available(100.0) == 1
+
+
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(min_value=0, max_value=1.5),
+            st.sampled_from(["deposit", "withdraw", "refund", "available"]),
+        ),
+        max_size=200,
+    )
+)
+def test_counting_deposits_lazily_changes_no_answer(steps: list[tuple[float, str]]) -> None:
+    lazy = RetryBudget(0.5, min_per_second=1, window=3, slots=3)
+    eager = RetryBudget(0.5, min_per_second=1, window=3, slots=3)
+    now = 0.0
+    for dt, op in steps:
+        now += dt
+        if op == "deposit":
+            lazy.deposit(now)
+            eager.deposit(now)
+            eager.available(now)  # folds the deposit into the window at once
+        else:
+            assert getattr(lazy, op)(now) == getattr(eager, op)(now)
+    assert lazy.available(now) == eager.available(now)
+
+
 def test_long_idle_resets() -> None:
     b = RetryBudget(0.2, min_per_second=0)
     for _ in range(100):

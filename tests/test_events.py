@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import logging
+import logging.config
+from collections.abc import Iterator
 
 import pytest
 from yarl import URL
 
 import resilient_http as rh
 from resilient_http.cache import CREDENTIAL_HEADERS
-from resilient_http.events import REDACTED, Emitter, Event, redact_headers, redact_url
+from resilient_http.events import (
+    DEBUG_LOG,
+    REDACTED,
+    Emitter,
+    Event,
+    logger,
+    redact_headers,
+    redact_url,
+)
 from resilient_http.testing import FakeClock
 
 
@@ -89,3 +99,53 @@ async def test_decorator_mode_events_name_the_function_by_its_qualname() -> None
     urls = {e.name: e.url for e in events}
     assert urls["breaker.opened"] == where + "broken"  # was module-qualified, unlike the rest
     assert urls["cache.miss"] == urls["cache.stored"] == where + "cached"
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    saved = (logger.level, logger.disabled, root.level, logging.root.manager.disable)
+    yield
+    logger.disabled = saved[1]
+    logging.disable(saved[3])
+    root.setLevel(saved[2])
+    logger.setLevel(saved[0])
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_debug_log_follows_every_level_change() -> None:
+    root = logging.getLogger()
+    logger.setLevel(logging.NOTSET)
+    root.setLevel(logging.WARNING)
+    assert DEBUG_LOG.on is False is logger.isEnabledFor(logging.DEBUG)
+    root.setLevel(logging.DEBUG)  # inherited from the root
+    assert DEBUG_LOG.on is True is logger.isEnabledFor(logging.DEBUG)
+    logger.setLevel(logging.INFO)  # its own level wins
+    assert DEBUG_LOG.on is False
+    logger.setLevel(logging.DEBUG)
+    assert DEBUG_LOG.on is True
+    logging.disable(logging.DEBUG)
+    assert DEBUG_LOG.on is False is logger.isEnabledFor(logging.DEBUG)
+    logging.disable(logging.NOTSET)
+    assert DEBUG_LOG.on is True
+    for level, on in [("INFO", False), ("DEBUG", True)]:  # incremental: pytest's handlers stay
+        logging.config.dictConfig(
+            {"version": 1, "incremental": True, "loggers": {"resilient_http": {"level": level}}}
+        )
+        assert DEBUG_LOG.on is on is logger.isEnabledFor(logging.DEBUG)
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_a_disabled_logger_reads_as_on_and_the_emit_drops_the_event(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``dictConfig`` sets a level while a logger is disabled, then enables it without
+    logging's cache hook: the flag must not read off then, so it ignores ``disabled``."""
+    logger.disabled = True
+    with caplog.at_level(logging.DEBUG, logger="resilient_http"):  # the hook runs now
+        assert DEBUG_LOG.on
+        Emitter("X", None).emit("x.dropped", None, None)
+        logger.disabled = False  # no hook runs
+        assert DEBUG_LOG.on
+        Emitter("X", None).emit("x.logged", None, None)
+    assert "x.dropped" not in caplog.text and "x.logged" in caplog.text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -431,6 +432,35 @@ async def test_budget_caps_retries_in_an_outage(server: MockServer, clock: FakeC
     assert sum(e.name == "retry.budget_exhausted" for e in events) >= 160
 
 
+async def test_each_call_deposits_once_at_its_time_on_the_layers_clock(
+    server: MockServer, clock: FakeClock
+) -> None:
+    budget = RetryBudget(0.5, min_per_second=0, window=2, slots=2)
+    async with session(exact(clock, budget=budget)) as s:
+
+        async def calls(n: int) -> None:
+            for _ in range(n):
+                async with s.get(server.url("/ok")) as resp:
+                    assert resp.status == 200
+
+        await calls(4)  # in the slot [t0, t0 + 1)
+        await clock.advance(1.5)
+        await calls(2)  # in the next slot
+        assert budget.available(clock.now()) == 3  # half of 6 requests
+        await clock.advance(0.5)
+        assert budget.available(clock.now()) == 1  # the first slot's 4 have left the window
+
+
+async def test_the_default_clock_is_the_monotonic_one(server: MockServer) -> None:
+    budget = RetryBudget(1.0, min_per_second=0, window=10, slots=10)
+    async with session(Retry(budget=budget)) as s:
+        for _ in range(3):
+            async with s.get(server.url("/ok")) as resp:
+                assert resp.status == 200
+    assert budget.available(time.monotonic()) == 3
+    assert budget.available(time.monotonic() + 11) == 0
+
+
 async def test_no_budget_multiplies_load_by_attempts(server: MockServer, clock: FakeClock) -> None:
     async with session(exact(clock, budget=None)) as s:
         for _ in range(10):
@@ -535,6 +565,43 @@ async def test_events_for_every_decision_are_redacted(
     assert events[3].detail["reason"] == "no attempts left"
     assert all("SECRET" not in (e.url or "") for e in events)
     assert "SECRET" not in caplog.text and "retry.gave_up" in caplog.text
+
+
+async def test_a_level_change_between_calls_shows_the_next_calls_events(
+    server: MockServer, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with session(exact(clock)) as s:
+        with caplog.at_level(logging.INFO, logger="resilient_http"):
+            async with s.get(server.url("/ok")) as resp:
+                assert resp.status == 200
+        assert "retry.attempt" not in caplog.text
+        with caplog.at_level(logging.DEBUG, logger="resilient_http"):
+            async with s.get(server.url("/ok")) as resp:
+                assert resp.status == 200
+        assert "retry.attempt" in caplog.text
+
+
+async def test_decorated_results_are_judged_by_their_status_if_they_have_one(
+    clock: FakeClock,
+) -> None:
+    class Answer:
+        def __init__(self, status: int) -> None:
+            self.status = status
+
+    answers = iter([Answer(503), Answer(200)])
+    values = iter([{"status": 503}, "done"])
+
+    @rh.resilient(exact(clock))
+    async def with_status() -> Answer:
+        return next(answers)
+
+    @rh.resilient(exact(clock))
+    async def without_status() -> Any:
+        return next(values)
+
+    assert (await with_status()).status == 200
+    assert clock.sleeps == [1.0]
+    assert await without_status() == {"status": 503}  # a mapping, not a response: a success
 
 
 async def test_connections_are_released_after_many_retries_and_cancellations(
