@@ -92,7 +92,7 @@ class TokenBucket:
         """Take one token if one is available at ``now`` (the fast path: keep it lean)."""
         tokens = self.tokens
         elapsed = now - self.stamp
-        if elapsed > 0:
+        if elapsed > 0.0:  # float to float: the interpreter's specialised comparison
             rate = self.rate
             if rate < self.base:
                 tokens += self._recover(now)

@@ -40,6 +40,9 @@ _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012
 _HEADER_CHARS = _NAME_CHARS | frozenset("!#$%&'*+.^`|~")
 _DEFAULT: Any = object()
 _EMPTY = URL("http://fieldmask.invalid/")
+_UNSEEN: Any = object()
+_MASKS_KEPT = 256
+"""Masked URLs a FieldMask remembers; past this many it forgets them all and starts again."""
 
 
 def _check_expr(expr: str) -> None:
@@ -141,6 +144,28 @@ def _jsonapi_pairs(fields: Any, param: str, validate: bool) -> tuple[tuple[str, 
     return tuple(pairs)
 
 
+def _mask_url(url: URL, pairs: tuple[tuple[str, str], ...]) -> URL | None:
+    """``url`` with the encoded ``name=value`` pieces of ``pairs`` appended to its query, each
+    unless the query already has that name; ``None`` if it has them all. The request's own
+    encoded query is kept byte for byte."""
+    raw = url.raw_query_string
+    query = url.query if raw else None  # an empty query has no names: nothing to parse
+    added = False
+    for name, piece in pairs:
+        if query is None or name not in query:
+            raw = f"{raw}&{piece}" if raw else piece
+            added = True
+    if not added:
+        return None
+    return URL.build(
+        scheme=url.scheme,
+        authority=url.raw_authority,
+        path=url.raw_path,
+        query_string=raw,
+        encoded=True,
+    )
+
+
 def _matcher(match: Any) -> Callable[[URL], bool] | None:
     if match is None:
         return None
@@ -215,7 +240,7 @@ class FieldMask(Layer):
     """
 
     __slots__ = ("fields", "style", "param", "match", "validate", "_value", "_var", "_match",
-                 "_events")
+                 "_events", "_masks", "_memo")
     requests_only: ClassVar[bool] = True
 
     def __init__(
@@ -248,6 +273,10 @@ class FieldMask(Layer):
         elif not isinstance(fields, str) and hasattr(fields, "__iter__"):
             fields = list(fields)
         self._value = self._compile(fields)
+        # The masked URL of each URL seen with the configured fields (None: left as is), and
+        # (URL, masked URL) of the last request.
+        self._masks: dict[URL, URL | None] = {}
+        self._memo: tuple[Any, Any] = (None, None)
         self.fields: Any = fields
         """The fields as given (a copy)."""
         self.match = match
@@ -295,39 +324,49 @@ class FieldMask(Layer):
         if self._match is not None and not self._match(url):
             return None
         value = self._var.get()
-        if value is _DEFAULT:
-            value = self._value
-        elif value is None:
+        if value is None:  # disabled()
             return None
         if self.style == "header":
             headers = request.headers
             if self.param in headers:
                 self._kept(request, url)
                 return None
-            headers[self.param] = value
+            headers[self.param] = self._value if value is _DEFAULT else value
         else:
-            query = url.query
-            raw = url.raw_query_string
-            added = False
-            for name, piece in value:
-                if name not in query:
-                    raw = f"{raw}&{piece}" if raw else piece
-                    added = True
-            if not added:
+            if value is not _DEFAULT:  # override()
+                masked = _mask_url(url, value)
+            else:
+                # The configured fields: the masked URL of each URL is remembered, as a rebuild
+                # costs ~8k instructions. yarl hands out one URL object per URL string, so
+                # the same URL as the request before is found by identity (~150 instructions),
+                # any other one seen lately by a dict lookup (~2k: URL.__hash__ is Python).
+                memo = self._memo
+                if memo[0] is url:
+                    masked = memo[1]
+                else:
+                    masked = self._mask_remembered(url)
+                    self._memo = (url, masked)
+            if masked is None:
                 self._kept(request, url)
                 return None
-            request.url = URL.build(
-                scheme=url.scheme,
-                authority=url.raw_authority,
-                path=url.raw_path,
-                query_string=raw,
-                encoded=True,
-            )
+            request.url = masked
         if self._events.hooks or logger.isEnabledFor(logging.DEBUG):
             self._events.emit(
                 "fieldmask.applied", request.method, request.url, style=self.style
             )
         return None
+
+    def _mask_remembered(self, url: URL) -> URL | None:
+        """:func:`_mask_url` with the configured fields, remembered for the last few hundred
+        URLs."""
+        masks = self._masks
+        masked = masks.get(url, _UNSEEN)
+        if masked is _UNSEEN:
+            masked = _mask_url(url, self._value)
+            if len(masks) >= _MASKS_KEPT:
+                masks.clear()
+            masks[url] = masked
+        return masked  # type: ignore[no-any-return]
 
     def _kept(self, request: Any, url: URL) -> None:
         if self._events.hooks or logger.isEnabledFor(logging.DEBUG):

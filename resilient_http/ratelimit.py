@@ -57,7 +57,7 @@ from multidict import istr
 
 from resilient_http._bucket import EPS, TokenBucket, adapt
 from resilient_http._bucket_store import BucketStore, MemoryStore, evict
-from resilient_http._clock import Clock
+from resilient_http._clock import Clock, LoopClock
 from resilient_http._middleware import ARGS, KWARGS, REQUEST, Call, Layer, Step
 from resilient_http._ratelimit_headers import parse_limits
 from resilient_http._validate import (
@@ -80,17 +80,14 @@ _PRIORITY: ContextVar[int] = ContextVar("resilient_http_priority", default=NORMA
 _LEVELS = {"urgent": URGENT, "normal": NORMAL, "background": BACKGROUND}
 _NAMES = {v: k for k, v in _LEVELS.items()}
 
-# Headers whose presence makes a response worth parsing (istr: cheaper lookups).
-_SIGNALS = tuple(
-    istr(h)
-    for h in (
-        "RateLimit",
-        "RateLimit-Policy",
-        "RateLimit-Remaining",
-        "X-RateLimit-Remaining",
-        "X-Rate-Limit-Remaining",
-    )
-)
+# Headers whose presence makes a response worth parsing (istr: cheaper lookups). Without
+# any of them (and without a 429/503) parse_limits finds nothing that adapt() acts on.
+_RATELIMIT = istr("RateLimit")
+_POLICY = istr("RateLimit-Policy")
+_REMAINING = istr("RateLimit-Remaining")
+_X_REMAINING = istr("X-RateLimit-Remaining")
+_X_REMAINING_TWITTER = istr("X-Rate-Limit-Remaining")
+_NO_MEMO: tuple[Any, Any] = (None, None)
 
 
 class priority:
@@ -213,6 +210,7 @@ class RateLimit(Layer):
         "_per_second",
         "_limit",
         "_now",
+        "_memo",
     )
 
     def __init__(
@@ -254,7 +252,10 @@ class RateLimit(Layer):
         self.store: BucketStore = store if store is not None else MemoryStore(max_keys)
         self.max_keys = positive_int("max_keys", max_keys)
         self.clock: Clock = clock_or_default(clock)
-        self._now = self.clock.now
+        # The loop clock's now() is time.monotonic(): call it directly on the fast path.
+        self._now = time.monotonic if type(self.clock) is LoopClock else self.clock.now
+        # (URL, its lane) of the last request (see enter); reset when lanes are evicted.
+        self._memo: tuple[Any, Any] = _NO_MEMO
         self._emit = Emitter("RateLimit", on_event)
         self._lanes: dict[Hashable, _Lane] = {}
         self._per_second = self.rate / self.per
@@ -264,20 +265,26 @@ class RateLimit(Layer):
 
     def enter(self, call: Call, i: int) -> Step:
         request = call[REQUEST]
-        keyfn = self.key
-        if keyfn is None:
-            if request is None:
-                key: Hashable = None
+        if self.key is None and request is not None:
+            # The lane of the last URL is remembered: yarl hands out one URL object per URL
+            # string, so a request to the same URL as the one before finds its lane by one
+            # identity check instead of three URL properties, a tuple and its hash (~2k
+            # instructions). A tuple, so that it is read and replaced in one step.
+            url = request.url
+            memo = self._memo
+            if memo[0] is url:
+                lane = memo[1]
             else:
-                url = request.url
-                key = (url.scheme, url.raw_host, url.port)
-        elif request is not None:
-            key = keyfn(request)
+                key: Hashable = (url.scheme, url.raw_host, url.port)
+                lane = self._lanes.get(key)
+                if lane is None:
+                    lane = self._new_lane(key)
+                self._memo = (url, lane)
         else:
-            key = keyfn(*call[ARGS], **(call[KWARGS] or {}))
-        lane = self._lanes.get(key)
-        if lane is None:
-            lane = self._new_lane(key)
+            key = self._key(call)
+            lane = self._lanes.get(key)
+            if lane is None:
+                lane = self._new_lane(key)
         call[i] = lane
         if not lane.waiting and lane.inflight < self._limit and lane.bucket.try_take(self._now()):
             lane.inflight += 1
@@ -296,17 +303,31 @@ class RateLimit(Layer):
                 headers = error.headers
             else:
                 headers = None
-            if headers is not None:
-                if status == 429 or status == 503:
-                    self._adapt(lane, status, headers, call)
-                else:
-                    for name in _SIGNALS:
-                        if name in headers:
-                            self._adapt(lane, status, headers, call)
-                            break
+            # Most responses carry no rate-limit header: five membership tests written out
+            # (a loop over the names costs ~70 % more), and nothing is parsed.
+            if headers is not None and (
+                status == 429
+                or status == 503
+                or _RATELIMIT in headers
+                or _POLICY in headers
+                or _REMAINING in headers
+                or _X_REMAINING in headers
+                or _X_REMAINING_TWITTER in headers
+            ):
+                self._adapt(lane, status, headers, call)
         if lane.waiting and (self._limit != sys.maxsize or lane.handle is None):
             self._dispatch(lane)
         return None
+
+    def _key(self, call: Call) -> Hashable:
+        """The key of a call other than a request with the default key."""
+        request = call[REQUEST]
+        keyfn: Callable[..., Hashable] | None = self.key
+        if keyfn is None:
+            return None  # decorator mode: one bucket for all calls
+        if request is not None:
+            return keyfn(request)
+        return keyfn(*call[ARGS], **(call[KWARGS] or {}))
 
     # -- waiting --------------------------------------------------------------------------
 
@@ -314,6 +335,7 @@ class RateLimit(Layer):
         now = self.clock.now()
         lanes = self._lanes
         if len(lanes) >= self.max_keys:
+            self._memo = _NO_MEMO  # it may hold a lane evicted here
             evict(
                 lanes,
                 self.max_keys,

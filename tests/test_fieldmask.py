@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from yarl import URL
 
 import resilient_http as rh
+from resilient_http import fieldmask
 from resilient_http.fieldmask import _check_expr
 from resilient_http.testing import FakeClock, MockServer, Reply
 
@@ -133,6 +134,37 @@ async def test_override_and_disabled_for_a_block(mock_server: MockServer) -> Non
             assert (await echo(session, url))["args"] == {"fields": "id"}
     with pytest.raises(ValueError, match="not a valid field list"), mask.override(["bad name"]):
         pass
+
+
+async def test_repeated_interleaved_and_already_masked_urls(mock_server: MockServer) -> None:
+    events: list[rh.Event] = []
+    mask = rh.FieldMask(["id"], on_event=events.append)
+    a, b = mock_server.url("/anything/a"), mock_server.url("/anything/b")
+    async with aiohttp.ClientSession(middlewares=(mask,)) as session:
+        for url in (a, a, b, a):  # the URL before again, another one, one seen earlier
+            got = await echo(session, url)
+            assert got["path"] == url.path and got["query"] == [["fields", "id"]]
+        for _ in range(2):  # equal URLs, each a new object: the request's own choice wins
+            got = await echo(session, a, params={"fields": "name"})
+            assert got["query"] == [["fields", "name"]]
+        with mask.override(["email"]):  # the remembered masks are for the configured fields
+            assert (await echo(session, a))["query"] == [["fields", "email"]]
+    assert [e.name for e in events] == ["fieldmask.applied"] * 4 + ["fieldmask.kept"] * 2 + [
+        "fieldmask.applied"
+    ]
+
+
+async def test_remembered_masks_are_bounded(
+    mock_server: MockServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fieldmask, "_MASKS_KEPT", 3)
+    mask = rh.FieldMask(["id"])
+    async with aiohttp.ClientSession(middlewares=(mask,)) as session:
+        for n in [*range(8), 0, 7]:
+            url = mock_server.url(f"/anything/{n}")
+            got = await echo(session, url, params={"n": str(n)})
+            assert got["args"] == {"n": str(n), "fields": "id"}
+            assert len(mask._masks) <= 3
 
 
 async def test_applied_again_after_a_redirect(mock_server: MockServer) -> None:

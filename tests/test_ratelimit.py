@@ -15,6 +15,7 @@ import pytest
 from _polling import until as _until
 
 import resilient_http as rh
+from resilient_http._clock import LoopClock
 from resilient_http._middleware import Call
 from resilient_http.ratelimit import MemoryStore, RateLimit, priority
 from resilient_http.testing import FakeClock, MockServer, Reply
@@ -487,6 +488,69 @@ async def test_a_key_callable_groups_requests_and_decorated_calls() -> None:
     assert rl2.bucket("/a") is not None
 
 
+async def test_repeated_and_interleaved_urls_each_use_their_hosts_bucket() -> None:
+    clock = FakeClock()
+    rl = RateLimit(2, max_wait=0, clock=clock)
+    async with MockServer(clock=clock) as server, aiohttp.ClientSession(middlewares=(rl,)) as s:
+        a = server.url("/ok")
+        b = a.with_host("localhost")
+        for url in (a, a, b):  # the same URL object twice in a row, then another host
+            (await s.get(url)).release()
+        with pytest.raises(rh.RateLimitExceeded):
+            await s.get(a)
+        (await s.get(b)).release()
+        with pytest.raises(rh.RateLimitExceeded):
+            await s.get(b)
+        for host in (a, b):
+            key = (host.scheme, host.host, host.port)
+            bucket = rl.bucket(key)
+            assert bucket is not None and bucket.tokens == pytest.approx(0)
+            assert rl.in_flight(key) == 0
+        assert server.count("/ok") == 4
+
+
+async def test_a_request_after_its_hosts_lane_was_forgotten_gets_a_new_one() -> None:
+    # One layer used by a session and by a decorated call (one key for all calls): the
+    # decorated call's new lane evicts the host's idle one, and the next request to the host,
+    # the same URL as the one before, must not go on using the lane that was dropped.
+    clock = FakeClock()
+    rl = RateLimit(10, max_keys=1, clock=clock)
+
+    @rh.resilient(rl)
+    async def call() -> None: ...
+
+    async with MockServer(clock=clock) as server, aiohttp.ClientSession(middlewares=(rl,)) as s:
+        url = server.url("/ok")
+        key = origin_key(server)
+        (await s.get(url)).release()
+        await clock.advance(1.0)  # the host's bucket is full again: idle
+        await call()
+        assert rl.bucket(key) is None
+        (await s.get(url)).release()
+        bucket = rl.bucket(key)
+        assert bucket is not None and bucket.tokens == pytest.approx(9)
+
+
+async def test_a_clock_derived_from_the_loop_clock_is_the_one_read() -> None:
+    class Leaping(LoopClock):
+        """A second passes between any two readings."""
+
+        def __init__(self) -> None:
+            self.t = 0.0
+
+        def now(self) -> float:
+            self.t += 1.0
+            return self.t
+
+    rl = RateLimit(1, burst=1, max_wait=0, clock=Leaping())
+
+    @rh.resilient(rl)
+    async def call() -> int:
+        return 1
+
+    assert [await call() for _ in range(3)] == [1, 1, 1]  # a token has always come back
+
+
 async def test_idle_keys_are_forgotten_past_max_keys() -> None:
     clock = FakeClock()
     store = MemoryStore(max_keys=3)
@@ -563,6 +627,37 @@ async def test_github_style_exhausted_quota_pauses_until_the_epoch_reset() -> No
         await clock.advance(0.4)
         await until(nxt.done)
         (await nxt).release()
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        ("RateLimit", '"default";r=3;t=30'),
+        ("RateLimit-Remaining", "3"),
+        ("x-ratelimit-remaining", "3"),
+        ("X-Rate-Limit-Remaining", "3"),
+        ("RateLimit-Policy", '"default";q=3;w=1'),
+    ],
+)
+async def test_any_one_rate_limit_header_on_a_success_is_read(header: str, value: str) -> None:
+    clock = FakeClock()
+    rl = RateLimit(100, clock=clock)
+    async with MockServer(clock=clock) as server, aiohttp.ClientSession(middlewares=(rl,)) as s:
+        server.script("/limited", Reply(200, headers={header: value}))
+        (await s.get(server.url("/limited"))).release()
+        bucket = rl.bucket(origin_key(server))
+        assert bucket is not None and bucket.tokens <= 3
+
+
+async def test_a_success_without_a_remaining_count_or_policy_changes_nothing() -> None:
+    clock = FakeClock()
+    rl = RateLimit(100, clock=clock)
+    async with MockServer(clock=clock) as server, aiohttp.ClientSession(middlewares=(rl,)) as s:
+        headers = {"X-RateLimit-Limit": "3", "X-RateLimit-Reset": "30", "Retry-After": "9"}
+        server.script("/limited", Reply(200, headers=headers))
+        (await s.get(server.url("/limited"))).release()
+        bucket = rl.bucket(origin_key(server))
+        assert bucket is not None and bucket.rate == 100 and bucket.tokens == pytest.approx(99)
 
 
 async def test_malformed_headers_are_ignored() -> None:
