@@ -198,12 +198,15 @@ def _compile(plan: _Plan, *, requests: bool) -> Callable[..., Coroutine[Any, Any
     if requests:
         src.append(f"{pad}result = await handler(request)")
         if plan.reads_body:
-            src.append(f"{pad}await result.read()")
+            src += [
+                f"{pad}if not result.content.is_eof():  # else nothing is left to wait for",
+                f"{pad}    await result.read()",
+            ]
     else:
         src.append(f"{pad}result = await handler(*args, **kwargs)")
         if plan.reads_body:
             src += [
-                f"{pad}if isinstance(result, ClientResponse):",
+                f"{pad}if isinstance(result, ClientResponse) and not result.content.is_eof():",
                 f"{pad}    await result.read()",
             ]
     src += [
@@ -296,11 +299,15 @@ async def _drive(
                 else:
                     if args is None:
                         result = await handler(request)
-                        if plan.reads_body:
+                        if plan.reads_body and not result.content.is_eof():
                             await result.read()  # releases the connection itself on failure
                     else:
                         result = await handler(*args, **(call[KWARGS] or {}))
-                        if plan.reads_body and isinstance(result, ClientResponse):
+                        if (
+                            plan.reads_body
+                            and isinstance(result, ClientResponse)
+                            and not result.content.is_eof()
+                        ):
                             await result.read()
             except BaseException as exc:
                 error = exc
