@@ -115,7 +115,10 @@ class Layer:
     """Whether the layer only makes sense on HTTP requests (not in the decorator)."""
     reads_body: bool = False
     """Whether the stack must read the response body inside the call (before the layers'
-    ``exit`` hooks run), so that the body phase is covered by timeouts and retries."""
+    ``exit`` hooks run), so that the body phase is covered by timeouts and retries. A body
+    that arrived in full with the headers (the response's stream is at EOF) is left for the
+    caller's ``read()``: nothing is left to wait for or to fail, and reading it twice costs
+    two coroutines per request."""
 
     def enter(self, call: Call, i: int) -> Step:
         """Hook on the way in (see the module docstring)."""
