@@ -1,15 +1,25 @@
 """Nanoseconds per call of a middleware around a handler that answers at once: the CPU cost
 of the layers' own work, without the network. A developer's tool for quick comparisons
-(noise ~2-3 %); ``instructions.py`` gives the whole-request figures quoted in the README.
+(noise ~2-3 % on a quiet machine, far more on a busy one); ``instructions.py`` gives the
+whole-request figures quoted in the README.
 
     python benchmarks/engine_overhead.py bare mw1 stack0 stack5 timeout retry standard
+
+With ``--instructions``, CPU instructions per call under callgrind instead of nanoseconds:
+exact to a few instructions whatever else the machine does, for comparing engine changes.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import os
+import re
+import subprocess
+import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import aiohttp
@@ -49,7 +59,19 @@ async def main() -> None:
     parser.add_argument("names", nargs="*", default=list(CONTENDERS))
     parser.add_argument("-n", type=int, default=20000)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--instructions", action="store_true",
+                        help="instructions per call under callgrind instead of ns")
     args = parser.parse_args()
+    if args.instructions:
+        names = ["direct", *args.names]
+        with ThreadPoolExecutor(os.cpu_count() or 1) as pool:  # one valgrind per core
+            per = pool.map(lambda name: _per_call(name, args.n), names)
+            counted = dict(zip(names, per, strict=True))
+        base = counted.pop("direct")
+        print(f"one plain coroutine level: {base:,.0f} instructions")
+        for name, per in counted.items():
+            print(f"{name:10s} {per:9,.0f} instructions/call  ({per - base:+7,.0f})")
+        return
     request, live, _ = await capture()
     response = build_response(
         "GET", live.url, status=200, reason="OK", headers=live.headers,
@@ -65,23 +87,44 @@ async def main() -> None:
 
     results: dict[str, float] = {}
     for name in ["direct", *args.names]:
-        mws = CONTENDERS[name]() if name != "direct" else (direct,)
         if name == "bare":
             continue
+        mws = CONTENDERS[name]() if name != "direct" else (direct,)
         chain: Any = handler
         for mw in reversed(mws):
             chain = (lambda m, h: (lambda r: m(r, h)))(mw, chain)
         best = float("inf")
+        gc.collect()
+        gc.disable()  # collections would land at different points in each run
         for _ in range(args.repeat):
             t0 = time.perf_counter_ns()
             for _ in range(args.n):
                 await chain(request)
             best = min(best, (time.perf_counter_ns() - t0) / args.n)
+        gc.enable()
         results[name] = best
     base = results.pop("direct")
     print(f"one plain coroutine level: {base:.0f} ns")
     for name, ns in results.items():
         print(f"{name:10s} {ns:7.0f} ns/call  ({ns - base:+6.0f} vs one plain level)")
+
+
+def _per_call(name: str, n: int) -> float:
+    """Instructions per call of one contender: two runs under callgrind (n and 3n calls, one
+    repeat each), so start-up and capture cancel out."""
+
+    def count(calls: int) -> int:
+        out = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+             __file__, name, "-n", str(calls), "--repeat", "1"],
+            capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": "0"},
+        ).stderr
+        match = re.search(r"Collected : (\d+)", out)
+        if match is None:
+            raise RuntimeError(f"no instruction count in valgrind's output:\n{out}")
+        return int(match.group(1))
+
+    return (count(3 * n) - count(n)) / (2 * n)
 
 
 if __name__ == "__main__":

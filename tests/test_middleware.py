@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import aiohttp
@@ -9,6 +10,7 @@ import pytest
 from _layers import Again, Answer, Recorder, Refuse, Scripted
 
 import resilient_http as rh
+from resilient_http import _middleware
 from resilient_http.testing import MockServer, Reply
 
 
@@ -67,6 +69,31 @@ async def test_stack_flattens_nested_stacks_and_lists_layers_outermost_first() -
     stack = rh.Stack(a, rh.Stack(b, c))
     assert stack.layers == (a, b, c)
     assert a.layers == (a,)
+
+
+async def test_layers_made_per_request_reuse_the_code_generated_for_their_shape(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fast path is generated once per shape (the classes of a stack's layers), not per
+    object: a stack or a layer made for every request costs no compilation."""
+    compiled: list[Any] = []
+    compile_ = _middleware._compile
+    monkeypatch.setattr(_middleware, "_compile", lambda *a: compiled.append(a) or compile_(*a))
+    monkeypatch.setattr(_middleware, "_SHAPES", {})
+    monkeypatch.setattr(_middleware, "_STACK_CLASSES", {})
+    log: list[str] = []
+    async with MockServer() as server, aiohttp.ClientSession() as session:
+        for n in range(6):
+            per_request = (rh.Stack(rh.Timeout(5 + n), Recorder(str(n), log)), rh.Timeout(9 + n))
+            async with session.get(server.url("/ok"), middlewares=per_request) as resp:
+                assert resp.status == 200
+            assert len(compiled) == 1  # the stack's shape; Timeout's own was made with its class
+    steps = [f"{op} {n}" for n in range(6) for op in ("enter", "exit")]
+    assert log == [step + (" ok" if step.startswith("exit") else "") for step in steps]
+    a, b = rh.Stack(rh.Timeout(1), rh.Retry()), rh.Stack(rh.Timeout(2), rh.Retry(attempts=2))
+    assert type(a) is type(b) and isinstance(a, rh.Stack) and type(a).__name__ == "Stack"
+    assert type(rh.Stack(rh.Retry(), rh.Timeout(1))) is not type(a)
+    assert copy.copy(a).layers == a.layers and type(copy.copy(a)) is type(a)
 
 
 @pytest.mark.parametrize("bad", [object(), "Timeout", None])
