@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import shutil
 import subprocess
@@ -57,7 +58,7 @@ def counted(name: str, requests: int, url: str) -> int:
     out = subprocess.run(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
          __file__, "--child", name, "--requests", str(requests), "--url", url],
-        capture_output=True, text=True, check=True,
+        capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": "0"},
     ).stderr
     match = re.search(r"Collected : (\d+)", out)
     if match is None:
@@ -94,13 +95,20 @@ async def main() -> None:
     print(f"server: {'nginx' if nginx else 'MockServer process'}; {args.requests} and "
           f"{5 * args.requests} requests per contender under callgrind, 1 in flight")
     try:
-        base = None
         n = args.requests
-        for name in args.names:
-            low = await asyncio.to_thread(counted, name, n, url)
-            high = await asyncio.to_thread(counted, name, 5 * n, url)
-            per = (high - low) / (4 * n)
-            base = per if base is None else base
+        cores = asyncio.Semaphore(os.cpu_count() or 1)  # one valgrind per core
+
+        async def count(name: str, calls: int) -> int:
+            async with cores:
+                return await asyncio.to_thread(counted, name, calls, url)
+
+        async def per_request(name: str) -> float:
+            low, high = await asyncio.gather(count(name, n), count(name, 5 * n))
+            return (high - low) / (4 * n)
+
+        pers = await asyncio.gather(*map(per_request, args.names))
+        base = pers[0]
+        for name, per in zip(args.names, pers, strict=True):
             print(f"{name:10s} {per:9,.0f} instructions/request  ({per - base:+7,.0f})")
     finally:
         await server.close()

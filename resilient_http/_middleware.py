@@ -29,11 +29,15 @@ A list, not an object with named fields, because it is built once per request on
 path: a list display costs ~35 ns, a slotted object with an ``__init__`` ~200 ns (a twentieth
 of a whole ``standard()`` stack's own cost).
 
-How a stack runs: :class:`_Plan` generates, once per stack, a coroutine function that calls
-each hook directly in a straight line (no loop, no per-layer bookkeeping) as long as every
-hook answers ``None``; on the first other answer it hands over to :func:`_drive`, the general
-engine, which continues from that point. Both follow the rules above; the tests run every
-layer alone, fused in a ``Stack`` and through the general engine.
+How a stack runs: :func:`_compile` generates, once per *shape* (the classes of the layers,
+in order), the ``__call__`` of a layer class or of a ``Stack`` subclass made for that shape: a
+coroutine function that calls each hook directly in a straight line (no loop, no per-layer
+bookkeeping) as long as every hook answers ``None``; on the first other answer it hands over
+to :func:`_drive`, the general engine, which continues from that point with the stack's
+:class:`_Plan`. Per shape, not per object, so a layer made for every request compiles
+nothing; as ``__call__``, so aiohttp calls it with no Python frame in between. Both paths
+follow the rules above; the tests run every layer alone, fused in a ``Stack`` and through the
+general engine.
 
 A layer used alone in ``middlewares=`` runs through the same engine as inside a ``Stack``,
 so it behaves exactly the same.
