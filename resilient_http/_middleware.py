@@ -246,17 +246,9 @@ def _compile(hooks: Hooks, mode: str) -> Callable[..., Coroutine[Any, Any, Any]]
         src.append(f"    {''.join(f'L{k}, ' for k in range(n))}= {layers}")
     env: dict[str, Any] = {}
     src += ["    step = result = None", "    i = 0", "    try:"]
-    pad = "        "
-    for k, (enter, _) in enumerate(hooks):
-        if enter is None:
-            continue
-        env[f"E{k}"] = enter
-        src += [
-            f"{pad}i = {k}",
-            f"{pad}step = E{k}(L{k}, call, {_FIRST + k})",
-            f"{pad}if step is None:",
-        ]
-        pad += "    "
+    enters = [k for k in range(n) if hooks[k][0] is not None]
+    env.update((f"E{k}", hooks[k][0]) for k in enters)
+    pad = _chain(src, "        ", ((k, f"E{k}(L{k}, call, {_FIRST + k})") for k in enters))
     src.append(f"{pad}i = {n}")
     if requests:
         src += [
@@ -283,15 +275,9 @@ def _compile(hooks: Hooks, mode: str) -> Callable[..., Coroutine[Any, Any, Any]]
         src.append("        return result")
     else:
         src.append("        try:")
-        pad = "            "
-        for k in exits:
-            env[f"X{k}"] = hooks[k][1]
-            src += [
-                f"{pad}i = {k}",
-                f"{pad}step = X{k}(L{k}, call, {_FIRST + k}, result, None)",
-                f"{pad}if step is None:",
-            ]
-            pad += "    "
+        env.update((f"X{k}", hooks[k][1]) for k in exits)
+        calls = ((k, f"X{k}(L{k}, call, {_FIRST + k}, result, None)") for k in exits)
+        pad = _chain(src, "            ", calls)
         src += [
             f"{pad}return result",
             "        except BaseException as exc:",
@@ -308,6 +294,15 @@ def _compile(hooks: Hooks, mode: str) -> Callable[..., Coroutine[Any, Any, Any]]
         "    return await rest",
     ]
     return _build(src, env)
+
+
+def _chain(src: list[str], pad: str, calls: Iterable[tuple[int, str]]) -> str:
+    """Append hook calls, each nested in the previous one's ``step is None``; return the
+    indentation inside the last one."""
+    for k, call in calls:
+        src += [f"{pad}i = {k}", f"{pad}step = {call}", f"{pad}if step is None:"]
+        pad += "    "
+    return pad
 
 
 def _build(src: list[str], env: dict[str, Any]) -> Callable[..., Any]:
