@@ -96,6 +96,58 @@ async def test_layers_made_per_request_reuse_the_code_generated_for_their_shape(
     assert copy.copy(a).layers == a.layers and type(copy.copy(a)) is type(a)
 
 
+async def test_a_subclass_keeps_its_own_call_and_its_own_hooks() -> None:
+    """A user's layer subclass that wraps ``__call__`` keeps it (the generated one does not
+    replace it, nor in its subclasses), and ``super().__call__`` runs the subclass's hooks."""
+
+    class Wrapping(Recorder):
+        __slots__ = ()
+
+        def __call__(self, request: Any, handler: Any) -> Any:
+            self.log.append("call")
+            return super().__call__(request, handler)
+
+        def enter(self, call: Any, i: int) -> None:
+            self.log.append(f"own enter {self.name}")
+
+    class Below(Wrapping):
+        __slots__ = ()
+
+    log: list[str] = []
+    async with MockServer() as server, aiohttp.ClientSession() as session:
+        for layer in (Wrapping("w", log), Below("b", log)):
+            async with session.get(server.url("/ok"), middlewares=(layer,)) as resp:
+                assert resp.status == 200
+    assert log == ["call", "own enter w", "exit w ok", "call", "own enter b", "exit b ok"]
+
+
+async def test_a_stack_subclass_keeps_its_init_and_its_own_call() -> None:
+    log: list[str] = []
+
+    class Named(rh.Stack):
+        __slots__ = ("name",)
+
+        def __init__(self, *layers: rh.Layer, name: str) -> None:
+            super().__init__(*layers)
+            self.name = name
+
+    class Counting(Named):
+        __slots__ = ()
+
+        def __call__(self, request: Any, handler: Any) -> Any:
+            log.append(f"call {self.name}")
+            return super().__call__(request, handler)
+
+    named = Named(Recorder("a", log), name="n")
+    counting = Counting(Recorder("b", log), name="c")
+    assert isinstance(counting, Named) and named.name == "n" and counting.layers[0].name == "b"
+    async with MockServer() as server, aiohttp.ClientSession() as session:
+        for stack in (named, counting):
+            async with session.get(server.url("/ok"), middlewares=(stack,)) as resp:
+                assert resp.status == 200
+    assert log == ["enter a", "exit a ok", "call c", "enter b", "exit b ok"]
+
+
 @pytest.mark.parametrize("bad", [object(), "Timeout", None])
 def test_stack_rejects_what_is_not_a_layer(bad: Any) -> None:
     with pytest.raises(TypeError, match="layers must be resilient_http layers"):
