@@ -163,12 +163,9 @@ class _Plan:
     def __init__(self, layers: tuple[Layer, ...]) -> None:
         self.layers = layers
         self.n = len(layers)
-        self.enters = tuple(
-            None if type(layer).enter is Layer.enter else layer.enter for layer in layers
-        )
-        self.exits = tuple(
-            None if type(layer).exit is Layer.exit else layer.exit for layer in layers
-        )
+        shape = _hooks(map(type, layers))
+        self.enters = tuple(e and layer.enter for layer, (e, _) in zip(layers, shape, strict=True))
+        self.exits = tuple(x and layer.exit for layer, (_, x) in zip(layers, shape, strict=True))
         self.reads_body = any(layer.reads_body for layer in layers)
 
 
@@ -220,7 +217,7 @@ _MAX_GENERATED: Final = 32
 # Per mode: the signature, where the layers come from, and where the plan comes from.
 _MODES: Final = {
     # a layer alone as a middleware: layer.__call__(request, handler)
-    "self": ("self, request, handler", "(self,)", "_plan_of(self)", "self.reads_body"),
+    "self": ("self, request, handler", "self", "_plan_of(self)", "self.reads_body"),
     # a Stack as a middleware: stack.__call__(request, handler)
     "stack": ("self, request, handler", "self._layers", "self._plan", "self.reads_body"),
     # the decorator: run(plan, fn, args, kwargs)
@@ -245,7 +242,9 @@ def _compile(hooks: Hooks, mode: str) -> Callable[..., Coroutine[Any, Any, Any]]
     if n > _MAX_GENERATED:
         src.append(f"    return await _drive({plan}, call, 0, False, None, None, None)")
         return _build(src)
-    if n:
+    if mode == "self":
+        src.append("    L0 = self")
+    elif n:
         src.append(f"    {''.join(f'L{k}, ' for k in range(n))}= {layers}")
     src += ["    step = result = None", "    i = 0", "    try:"]
     # Hooks are called as methods: cheaper in CPython 3.11 than a function kept in a closure
