@@ -31,7 +31,7 @@ from resilient_http.bench.contenders import (
     register,
     render_specs,
 )
-from resilient_http.bench.metrics import Sample, percentile, summarize, window_stats
+from resilient_http.bench.metrics import Sample, noise, percentile, summarize, window_stats
 from resilient_http.bench.runner import plan, run_variant
 from resilient_http.bench.scenario import (
     LayerSpec,
@@ -210,6 +210,14 @@ def test_ratios_are_per_round_medians_and_counts_are_totals() -> None:
     assert x.amplification == pytest.approx(400 / 300)
     assert x.upstream_429 == 30 and x.share_429 == pytest.approx(30 / 400)
     assert x.server_cpu_share == pytest.approx(0.5)
+
+
+def test_noise_is_how_far_bare_aiohttp_itself_moved_between_rounds() -> None:
+    samples = [_sample("bare", r, 100, wall) for r, wall in enumerate((1.0, 0.5, 0.8))]
+    samples.append(_sample("x", 0, 100, 0.1))
+    # bare: 100, 200 and 125 calls/s → half the range (50) over the median (125)
+    assert noise(samples) == pytest.approx(0.4)
+    assert noise(samples[1:]) is None  # two rounds of bare say nothing about its spread
 
 
 def test_unknown_server_counts_stay_unknown() -> None:

@@ -34,6 +34,7 @@ __all__ = [
     "Summary",
     "WindowStats",
     "arrivals",
+    "noise",
     "percentile",
     "summarize",
     "window_stats",
@@ -258,6 +259,16 @@ def window_stats(group: Sequence[Sample]) -> WindowStats | None:
 
 def _median(values: list[float]) -> float:
     return statistics.median(values) if values else math.nan
+
+
+def noise(samples: Sequence[Sample], baseline: str = BASELINE) -> float | None:
+    """How far bare aiohttp's own throughput moved between rounds: half its range over its
+    median (0.1 = ±10 %), ``None`` with fewer than three rounds of it. The same code measured
+    twice moves that much, so ratios closer to 1 than this are not resolved by the run."""
+    rates = [s.throughput for s in samples if s.contender == baseline and s.throughput > 0]
+    if len(rates) < 3:
+        return None
+    return (max(rates) - min(rates)) / 2 / statistics.median(rates)
 
 
 def summarize(samples: Sequence[Sample], baseline: str = BASELINE) -> list[Summary]:

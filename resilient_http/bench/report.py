@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
 
-from resilient_http.bench.metrics import Summary, percentile
+from resilient_http.bench.metrics import Summary, noise, percentile
 from resilient_http.bench.runner import VariantResult
 
 __all__ = [
@@ -193,6 +193,12 @@ def _caption(result: VariantResult) -> list[str]:
         f"{scn.load.rounds} rounds per contender"
         + (f", arriving at {scn.load.rate:g}/s (open loop)" if scn.load.rate else "")
     ]
+    spread = noise(result.samples)
+    if spread is not None:
+        lines.append(
+            f"noise: bare aiohttp's own throughput moved ±{spread:.0%} between rounds; "
+            f"ratios within that of 1.00 are not resolved by this run"
+        )
     lines += [f"skipped: {name}: {reason}" for name, reason in result.skipped]
     return lines
 
@@ -376,6 +382,7 @@ def variant_dict(result: VariantResult) -> dict[str, Any]:
         "outage_window": result.scenario.profile.window,
         "labels": result.labels,
         "skipped": [{"contender": n, "reason": r} for n, r in result.skipped],
+        "noise": noise(result.samples),
         "summaries": [s.as_dict() for s in result.summaries],
         "samples": [
             {
