@@ -15,16 +15,13 @@ import argparse
 import asyncio
 import gc
 import os
-import re
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import aiohttp
 from aiohttp import web
-from instructions import CONTENDERS
+from instructions import CONTENDERS, callgrind
 
 from resilient_http._response import build_response
 
@@ -114,15 +111,7 @@ def _per_call(name: str, n: int) -> float:
     repeat each), so start-up and capture cancel out."""
 
     def count(calls: int) -> int:
-        out = subprocess.run(
-            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
-             __file__, name, "-n", str(calls), "--repeat", "1"],
-            capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": "0"},
-        ).stderr
-        match = re.search(r"Collected : (\d+)", out)
-        if match is None:
-            raise RuntimeError(f"no instruction count in valgrind's output:\n{out}")
-        return int(match.group(1))
+        return callgrind(__file__, name, "-n", str(calls), "--repeat", "1")
 
     return (count(3 * n) - count(n)) / (2 * n)
 

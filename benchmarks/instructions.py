@@ -54,16 +54,20 @@ async def child(name: str, requests: int, url: str) -> None:
                 await resp.read()
 
 
-def counted(name: str, requests: int, url: str) -> int:
+def callgrind(*args: str) -> int:
+    """CPU instructions of ``python ARGS`` under callgrind (with a fixed hash seed)."""
     out = subprocess.run(
-        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
-         __file__, "--child", name, "--requests", str(requests), "--url", url],
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, *args],
         capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": "0"},
     ).stderr
     match = re.search(r"Collected : (\d+)", out)
     if match is None:
         raise RuntimeError(f"no instruction count in valgrind's output:\n{out}")
     return int(match.group(1))
+
+
+def counted(name: str, requests: int, url: str) -> int:
+    return callgrind(__file__, "--child", name, "--requests", str(requests), "--url", url)
 
 
 async def main() -> None:
