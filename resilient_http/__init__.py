@@ -11,7 +11,7 @@ Three ways in — the same layer objects work in each::
     async def fetch_user(session, user_id): ...
 """
 
-from resilient_http import presets
+from resilient_http import credentials, presets
 from resilient_http._clock import LOOP_CLOCK, Clock
 from resilient_http._middleware import Layer, Stack, Wrapped, resilient, wrap
 from resilient_http._standard import standard
@@ -91,9 +91,10 @@ __all__ = [
     "Clock",
     "LOOP_CLOCK",
     "current_deadline",
-    # events
+    # events and credentials
     "Event",
     "EventHook",
+    "credentials",
     # errors
     "ResilienceError",
     "DeadlineExceeded",

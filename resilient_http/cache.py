@@ -13,7 +13,6 @@ arguments, with the same single-flight rule.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -59,9 +58,10 @@ from resilient_http._validate import (
     flag,
     positive_int,
 )
-from resilient_http.events import CREDENTIAL_HEADERS, Emitter, EventHook
+from resilient_http.credentials import credentialed, header_names, owner_of
+from resilient_http.events import Emitter, EventHook
 
-__all__ = ["Cache", "CacheStore", "MemoryStore", "CREDENTIAL_HEADERS"]
+__all__ = ["Cache", "CacheStore", "MemoryStore"]
 
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 _UNSAFE = object()
@@ -84,8 +84,11 @@ class Cache(Memoizer, Layer):
             ``s-maxage`` and ``proxy-revalidate``, never store ``private`` responses, and
             store responses to requests with credentials only when the response allows it
             (``public``, ``s-maxage``, ``must-revalidate``). Default ``False``: a private
-            client cache, where credentials (``Authorization``, cookies, API-key headers) are
-            hashed into the key so one caller's response never reaches another caller.
+            client cache, where the values of every credential header (the rule of
+            :mod:`resilient_http.credentials`: ``Authorization``, ``Cookie`` with the
+            session's cookies, ``auth=``, ``PRIVATE-TOKEN``, ``X-Api-Key`` …) are hashed into
+            the key, so one caller's response never reaches another caller, nor an
+            anonymous one.
         respect_headers: follow ``Cache-Control``, ``Expires`` and ``Age``. ``False`` makes it
             a pure TTL cache (every response with a heuristically cacheable status, 200, 203,
             204, 300, 301, 308, 404, 405, 410, 414, 501, lives ``ttl`` seconds) for APIs that
@@ -100,6 +103,9 @@ class Cache(Memoizer, Layer):
         stale_while_revalidate: seconds past expiry a stale response may be served at once
             while a background task refreshes it (a response's own directive wins). The task
             belongs to the layer: ``await cache.close()`` cancels it. Default 0.
+        key_headers: more request header names whose values are part of the key (hashed),
+            e.g. ``["X-Tenant", "Accept-Language"]``; a response is then only served to
+            requests with the same values. Default none.
         key: a callable computing the cache key. On requests: ``key(request) -> str``
             (default: the URL; invalidation after unsafe methods uses it too). In decorator
             mode: ``key(*args, **kwargs) -> Hashable`` (default: the arguments, which must
@@ -127,7 +133,7 @@ class Cache(Memoizer, Layer):
 
     __slots__ = (
         "ttl", "maxsize", "max_bytes", "shared", "respect_headers", "methods",
-        "stale_if_error", "stale_while_revalidate", "key", "store", "clock",
+        "stale_if_error", "stale_while_revalidate", "key_headers", "key", "store", "clock",
         "_policy", "_events", "_flights", "_tasks", "_memo",
     )
 
@@ -142,6 +148,7 @@ class Cache(Memoizer, Layer):
         methods: Iterable[str] = ("GET", "HEAD"),
         stale_if_error: float | timedelta = 0.0,
         stale_while_revalidate: float | timedelta = 0.0,
+        key_headers: Iterable[str] | None = None,
         key: Callable[..., Any] | None = None,
         store: CacheStore | None = None,
         clock: Clock | None = None,
@@ -164,6 +171,7 @@ class Cache(Memoizer, Layer):
         self.stale_while_revalidate = duration(
             "stale_while_revalidate", stale_while_revalidate, allow_zero=True
         )
+        self.key_headers = header_names("key_headers", key_headers)
         self.key = callable_or_none("key", key)
         if store is None:
             store = MemoryStore(self.maxsize, self.max_bytes)
@@ -214,9 +222,7 @@ class Cache(Memoizer, Layer):
             return None
         headers = request.headers
         key = str(request.url) if self.key is None else self.key(request)
-        owner = None
-        if not headers.keys().isdisjoint(CREDENTIAL_HEADERS):
-            owner = "shared" if self.shared else _owner(headers)
+        owner = owner_of(headers, self.key_headers, self.shared)
         found = self.store.get(key)
         if found is not None and not isinstance(found, tuple):
             return self._lookup_later(call, i, request, key, owner, found)
@@ -558,15 +564,6 @@ class Cache(Memoizer, Layer):
 # ---------------------------------------------------------------------- helpers
 
 
-def _owner(headers: CIMultiDict[str]) -> str:
-    """A digest of the caller's credentials (never the credentials themselves)."""
-    digest = hashlib.blake2b(digest_size=16)
-    for name, value in sorted((k.lower(), v) for k, v in headers.items()):
-        if name in CREDENTIAL_HEADERS:
-            digest.update(f"{name}\0{value}\0".encode("utf-8", "surrogateescape"))
-    return digest.hexdigest()
-
-
 def _facts(request: ClientRequest, owner: str | None) -> RequestFacts:
     headers = request.headers
     return RequestFacts(
@@ -575,7 +572,7 @@ def _facts(request: ClientRequest, owner: str | None) -> RequestFacts:
         pragma=headers.get("Pragma"),
         if_none_match=headers.get("If-None-Match"),
         if_modified_since=headers.get("If-Modified-Since"),
-        authorization=owner is not None,
+        authorization=credentialed(owner),
     )
 
 

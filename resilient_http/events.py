@@ -5,21 +5,22 @@ hit) becomes an :class:`Event`. Events go to the ``resilient_http`` logger at DE
 the ones an operator cares about: gave up, breaker state changes, rate adapted) and to the
 hooks passed as a layer's ``on_event=``. Nothing is built when nobody listens.
 
-URLs and headers in events are redacted: ``Authorization``, ``Cookie`` and API-key headers,
-and credential-looking query parameters (``api_key``, ``token``, ``access_token``, ``key``,
-``signature`` …) never reach a log line or a hook.
+URLs in events are redacted (:mod:`resilient_http._redact`, by the rule of
+:mod:`resilient_http.credentials`): user info, the values of credential query parameters
+(``api_key``, ``token``, ``X-Amz-Signature`` …) and fragments never reach a log line or a hook.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from yarl import URL
 
 from resilient_http._middleware import HANDLER, REQUEST, Call
+from resilient_http._redact import REDACTED, redact_headers, redact_url
 
 __all__ = [
     "Event",
@@ -27,6 +28,7 @@ __all__ = [
     "Emitter",
     "logger",
     "DEBUG_LOG",
+    "REDACTED",
     "redact_url",
     "redact_headers",
     "qualname",
@@ -83,87 +85,6 @@ def _follow(manager: logging.Manager) -> None:
 
 
 _follow(logger.manager)
-
-REDACTED = "REDACTED"
-
-CREDENTIAL_HEADERS = frozenset(
-    {
-        "authorization",
-        "cookie",
-        "x-api-key",
-        "api-key",
-        "apikey",
-        "x-auth-token",
-        "x-access-token",
-        "x-goog-api-key",
-        "openai-api-key",
-    }
-)
-"""Request fields that identify a caller (lower-case). Redacted in events; in a private
-cache their values (hashed) are part of the key, in a shared cache they count as
-``Authorization`` (RFC 9111 §3.5). Re-exported as ``resilient_http.cache.CREDENTIAL_HEADERS``."""
-
-# Secret but not who the caller is: for the proxy, a response's cookies, an anti-forgery token.
-_SECRET_HEADERS = CREDENTIAL_HEADERS | {"proxy-authorization", "set-cookie", "x-csrf-token"}
-_SECRET_PARAMS = frozenset(
-    {
-        "api_key",
-        "apikey",
-        "api-key",
-        "key",
-        "token",
-        "access_token",
-        "refresh_token",
-        "id_token",
-        "client_secret",
-        "secret",
-        "password",
-        "passwd",
-        "signature",
-        "sig",
-        "x-amz-signature",
-        "x-amz-credential",
-        "x-amz-security-token",
-        "auth",
-        "session",
-        "code",
-    }
-)
-
-
-def _is_secret_name(name: str) -> bool:
-    low = name.lower()
-    return (
-        low in _SECRET_HEADERS
-        or low in _SECRET_PARAMS
-        or "token" in low
-        or "secret" in low
-        or "password" in low
-        or low.endswith("api-key")
-        or low.endswith("api_key")
-    )
-
-
-def redact_url(url: URL | str) -> str:
-    """The URL as text with user info and credential-looking query values replaced."""
-    u = URL(url) if isinstance(url, str) else url
-    if u.user is not None or u.password is not None:
-        u = u.with_user(None)
-    if u.query_string:
-        pairs = [(k, REDACTED if _is_secret_name(k) else v) for k, v in u.query.items()]
-        u = u.with_query(pairs)
-    return str(u)
-
-
-def redact_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
-    """The headers as a plain dict with secret values replaced (multi-valued ones joined)."""
-    items = headers.items() if isinstance(headers, Mapping) else headers
-    out: dict[str, str] = {}
-    for k, v in items:
-        value = REDACTED if _is_secret_name(k) else v
-        out[k] = f"{out[k]}, {value}" if k in out else value
-    return out
-
 
 @dataclass(frozen=True, slots=True)
 class Event:

@@ -7,9 +7,10 @@ ready-made ones in :mod:`resilient_http.presets`).
 
 Safety rules, each a :class:`~resilient_http.PaginationError`:
 
-- a next page on another origin (scheme, host, port) is refused unless
-  ``allow_cross_origin=True``: the request would carry the session's credentials there
-  (when allowed, the per-request credentials are dropped for that origin);
+- a next page, or a redirect of any page (the first included), to another origin (scheme,
+  host, port) is refused unless ``allow_cross_origin=True``: the request would carry the
+  credentials there (when allowed, the per-request credentials are dropped for that origin).
+  Redirects are followed here, hop by hop, not by aiohttp;
 - a next page whose URL was already fetched (same path and query, in any order) stops the
   iteration instead of looping forever;
 - a page that is not JSON, has no item list, or from which the strategy cannot tell the next
@@ -24,15 +25,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from yarl import URL
 
+from resilient_http._pagefetch import Hops, fetch_page
+from resilient_http._redact import redact_url
 from resilient_http._validate import session_like
 from resilient_http.errors import PaginationError
-from resilient_http.events import _is_secret_name, redact_url
 from resilient_http.strategies import MISSING, ItemsSpec, Page, get_path, path_of
 
 __all__ = ["paginate", "Paginator"]
@@ -74,18 +75,21 @@ def paginate(
         max_pages: stop after this many pages. Default ``None`` (no limit).
         max_items: stop after this many items. ``.pages()`` stops after the page that reaches
             it (pages are not cut). Default ``None``.
-        allow_cross_origin: follow next links to another origin. Default ``False``. Even
-            then, the credentials passed here (``auth=``, and ``Authorization``, ``Cookie``
-            and API-key headers in ``headers=``) are not sent there; a session's own default
-            headers are aiohttp's to send, so keep credentials per request when you allow
-            this.
+        allow_cross_origin: follow next links and redirects to another origin. Default
+            ``False``. Even then, the credentials passed here (``auth=``, ``cookies=``, and
+            the credential headers and query parameters in ``headers=`` and ``params=``, by
+            the rule of :mod:`resilient_http.credentials`) are not sent there; a session's
+            own default headers and cookie jar are aiohttp's to send, so keep credentials
+            per request when you allow this.
         prefetch: fetch the next page while the caller works on the current one (at most one
             page ahead, in a task). Default ``False``. When it is on and the caller may stop
             early, close the iterator — ``async with contextlib.aclosing(rh.paginate(...))
             as it:`` — so the task is cancelled at once (otherwise it is cancelled when the
             iterator is garbage-collected).
         method: the request method. Default ``"GET"``.
-        **request_kwargs: passed to every request (``headers=``, ``timeout=``, …).
+        **request_kwargs: passed to every request (``headers=``, ``timeout=``, …);
+            ``allow_redirects`` (default ``True``) and ``max_redirects`` (default 10) apply
+            to the redirects of each page.
 
     Returns:
         A :class:`Paginator`: an async iterator of items, single use.
@@ -174,40 +178,6 @@ def _auto_items(body: Any) -> Any:
     raise ValueError(f"the body is a JSON {type(body).__name__}, not a list or an object")
 
 
-async def _fetch(
-    session: Any,
-    method: str,
-    url: URL,
-    kwargs: Mapping[str, Any],
-    number: int,
-    extract: Callable[[Any], Any],
-) -> Page:
-    """One page: request, JSON, items. Holds no reference to the paginator, so an abandoned
-    prefetch task never keeps it alive."""
-    async with session.request(method, url, **kwargs) as resp:
-        resp.raise_for_status()
-        raw = await resp.read()
-        final, status, headers = resp.url, resp.status, resp.headers
-        ctype = resp.content_type
-    try:
-        body = json.loads(raw)
-    except ValueError as exc:
-        raise PaginationError(
-            f"page {number} ({redact_url(url)}): the body is not JSON ({ctype}, {len(raw)} "
-            f"bytes): {exc}"
-        ) from None
-    try:
-        found = extract(body)
-    except Exception as exc:
-        raise PaginationError(f"page {number} ({redact_url(url)}): {exc}") from exc
-    if not isinstance(found, (list, tuple)):
-        raise PaginationError(
-            f"page {number} ({redact_url(url)}): the items are a JSON {type(found).__name__}, "
-            f"not a list"
-        )
-    return Page(number, final, status, headers, body, found)
-
-
 class Paginator:
     """What :func:`paginate` returns: an async iterator of items (single use), with
     :meth:`pages` for whole pages and :meth:`aclose` to stop early.
@@ -222,8 +192,7 @@ class Paginator:
         "_origin",
         "_strategy",
         "_extract",
-        "_kwargs",
-        "_foreign_kwargs",
+        "_hops",
         "_max_pages",
         "_max_items",
         "_allow_cross_origin",
@@ -258,8 +227,7 @@ class Paginator:
         self._origin = (first.scheme, first.host, first.port)
         self._strategy = strategy
         self._extract = extract
-        self._kwargs = kwargs
-        self._foreign_kwargs: dict[str, Any] | None = None
+        self._hops = Hops(first, kwargs, allow_cross_origin)
         self._max_pages = max_pages
         self._max_items = max_items
         self._allow_cross_origin = allow_cross_origin
@@ -362,8 +330,8 @@ class Paginator:
                 page = await task
             else:
                 assert isinstance(nxt, URL)
-                page = await _fetch(
-                    self._session, self._method, nxt, self._kwargs_for(nxt), self._number + 1,
+                page = await fetch_page(
+                    self._session, self._method, nxt, self._hops, self._number + 1,
                     self._extract,
                 )
         except BaseException:
@@ -374,30 +342,16 @@ class Paginator:
         self._next = self._after(page)
         if self._prefetch and isinstance(self._next, URL):
             self._task = asyncio.get_running_loop().create_task(
-                _fetch(
+                fetch_page(
                     self._session,
                     self._method,
                     self._next,
-                    self._kwargs_for(self._next),
+                    self._hops,
                     page.number + 1,
                     self._extract,
                 )
             )
         return page
-
-    def _kwargs_for(self, url: URL) -> dict[str, Any]:
-        """The request arguments for ``url``: without credentials on another origin."""
-        if (url.scheme, url.host, url.port) == self._origin:
-            return self._kwargs
-        foreign = self._foreign_kwargs
-        if foreign is None:
-            foreign = {k: v for k, v in self._kwargs.items() if k != "auth"}
-            headers = foreign.get("headers")
-            if headers:
-                items = headers.items() if isinstance(headers, Mapping) else headers
-                foreign["headers"] = [(k, v) for k, v in items if not _is_secret_name(str(k))]
-            self._foreign_kwargs = foreign
-        return foreign
 
     def _after(self, page: Page) -> URL | PaginationError | None:
         """Where the page after ``page`` is, within the limits and the safety rules."""

@@ -38,7 +38,7 @@ def _link_pages(n: int, per: int = 2) -> tuple[dict[str, Any], list[str]]:
 def _fetch_tasks() -> list[asyncio.Task[Any]]:
     return [
         t for t in asyncio.all_tasks()
-        if getattr(t.get_coro(), "__qualname__", "") == "_fetch" and not t.done()
+        if getattr(t.get_coro(), "__qualname__", "") == "fetch_page" and not t.done()
     ]
 
 

@@ -55,6 +55,7 @@ DOCUMENTED = {
     # events
     "Event",
     "EventHook",
+    "credentials",
     # errors
     "ResilienceError",
     "DeadlineExceeded",
