@@ -66,7 +66,8 @@ def _judge(name: str) -> bool:
 
 def is_credential(name: str) -> bool:
     """Whether a header or query parameter called ``name`` carries a credential (the rule
-    is in this module's docstring). Case-insensitive; never raises on a ``str``."""
+    is in this module's docstring). Case-insensitive but for the camelCase word boundary;
+    never raises on a ``str``."""
     verdict = _memo.get(name)
     if verdict is None:
         verdict = _judge(name)
