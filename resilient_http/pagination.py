@@ -129,7 +129,7 @@ def paginate(
         url,
         strategy,
         extract,
-        request_kwargs,
+        Hops(url, request_kwargs, allow_cross_origin),
         max_pages,
         max_items,
         allow_cross_origin,
@@ -215,7 +215,7 @@ class Paginator:
         first: URL,
         strategy: Any,
         extract: Callable[[Any], Any],
-        kwargs: dict[str, Any],
+        hops: Hops,
         max_pages: int | None,
         max_items: int | None,
         allow_cross_origin: bool,
@@ -227,7 +227,7 @@ class Paginator:
         self._origin = (first.scheme, first.host, first.port)
         self._strategy = strategy
         self._extract = extract
-        self._hops = Hops(first, kwargs, allow_cross_origin)
+        self._hops = hops
         self._max_pages = max_pages
         self._max_items = max_items
         self._allow_cross_origin = allow_cross_origin

@@ -502,3 +502,45 @@ async def test_a_page_that_fails_once_is_retried_by_the_session_retry(
     assert got == [1, 2]
     assert [str(r.url) for r in mock_server.requests_for("/r")] == ["/r", "/r?page=2", "/r?page=2"]
     assert clock.sleeps == [1.0]
+
+
+async def test_same_origin_redirects_are_followed_with_the_credentials(
+    mock_server: MockServer,
+) -> None:
+    mock_server.script("/old", Reply(301, headers={"Location": "/new?page=1"}))
+    mock_server.script("/new", Reply(json=["a"], headers={"Link": '</next>; rel="next"'}))
+    mock_server.script("/next", Reply(303, headers={"Location": "/last"}))
+    mock_server.script("/last", Reply(json=["b"]))
+    async with aiohttp.ClientSession() as session:
+        pages = [
+            p async for p in rh.paginate(
+                session, mock_server.url("/old"), rh.LinkHeader(),
+                headers={"PRIVATE-TOKEN": "t"},
+            ).pages()
+        ]
+    assert [p.items for p in pages] == [["a"], ["b"]]
+    assert pages[0].url == mock_server.url("/new?page=1")  # the URL after the redirect
+    assert [r.path for r in mock_server.requests] == ["/old", "/new", "/next", "/last"]
+    assert all(r.headers["PRIVATE-TOKEN"] == "t" for r in mock_server.requests)
+
+
+async def test_redirect_limits_and_bad_locations(mock_server: MockServer) -> None:
+    mock_server.script("/loop", Reply(302, headers={"Location": "/loop"}))
+    mock_server.script("/ftp", Reply(302, headers={"Location": "ftp://h/x"}))
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(rh.PaginationError, match="more than 3 redirects"):
+            await rh.paginate(
+                session, mock_server.url("/loop"), rh.LinkHeader(), max_redirects=3
+            ).__anext__()
+        assert mock_server.count("/loop") == 4
+        with pytest.raises(rh.PaginationError, match="not http"):
+            await rh.paginate(session, mock_server.url("/ftp"), rh.LinkHeader()).__anext__()
+        # allow_redirects=False: the 3xx page is the page (and not JSON)
+        with pytest.raises(rh.PaginationError, match="not JSON"):
+            await rh.paginate(
+                session, mock_server.url("/loop"), rh.LinkHeader(), allow_redirects=False
+            ).__anext__()
+    for kwargs, error in [({"max_redirects": -1}, ValueError), ({"max_redirects": "3"}, ValueError),
+                          ({"allow_redirects": 1}, TypeError)]:
+        with pytest.raises(error, match=next(iter(kwargs))):
+            rh.paginate(session, mock_server.url("/loop"), rh.LinkHeader(), **kwargs)
