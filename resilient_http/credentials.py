@@ -119,19 +119,25 @@ def owner_of(headers: Any, key_headers: frozenset[str], shared: bool) -> str | N
     merges the session's cookie jar and the request's cookies into ``Cookie``, and turns
     ``auth=`` into ``Authorization``, before the middlewares run.
     """
-    # Quick scan in C: True for a credential or a name not judged yet, then judge them all.
-    found = any(map(_memo.get, headers.keys(), _UNKNOWN)) and any(
-        map(is_credential, headers.keys())
-    )
-    if not found and (not key_headers or key_headers.isdisjoint(k.lower() for k in headers)):
+    # Quick scan in C: True for a credential or a name not judged yet.
+    if not any(map(_memo.get, headers, _UNKNOWN)) and (
+        not key_headers or key_headers.isdisjoint(k.lower() for k in headers)
+    ):
         return None
-    digest = hashlib.blake2b(digest_size=16)
-    for name, value in sorted((k.lower(), v) for k, v in headers.items()):
-        if name in key_headers or (found and not shared and is_credential(name)):
-            digest.update(f"{name}\0{value}\0".encode("utf-8", "surrogateescape"))
-    if found:
-        return "s" + digest.hexdigest() if shared else "c" + digest.hexdigest()
-    return "k" + digest.hexdigest()
+    found = False
+    picked = []
+    for name, value in headers.items():
+        if is_credential(name):
+            found = True
+            if not shared:
+                picked.append(f"{name.lower()}\0{value}\0")
+        elif key_headers and name.lower() in key_headers:
+            picked.append(f"{name.lower()}\0{value}\0")
+    if not picked and not found:
+        return None
+    picked.sort()
+    digest = hashlib.blake2b("".join(picked).encode("utf-8", "surrogateescape"), digest_size=16)
+    return ("s" if shared else "c") + digest.hexdigest() if found else "k" + digest.hexdigest()
 
 
 def credentialed(owner: str | None) -> bool:
