@@ -8,6 +8,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from multidict import CIMultiDict
 
 import resilient_http as rh
@@ -51,6 +53,12 @@ def restore_registry() -> Iterator[None]:
 def test_credential_names_match_in_any_case(name: str) -> None:
     assert credentials.is_credential(name)
     assert credentials.is_credential(name.upper()) and credentials.is_credential(name.lower())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_the_predicate_takes_any_text(name: str) -> None:
+    assert credentials.is_credential(name) in (True, False)
 
 
 def test_a_camel_case_boundary_splits_words() -> None:
