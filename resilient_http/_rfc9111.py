@@ -20,8 +20,10 @@ age (RFC 9111 §4.2.3) leaves that second out: a response dated "now" is not age
 truncation of its ``Date``.
 
 Where RFC 9111 leaves a choice, the conservative one is taken: a qualified ``private`` or
-``no-cache`` (with field names) counts as unqualified; an invalid ``Age`` makes the response
-stale (it is revalidated before reuse); ``Set-Cookie`` is never stored.
+``no-cache`` (with field names) counts as unqualified; an invalid ``Age`` (a list, or the
+field repeated) makes the response stale (it is revalidated before reuse). ``Set-Cookie`` is
+stored by a private cache (RFC 9111 §7.3) and never by a shared one: :func:`can_store`
+refuses such a response there, so one client's cookie never reaches another.
 """
 
 from __future__ import annotations
@@ -90,8 +92,12 @@ HOP_BY_HOP = frozenset(
 )
 """Fields that describe one connection, never stored nor replayed (RFC 9110 §7.6.1)."""
 
-_NOT_STORED = HOP_BY_HOP | {"set-cookie", "set-cookie2", "age"}
+_NOT_STORED = HOP_BY_HOP | {"age"}
+_COOKIES = frozenset({"set-cookie", "set-cookie2"})
+# RFC 9111 §3.2: a 304 updates every stored field except Content-Length and the fields the
+# stored response depends on (its body was decoded, and is never a range).
 _NOT_UPDATED = _NOT_STORED | {"content-length", "content-encoding", "content-range"}
+_DELTA_DIGITS = len(str(2**31))
 
 
 # --------------------------------------------------------------------------- parsing
@@ -142,7 +148,10 @@ def parse_delta(value: str | None) -> int | None:
     value = value.strip()
     if not value.isdigit() or not value.isascii():
         return None
-    return min(int(value), MAX_DELTA)
+    digits = value.lstrip("0")
+    if len(digits) > _DELTA_DIGITS:  # int() of a long string is slow, or refused (4,300 digits)
+        return MAX_DELTA
+    return min(int(digits or "0"), MAX_DELTA)
 
 
 def parse_http_date(value: str | None) -> float | None:
@@ -176,10 +185,12 @@ def _connection_listed(headers: Headers) -> frozenset[str]:
     return frozenset(t.strip().lower() for t in listed.split(",") if t.strip())
 
 
-def stored_headers(headers: Headers) -> Headers:
-    """The fields a cache keeps: without hop-by-hop fields, fields named in ``Connection``,
-    ``Set-Cookie`` and ``Age`` (regenerated on every reuse)."""
+def stored_headers(headers: Headers, *, shared: bool = False) -> Headers:
+    """The fields a cache keeps: without hop-by-hop fields, fields named in ``Connection``
+    and ``Age`` (regenerated on every reuse); a shared cache drops ``Set-Cookie`` too."""
     drop = _NOT_STORED | _connection_listed(headers)
+    if shared:
+        drop |= _COOKIES
     return tuple((k, v) for k, v in headers if k.lower() not in drop)
 
 
@@ -358,6 +369,8 @@ def can_store(
     if policy.shared:
         if "private" in cc:
             return "private"
+        if any(k.lower() in _COOKIES for k, _ in headers):
+            return "Set-Cookie in a shared cache"
         if request.authorization and not (
             "public" in cc or "must-revalidate" in cc or "s-maxage" in cc
         ):
@@ -388,7 +401,7 @@ def make_entry(
     wall: float,
 ) -> Entry:
     """The stored form of a response that :func:`can_store` accepted."""
-    kept = stored_headers(headers)
+    kept = stored_headers(headers, shared=policy.shared)
     etag = _get(kept, "etag")
     last_modified = _get(kept, "last-modified")
     if not policy.respect_headers:
@@ -399,12 +412,13 @@ def make_entry(
         )
     cc = parse_cache_control(_get(headers, "cache-control"))
     lifetime = _lifetime(policy, status, cc, headers, wall)
-    # Age (RFC 9111 §4.2.3); the first member of a list counts, an invalid one makes it stale.
+    # Age (RFC 9111 §4.2.3, §5.1): one delta-seconds; anything else (a list, the field twice)
+    # is invalid and makes the response stale.
     age_raw = _get(headers, "age")
     age_invalid = False
     age_value = 0
     if age_raw is not None:
-        parsed = parse_delta(age_raw.split(",")[0])
+        parsed = parse_delta(age_raw) if "," not in age_raw else None
         if parsed is None:
             age_invalid = True
         else:
@@ -532,6 +546,8 @@ def refreshed(
     replace the stored ones of the same name (except ``Content-Length`` and the fields never
     stored), and freshness starts again from this response."""
     drop = _NOT_UPDATED | _connection_listed(headers_304)
+    if policy.shared:
+        drop |= _COOKIES
     update = [(k, v) for k, v in headers_304 if k.lower() not in drop]
     names = {k.lower() for k, _ in update}
     merged = tuple((k, v) for k, v in entry.headers if k.lower() not in names) + tuple(update)
