@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable
 from typing import Any, Protocol, cast
 
 from aiohttp import ClientResponse
@@ -88,50 +89,29 @@ class Tee(StreamReader):
 
     # ------------------------------------------------------------------ reading
 
-    async def read(self, n: int = -1) -> bytes:
+    async def _pass(self, reading: Awaitable[bytes]) -> bytes:
         try:
-            data = await self._source.read(n)
+            data = await reading
         except BaseException:
             self._failed()
             raise
         self._took(data)
         return data
+
+    async def read(self, n: int = -1) -> bytes:
+        return await self._pass(self._source.read(n))
 
     async def readany(self) -> bytes:
-        try:
-            data = await self._source.readany()
-        except BaseException:
-            self._failed()
-            raise
-        self._took(data)
-        return data
+        return await self._pass(self._source.readany())
 
     async def readuntil(self, separator: bytes = b"\n", **limits: Any) -> bytes:
-        try:
-            data = await self._source.readuntil(separator, **limits)
-        except BaseException:
-            self._failed()
-            raise
-        self._took(data)
-        return data
+        return await self._pass(self._source.readuntil(separator, **limits))
 
     async def readline(self, **limits: Any) -> bytes:
-        try:
-            data = await self._source.readline(**limits)
-        except BaseException:
-            self._failed()
-            raise
-        self._took(data)
-        return data
+        return await self._pass(self._source.readline(**limits))
 
     async def readexactly(self, n: int) -> bytes:
-        try:
-            data = await self._source.readexactly(n)
-        except BaseException:
-            self._failed()
-            raise
-        self._took(data)
-        return data
+        return await self._pass(self._source.readexactly(n))
 
     async def readchunk(self) -> tuple[bytes, bool]:
         try:

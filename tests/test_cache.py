@@ -197,24 +197,6 @@ async def test_a_failed_leader_does_not_poison_the_waiters(
     assert sorted(statuses) == [200] * 9 + [503]
 
 
-async def test_a_cancelled_leader_releases_the_waiters(
-    server: MockServer, make: Any, clock: FakeClock
-) -> None:
-    server.script("/r", Reply(200, body=b"ok", delay=1.0, headers={"Cache-Control": "max-age=60"}))
-    c = make()
-    leader = asyncio.create_task(get(c.session, server.url("/r")))
-    await server.wait_for_requests(1, path="/r")
-    waiter = asyncio.create_task(get(c.session, server.url("/r")))
-    await asyncio.sleep(0)
-    leader.cancel()
-    await asyncio.sleep(0)
-    await server.wait_for_requests(2, path="/r")
-    await clock.advance(1.0)
-    assert (await waiter)[1] == b"ok"
-    with pytest.raises(asyncio.CancelledError):
-        await leader
-
-
 async def test_max_bytes_is_honoured(server: MockServer, make: Any) -> None:
     c = make(max_bytes=20_000, maxsize=10_000)
     body = b"x" * 1000

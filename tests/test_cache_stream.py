@@ -25,6 +25,13 @@ async def chunked_read(resp: aiohttp.ClientResponse) -> bytes:
     return b"".join([chunk async for chunk in resp.content.iter_chunked(4096)])
 
 
+async def twice(session: aiohttp.ClientSession, url: Any) -> None:
+    """GET ``url`` twice, reading with ``iter_chunked``: BODY both times."""
+    for _ in range(2):
+        async with session.get(url) as resp:
+            assert await chunked_read(resp) == BODY
+
+
 @pytest.mark.parametrize("reader", ["iter_chunked", "iter_any", "readline", "read", "text"])
 async def test_a_miss_streams_to_the_caller_and_the_next_request_is_a_hit(
     server: MockServer, make: Any, reader: str
@@ -91,9 +98,7 @@ async def test_a_body_over_max_bytes_is_handed_through_whole_and_not_stored(
 ) -> None:
     server.script("/big", Reply(200, body=BODY, headers={"Cache-Control": "max-age=60"}))
     c = make(max_bytes=10_000)
-    for _ in range(2):
-        async with c.session.get(server.url("/big")) as resp:
-            assert await chunked_read(resp) == BODY
+    await twice(c.session, server.url("/big"))
     assert server.count("/big") == 2
     assert [e.detail["reason"] for e in c.events if e.name == "cache.not_stored"] == [
         "too large", "too large"]
@@ -176,14 +181,11 @@ async def test_a_body_that_ends_with_the_connection_is_not_stored_unless_asked(
 ) -> None:
     base, seen = raw_server
     c = make()
-    for _ in range(2):
-        async with c.session.get(base + "/close") as resp:
-            assert await chunked_read(resp) == BODY
+    await twice(c.session, base + "/close")
     assert len(seen) == 2
     assert "no known end" in [e.detail.get("reason") for e in c.events]
     asked = make(store_streams=True)
-    for _ in range(2):
-        assert (await get(asked.session, base + "/close"))[1] == BODY
+    await twice(asked.session, base + "/close")
     assert len(seen) == 3
 
 
@@ -192,13 +194,9 @@ async def test_a_chunked_body_is_stored_and_one_past_max_bytes_is_handed_through
 ) -> None:
     base, seen = raw_server
     c = make()
-    for _ in range(2):
-        async with c.session.get(base + "/chunked") as resp:
-            assert await chunked_read(resp) == BODY
+    await twice(c.session, base + "/chunked")
     assert len(seen) == 1
     small = make(max_bytes=10_000)
-    for _ in range(2):
-        async with small.session.get(base + "/chunked") as resp:
-            assert await chunked_read(resp) == BODY
+    await twice(small.session, base + "/chunked")
     assert len(seen) == 3
     assert "body not read whole" in [e.detail.get("reason") for e in small.events]
