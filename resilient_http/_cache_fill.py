@@ -156,8 +156,8 @@ class Filler:
 
     def _unbuffered(self, result: ClientResponse) -> str | None:
         """Why the body of ``result`` must not be buffered, or ``None``."""
-        if body_if_read(result) is not None:
-            return None
+        if body_if_read(result) is not None or result.content.at_eof():
+            return None  # read already, or nothing to read (HEAD, 204, an empty body)
         length = result.content_length
         if length is not None and length > self.max_bytes:
             return "too large"
@@ -166,7 +166,7 @@ class Filler:
         if result.content_type == "text/event-stream":
             return "event stream"
         if length is None and "chunked" not in result.headers.get("Transfer-Encoding", "").lower():
-            return "no known end" if not result.content.at_eof() else None
+            return "no known end"
         return None
 
     def _absorb(self, request: ClientRequest, pending: Pending, resp: ClientResponse,

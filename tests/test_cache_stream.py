@@ -200,3 +200,14 @@ async def test_a_chunked_body_is_stored_and_one_past_max_bytes_is_handed_through
     await twice(small.session, base + "/chunked")
     assert len(seen) == 3
     assert "body not read whole" in [e.detail.get("reason") for e in small.events]
+
+
+async def test_head_is_stored_whatever_content_length_it_announces(
+    server: MockServer, make: Any
+) -> None:
+    server.script("/r", Reply(200, body=BODY, headers={"Cache-Control": "max-age=60"}))
+    c = make(max_bytes=10_000)
+    for _ in range(2):
+        async with c.session.head(server.url("/r")) as resp:
+            assert resp.headers["Content-Length"] == str(len(BODY))
+    assert server.count("/r") == 1
