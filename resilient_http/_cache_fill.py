@@ -17,11 +17,11 @@ from collections.abc import Awaitable
 from typing import Any
 
 from aiohttp import ClientError, ClientRequest, ClientResponse
-from multidict import CIMultiDictProxy
 from yarl import URL
 
+from resilient_http._cache_request import facts, joined, pairs
 from resilient_http._clock import Clock
-from resilient_http._flight import Flight, Pending, hand_over, land, lead
+from resilient_http._flight import Flight, Pending, hand_over
 from resilient_http._middleware import REENTER, REQUEST, Call, Short, Step
 from resilient_http._response import body_if_read, entry_response
 from resilient_http._rfc9111 import (
@@ -39,7 +39,7 @@ from resilient_http._store import CacheStore, forget, put
 from resilient_http._tee import tee
 from resilient_http.events import Emitter
 
-__all__ = ["Filler", "UNSAFE", "facts", "joined", "pairs", "vary_matches"]
+__all__ = ["Filler", "UNSAFE"]
 
 UNSAFE = object()
 """The slot value of an unsafe request (its success invalidates the URL's entries)."""
@@ -183,12 +183,6 @@ class Filler:
             miss = _Miss(self, request, pending, resp, request_facts, headers)
             miss.done(body)
 
-    def _lead(self, pending: Pending) -> None:
-        lead(self._flights, pending)
-
-    def _land(self, pending: Pending, outcome: Any) -> None:
-        land(self._flights, pending, outcome)
-
     def _store(self, miss: _Miss, body: bytes) -> Entry | None:
         pending = miss.pending
         entry = make_entry(
@@ -280,42 +274,11 @@ class Filler:
     def _forget(self, key: str, entry: Entry) -> None:
         forget(self.store, key, entry, self._spawn)
 
+    def _land(self, pending: Pending, outcome: Any) -> None:
+        raise NotImplementedError
+
     def _spawn(self, aw: Awaitable[Any]) -> asyncio.Future[Any]:
         task = asyncio.ensure_future(aw)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
-
-
-# ---------------------------------------------------------------------- request helpers
-
-
-def facts(request: ClientRequest, owner: str | None) -> RequestFacts:
-    """What the RFC 9111 rules need of ``request``."""
-    headers = request.headers
-    return RequestFacts(
-        method=request.method,
-        cache_control=joined(headers, "cache-control"),
-        pragma=headers.get("Pragma"),
-        if_none_match=headers.get("If-None-Match"),
-        if_modified_since=headers.get("If-Modified-Since"),
-        authorization=owner is not None,
-    )
-
-
-def joined(headers: Any, name: str) -> str | None:
-    """All values of one field joined by ``", "``, or ``None``."""
-    values = headers.getall(name, None)
-    if not values:
-        return None
-    return values[0] if len(values) == 1 else ", ".join(values)
-
-
-def vary_matches(entry: Entry, headers: Any) -> bool:
-    """Whether ``headers`` have the values ``entry`` was stored for (its ``Vary`` fields)."""
-    return all(joined(headers, name) == value for name, value in entry.vary)
-
-
-def pairs(headers: CIMultiDictProxy[str]) -> Headers:
-    """Header fields as (name, value) pairs, in order."""
-    return tuple((str(k), v) for k, v in headers.items())

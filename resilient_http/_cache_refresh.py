@@ -46,6 +46,20 @@ class Refresher:
     _policy: Policy
     _events: Emitter
     _flights: dict[Any, Flight]
+    _tasks: set[asyncio.Future[Any]]
+
+    async def close(self) -> None:
+        """Cancel the background refreshes (stale-while-revalidate) and wait for them."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    @property
+    def tasks(self) -> frozenset[asyncio.Future[Any]]:
+        """The background refreshes running now."""
+        return frozenset(self._tasks)
 
     def _lead(self, pending: Pending) -> None:
         raise NotImplementedError

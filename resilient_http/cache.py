@@ -25,10 +25,12 @@ from aiohttp import ClientRequest
 from cachetools import LRUCache
 from multidict import CIMultiDict
 
-from resilient_http._cache_fill import UNSAFE, Filler, facts, vary_matches
+from resilient_http._cache_fill import UNSAFE, Filler
+from resilient_http._cache_flights import Coalescer
 from resilient_http._cache_refresh import Refresher
+from resilient_http._cache_request import facts, vary_matches
 from resilient_http._clock import Clock
-from resilient_http._flight import LEAD, Flight, Pending, hand_over
+from resilient_http._flight import Flight, Pending
 from resilient_http._memo import Memoizer
 from resilient_http._middleware import REQUEST, Call, Layer, Short, Step
 from resilient_http._response import entry_response, not_modified_response, status_response
@@ -56,7 +58,7 @@ __all__ = ["Cache", "CacheStore", "MemoryStore", "CREDENTIAL_HEADERS"]
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
-class Cache(Filler, Refresher, Memoizer, Layer):
+class Cache(Coalescer, Filler, Refresher, Memoizer, Layer):
     """Cache responses (or, on a decorated function, results).
 
     Args:
@@ -177,15 +179,7 @@ class Cache(Filler, Refresher, Memoizer, Layer):
         self._tasks: set[asyncio.Future[Any]] = set()
         self._memo: LRUCache[Any, tuple[float, Any]] = LRUCache(self.maxsize)
 
-    # ------------------------------------------------------------------ lifecycle
-
-    async def close(self) -> None:
-        """Cancel the background refreshes (stale-while-revalidate) and wait for them."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+    # ------------------------------------------------------------------ lifecycle (and close)
 
     async def clear(self) -> None:
         """Forget every stored response and memoized result."""
@@ -193,11 +187,6 @@ class Cache(Filler, Refresher, Memoizer, Layer):
         done = self.store.clear()
         if done is not None:
             await done
-
-    @property
-    def tasks(self) -> frozenset[asyncio.Future[Any]]:
-        """The background refreshes running now."""
-        return frozenset(self._tasks)
 
     # ------------------------------------------------------------------ the way in
 
@@ -286,58 +275,6 @@ class Cache(Filler, Refresher, Memoizer, Layer):
             return self._wait(call, i, request, pending, flight, conditional)
         self._lead(pending)
         self._go(request, pending, conditional)
-        return None
-
-    def _go(
-        self, request: ClientRequest, pending: Pending, conditional: tuple[tuple[str, str], ...]
-    ) -> None:
-        """``pending`` leads its flight upstream: add our validators unless the caller sent
-        its own."""
-        headers = request.headers
-        if (
-            pending.entry is not None
-            and conditional
-            and "If-None-Match" not in headers
-            and "If-Modified-Since" not in headers
-        ):
-            pending.added = conditional
-            for name, value in conditional:
-                headers[name] = value
-        self._events.emit(
-            "cache.miss", request.method, request.url, stale=pending.entry is not None,
-            conditional=bool(pending.added),
-        )
-
-    async def _wait(
-        self, call: Call, i: int, request: ClientRequest, pending: Pending, flight: Flight,
-        conditional: tuple[tuple[str, str], ...],
-    ) -> Short | None:
-        waiting = flight.wait()
-        try:
-            outcome = await waiting
-        except asyncio.CancelledError:
-            if waiting.done() and not waiting.cancelled() and waiting.result() is LEAD:
-                pending.flight = flight  # made the leader, then cancelled: pass it on
-                hand_over(self._flights, pending)
-            raise
-        if outcome is LEAD:  # the leader was cancelled: we go in its place
-            pending.flight = flight
-            self._go(request, pending, conditional)
-            return None
-        if outcome is not None:
-            entry, why = outcome
-            if entry.owner == pending.owner and entry.method == request.method and (
-                not entry.vary or vary_matches(entry, request.headers)
-            ):
-                now = self.clock.now()
-                if why is not None:
-                    self._events.emit("cache.served_stale", request.method, request.url, why=why)
-                else:
-                    self._events.emit("cache.hit", request.method, request.url, waited=True)
-                call[i] = None
-                return Short(entry_response(entry, request, now))
-        # The leader failed or its response cannot serve us: go on our own, uncoalesced.
-        pending.entry = None
         return None
 
     # ------------------------------------------------------------------ the way out
