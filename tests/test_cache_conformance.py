@@ -170,3 +170,22 @@ async def test_a_cancelled_leader_hands_the_flight_to_one_follower(
     assert server.count("/r") == 2  # the cancelled leader's, and one follower's
     with pytest.raises(asyncio.CancelledError):
         await leader
+
+
+async def test_a_refresh_through_wrap_is_stored_by_the_task(
+    server: MockServer, clock: FakeClock
+) -> None:
+    resource = server.cacheable("/r", b"old", etag="v1",
+                                cache_control="max-age=1, stale-while-revalidate=60")
+    cache = rh.Cache(clock=clock)
+    async with aiohttp.ClientSession() as session:
+        api = rh.wrap(session, cache)
+        assert (await get(api, server.url("/r")))[1] == b"old"
+        resource.update(body=b"new", etag="v2")
+        await clock.advance(2)
+        assert (await get(api, server.url("/r")))[1] == b"old"  # stale, refreshing
+        await server.wait_for_requests(2, path="/r")
+        await settle(lambda: not cache.tasks)
+        assert (await get(api, server.url("/r")))[1] == b"new"
+        assert server.count("/r") == 2
+    await cache.close()
