@@ -44,6 +44,7 @@ CONTENDERS: dict[str, Callable[[], tuple[Any, ...]]] = {
     "ratelimit": lambda: (rh.RateLimit(1e9),),
     "fieldmask": lambda: (rh.FieldMask(["id"]),),
     "standard": lambda: rh.standard(),
+    "cache": lambda: (rh.Cache(ttl=3600),),  # the first request a miss, then hits
 }
 
 

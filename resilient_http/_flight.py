@@ -2,7 +2,9 @@
 
 The first caller to miss becomes the *leader* of a :class:`Flight`; the others wait on it
 and are woken with its outcome (the stored entry, or ``None`` when there is nothing to
-share: they then go on their own). Used by ``Cache`` in request and decorator modes.
+share: they then go on their own). A leader that is cancelled hands the flight over to one
+waiter, woken with :data:`LEAD`, which goes upstream in its place while the others go on
+waiting. Used by ``Cache`` in request and decorator modes.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ from typing import Any
 
 from resilient_http._rfc9111 import Entry
 
-__all__ = ["Flight", "Pending", "lead", "land"]
+__all__ = ["Flight", "LEAD", "Pending", "lead", "land", "hand_over"]
+
+LEAD: Any = object()
+"""The outcome that makes a waiter the flight's leader (see :func:`hand_over`)."""
 
 
 class Flight:
@@ -71,3 +76,20 @@ def land(flights: dict[Any, Flight], pending: Pending, outcome: Any) -> None:
     if flights.get(pending.fkey) is flight:
         del flights[pending.fkey]
     flight.done(outcome)
+
+
+def hand_over(flights: dict[Any, Flight], pending: Pending) -> None:
+    """End ``pending``'s lead (a cancelled leader): the first waiter still waiting becomes
+    the leader (woken with :data:`LEAD`); with none left, the flight ends."""
+    flight = pending.flight
+    if flight is None:
+        return
+    pending.flight = None
+    waiters = flight.waiters
+    while waiters:
+        fut = waiters.pop(0)
+        if not fut.done():
+            fut.set_result(LEAD)
+            return
+    if flights.get(pending.fkey) is flight:
+        del flights[pending.fkey]

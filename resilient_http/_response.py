@@ -165,7 +165,11 @@ def status_response(
 
 
 def _raw(fields: CIMultiDict[str]) -> tuple[tuple[bytes, bytes], ...]:
-    return tuple((k.encode("latin-1"), v.encode("latin-1")) for k, v in fields.items())
+    # aiohttp decodes raw header bytes as UTF-8 with surrogateescape: this is its exact inverse.
+    return tuple(
+        (k.encode("utf-8", "surrogateescape"), v.encode("utf-8", "surrogateescape"))
+        for k, v in fields.items()
+    )
 
 
 def _respond(

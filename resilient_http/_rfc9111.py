@@ -13,6 +13,9 @@ The cache layer feeds it facts and follows its verdicts, hishel-style:
 * :func:`stale_on_error` — may a stale entry stand in for a failed origin (stale-if-error)?
 * :func:`invalidated_urls` — what an unsafe method's response invalidates.
 
+The header parsers live in :mod:`resilient_http._cache_fields` and the dataclasses in
+:mod:`resilient_http._cache_model`; this module re-exports them.
+
 Times: ``now``, ``request_time`` and ``response_time`` are on the caller's monotonic clock
 (seconds); ``wall`` is the wall-clock time (epoch seconds) at the response, used only to
 compare with the origin's ``Date``. HTTP dates have one-second resolution, so the apparent
@@ -20,19 +23,44 @@ age (RFC 9111 §4.2.3) leaves that second out: a response dated "now" is not age
 truncation of its ``Date``.
 
 Where RFC 9111 leaves a choice, the conservative one is taken: a qualified ``private`` or
-``no-cache`` (with field names) counts as unqualified; an invalid ``Age`` makes the response
-stale (it is revalidated before reuse); ``Set-Cookie`` is never stored.
+``no-cache`` (with field names) counts as unqualified; an invalid ``Age`` (a list, or the
+field repeated) makes the response stale (it is revalidated before reuse). ``Set-Cookie`` is
+stored by a private cache (RFC 9111 §7.3) and never by a shared one: :func:`can_store`
+refuses such a response there, so one client's cookie never reaches another.
 """
 
 from __future__ import annotations
 
 import math
-from calendar import timegm
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from email.utils import parsedate_tz
 
 from yarl import URL
+
+from resilient_http._cache_fields import (
+    COOKIES,
+    HOP_BY_HOP,
+    MAX_DELTA,
+    NOT_UPDATED,
+    Headers,
+    connection_listed,
+    etag_matches,
+    field_value,
+    parse_cache_control,
+    parse_delta,
+    parse_http_date,
+    stored_headers,
+    vary_names,
+)
+from resilient_http._cache_model import (
+    Entry,
+    Fresh,
+    NotModified,
+    Policy,
+    RequestFacts,
+    Revalidate,
+    ServeStale,
+    Verdict,
+)
 
 __all__ = [
     "Policy",
@@ -57,13 +85,9 @@ __all__ = [
     "etag_matches",
     "invalidated_urls",
     "HEURISTIC_STATUSES",
+    "HOP_BY_HOP",
+    "MAX_DELTA",
 ]
-
-Headers = tuple[tuple[str, str], ...]
-"""Header fields as (name, value) pairs, in order, names as received."""
-
-MAX_DELTA = 2**31
-"""Delta-seconds larger than this are taken as this (RFC 9111 §1.2.2)."""
 
 HEURISTIC_STATUSES = frozenset({200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501})
 """Statuses reusable without explicit freshness (RFC 9110 §15.1), except 206: this cache does
@@ -74,241 +98,6 @@ UNDERSTOOD_STATUSES = frozenset(
      502, 503, 504}
 )
 """Statuses whose caching rules this cache implements (for ``must-understand``)."""
-
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "proxy-connection",
-        "keep-alive",
-        "te",
-        "transfer-encoding",
-        "upgrade",
-        "trailer",
-        "proxy-authenticate",
-        "proxy-authorization",
-    }
-)
-"""Fields that describe one connection, never stored nor replayed (RFC 9110 §7.6.1)."""
-
-_NOT_STORED = HOP_BY_HOP | {"set-cookie", "set-cookie2", "age"}
-_NOT_UPDATED = _NOT_STORED | {"content-length", "content-encoding", "content-range"}
-
-
-# --------------------------------------------------------------------------- parsing
-
-
-def parse_cache_control(value: str | None) -> dict[str, str | None]:
-    """``Cache-Control`` as ``{directive: argument or None}``, names lowercased, quotes
-    removed. The first occurrence of a directive wins. Commas inside quotes are kept."""
-    out: dict[str, str | None] = {}
-    if not value:
-        return out
-    for part in _split_commas(value):
-        name, eq, arg = part.partition("=")
-        name = name.strip().lower()
-        if not name or name in out:
-            continue
-        if eq:
-            arg = arg.strip()
-            if len(arg) >= 2 and arg[0] == '"' and arg[-1] == '"':
-                arg = arg[1:-1]
-            out[name] = arg
-        else:
-            out[name] = None
-    return out
-
-
-def _split_commas(value: str) -> list[str]:
-    if '"' not in value:
-        return value.split(",")
-    parts: list[str] = []
-    start = 0
-    quoted = False
-    for i, ch in enumerate(value):
-        if ch == '"':
-            quoted = not quoted
-        elif ch == "," and not quoted:
-            parts.append(value[start:i])
-            start = i + 1
-    parts.append(value[start:])
-    return parts
-
-
-def parse_delta(value: str | None) -> int | None:
-    """A delta-seconds value (non-negative decimal integer), capped at 2**31; ``None`` when
-    missing or invalid."""
-    if value is None:
-        return None
-    value = value.strip()
-    if not value.isdigit() or not value.isascii():
-        return None
-    return min(int(value), MAX_DELTA)
-
-
-def parse_http_date(value: str | None) -> float | None:
-    """An HTTP-date (IMF-fixdate, RFC 850 or asctime) as epoch seconds; ``None`` if invalid."""
-    if not value:
-        return None
-    parsed = parsedate_tz(value)
-    if parsed is None:
-        return None
-    try:
-        return float(timegm(parsed[:6]) - (parsed[9] or 0))
-    except (OverflowError, ValueError):
-        return None
-
-
-def _get(headers: Headers, name: str) -> str | None:
-    """All values of one field joined by ", " (``name`` lowercase), or ``None``."""
-    found: list[str] = []
-    for k, v in headers:
-        if k.lower() == name:
-            found.append(v)
-    if not found:
-        return None
-    return found[0] if len(found) == 1 else ", ".join(found)
-
-
-def _connection_listed(headers: Headers) -> frozenset[str]:
-    listed = _get(headers, "connection")
-    if not listed:
-        return frozenset()
-    return frozenset(t.strip().lower() for t in listed.split(",") if t.strip())
-
-
-def stored_headers(headers: Headers) -> Headers:
-    """The fields a cache keeps: without hop-by-hop fields, fields named in ``Connection``,
-    ``Set-Cookie`` and ``Age`` (regenerated on every reuse)."""
-    drop = _NOT_STORED | _connection_listed(headers)
-    return tuple((k, v) for k, v in headers if k.lower() not in drop)
-
-
-def vary_names(headers: Headers) -> tuple[str, ...] | None:
-    """The request fields named by ``Vary`` (lowercase, sorted, unique); ``None`` for
-    ``Vary: *`` (the response can never be reused)."""
-    value = _get(headers, "vary")
-    if not value:
-        return ()
-    names = {t.strip().lower() for t in value.split(",") if t.strip()}
-    if "*" in names:
-        return None
-    return tuple(sorted(names))
-
-
-def etag_matches(if_none_match: str, etag: str | None) -> bool:
-    """Weak comparison of an ``If-None-Match`` list with an entity tag (RFC 9110 §13.1.2)."""
-    if if_none_match.strip() == "*":
-        return etag is not None
-    if etag is None:
-        return False
-    mine = etag.strip().removeprefix("W/")
-    return any(t.strip().removeprefix("W/") == mine for t in _split_commas(if_none_match))
-
-
-# --------------------------------------------------------------------------- model
-
-
-@dataclass(frozen=True, slots=True)
-class Policy:
-    """The cache's configuration, as the rules see it.
-
-    Attributes:
-        shared: behave as a shared cache (``s-maxage``, ``private``, ``Authorization``).
-        ttl: lifetime in seconds of a response without freshness information (0 = reuse
-            only after revalidation).
-        respect_headers: when false, Cache-Control/Expires/Age are ignored and every response
-            with a heuristically cacheable status lives ``ttl`` seconds.
-        stale_if_error: seconds past expiry a stale entry may stand in for a failed origin
-            when the response does not say (its ``stale-if-error`` wins).
-        stale_while_revalidate: seconds past expiry a stale entry may be served while it is
-            refreshed in the background, when the response does not say.
-    """
-
-    shared: bool = False
-    ttl: float = 60.0
-    respect_headers: bool = True
-    stale_if_error: float = 0.0
-    stale_while_revalidate: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class RequestFacts:
-    """What the rules need from a request: its method and its caching-related fields."""
-
-    method: str = "GET"
-    cache_control: str | None = None
-    pragma: str | None = None
-    if_none_match: str | None = None
-    if_modified_since: str | None = None
-    authorization: bool = False
-    """Whether the request carries credentials (``Authorization``)."""
-
-
-@dataclass(slots=True, eq=False)
-class Entry:
-    """A stored response, with everything :func:`decide` needs precomputed.
-
-    ``fresh_until`` is the time (on the caller's clock) when the entry turns stale;
-    ``initial_age`` the corrected age when it was received (RFC 9111 §4.2.3).
-    """
-
-    method: str
-    status: int
-    reason: str
-    headers: Headers
-    body: bytes
-    vary: tuple[tuple[str, str | None], ...]
-    request_time: float
-    response_time: float
-    initial_age: float
-    lifetime: float
-    fresh_until: float
-    no_cache: bool
-    must_revalidate: bool
-    etag: str | None
-    last_modified: str | None
-    stale_if_error: float
-    stale_while_revalidate: float
-    size: int
-    owner: str | None = None
-    """Who may reuse it: set by the layer (a digest of the caller's credentials in a private
-    cache); the rules never read it."""
-    view: object = field(default=None, repr=False)
-    """Free slot for the layer (a prebuilt header view); the rules never read it."""
-
-
-@dataclass(frozen=True, slots=True)
-class Fresh:
-    """Serve the entry as it is; ``age`` in seconds for the ``Age`` field."""
-
-    age: float
-
-
-@dataclass(frozen=True, slots=True)
-class NotModified:
-    """The caller's own conditional request matches the fresh entry: answer 304."""
-
-    age: float
-
-
-@dataclass(frozen=True, slots=True)
-class ServeStale:
-    """Serve the stale entry now and refresh it in the background (stale-while-revalidate)."""
-
-    age: float
-    conditional: Headers
-
-
-@dataclass(frozen=True, slots=True)
-class Revalidate:
-    """Ask the origin, adding ``conditional`` (empty when the entry has no validators: the
-    request is then unconditional and the entry only serves stale-if-error)."""
-
-    conditional: Headers
-
-
-Verdict = Fresh | NotModified | ServeStale | Revalidate
-
 
 # --------------------------------------------------------------------------- storing
 
@@ -322,12 +111,12 @@ def _lifetime(
     if "max-age" in cc:
         m = parse_delta(cc["max-age"])
         return float(m) if m is not None else 0.0
-    expires_raw = _get(headers, "expires")
+    expires_raw = field_value(headers, "expires")
     if expires_raw is not None:
         expires = parse_http_date(expires_raw)
         if expires is None:
             return 0.0  # an invalid Expires ("0") means already expired
-        date = parse_http_date(_get(headers, "date"))
+        date = parse_http_date(field_value(headers, "date"))
         return max(0.0, expires - (date if date is not None else math.floor(wall)))
     if status in HEURISTIC_STATUSES or "public" in cc:
         return policy.ttl
@@ -349,7 +138,7 @@ def can_store(
     req_cc = parse_cache_control(request.cache_control)
     if "no-store" in req_cc:
         return "request no-store"
-    cc = parse_cache_control(_get(headers, "cache-control"))
+    cc = parse_cache_control(field_value(headers, "cache-control"))
     if "must-understand" in cc:
         if status not in UNDERSTOOD_STATUSES:
             return f"must-understand and status {status} unknown"
@@ -358,6 +147,8 @@ def can_store(
     if policy.shared:
         if "private" in cc:
             return "private"
+        if any(k.lower() in COOKIES for k, _ in headers):
+            return "Set-Cookie in a shared cache"
         if request.authorization and not (
             "public" in cc or "must-revalidate" in cc or "s-maxage" in cc
         ):
@@ -367,7 +158,7 @@ def can_store(
         or ("private" in cc and not policy.shared)
         or "max-age" in cc
         or (policy.shared and "s-maxage" in cc)
-        or _get(headers, "expires") is not None
+        or field_value(headers, "expires") is not None
     )
     if not explicit and status not in HEURISTIC_STATUSES:
         return f"status {status} without explicit freshness"
@@ -388,28 +179,29 @@ def make_entry(
     wall: float,
 ) -> Entry:
     """The stored form of a response that :func:`can_store` accepted."""
-    kept = stored_headers(headers)
-    etag = _get(kept, "etag")
-    last_modified = _get(kept, "last-modified")
+    kept = stored_headers(headers, shared=policy.shared)
+    etag = field_value(kept, "etag")
+    last_modified = field_value(kept, "last-modified")
     if not policy.respect_headers:
         return Entry(
             request.method, status, reason, kept, body, vary, request_time, response_time,
             0.0, policy.ttl, response_time + policy.ttl, False, False, etag, last_modified,
             policy.stale_if_error, policy.stale_while_revalidate, _size(kept, body),
         )
-    cc = parse_cache_control(_get(headers, "cache-control"))
+    cc = parse_cache_control(field_value(headers, "cache-control"))
     lifetime = _lifetime(policy, status, cc, headers, wall)
-    # Age (RFC 9111 §4.2.3); the first member of a list counts, an invalid one makes it stale.
-    age_raw = _get(headers, "age")
+    # Age (RFC 9111 §4.2.3, §5.1): one delta-seconds; anything else (a list, the field twice)
+    # is invalid and makes the response stale.
+    age_raw = field_value(headers, "age")
     age_invalid = False
     age_value = 0
     if age_raw is not None:
-        parsed = parse_delta(age_raw.split(",")[0])
+        parsed = parse_delta(age_raw) if "," not in age_raw else None
         if parsed is None:
             age_invalid = True
         else:
             age_value = parsed
-    date = parse_http_date(_get(headers, "date"))
+    date = parse_http_date(field_value(headers, "date"))
     # An HTTP-date has one-second resolution: an apparent age within it is not counted.
     apparent_age = max(0.0, wall - date - 1.0) if date is not None else 0.0
     response_delay = max(0.0, response_time - request_time)
@@ -531,7 +323,9 @@ def refreshed(
     """The entry freshened by a ``304 Not Modified`` (RFC 9111 §4.3.4): the 304's fields
     replace the stored ones of the same name (except ``Content-Length`` and the fields never
     stored), and freshness starts again from this response."""
-    drop = _NOT_UPDATED | _connection_listed(headers_304)
+    drop = NOT_UPDATED | connection_listed(headers_304)
+    if policy.shared:
+        drop |= COOKIES
     update = [(k, v) for k, v in headers_304 if k.lower() not in drop]
     names = {k.lower() for k, _ in update}
     merged = tuple((k, v) for k, v in entry.headers if k.lower() not in names) + tuple(update)

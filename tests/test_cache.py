@@ -4,61 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
+from _cachetest import Setup, get, settle
 from _layers import Again  # re-runs the layers inside it, as Retry does
 
 import resilient_http as rh
 from resilient_http.cache import Cache, MemoryStore
-from resilient_http.events import Event
 from resilient_http.testing import FakeClock, MockServer, Reply
 
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-async def server(clock: FakeClock) -> AsyncIterator[MockServer]:
-    async with MockServer(clock=clock) as server:
-        yield server
-
-
-class Setup:
-    def __init__(self, cache: Cache, session: aiohttp.ClientSession, events: list[Event]):
-        self.cache = cache
-        self.session = session
-        self.events = events
-
-    def names(self) -> list[str]:
-        return [e.name for e in self.events]
-
-
-@pytest.fixture
-async def make(clock: FakeClock) -> AsyncIterator[Any]:
-    opened: list[Setup] = []
-
-    def build(**options: Any) -> Setup:
-        events: list[Event] = []
-        cache = Cache(clock=clock, on_event=events.append, **options)
-        session = aiohttp.ClientSession(middlewares=(cache,))
-        setup = Setup(cache, session, events)
-        opened.append(setup)
-        return setup
-
-    yield build
-    for setup in opened:
-        await setup.session.close()
-        await setup.cache.close()
-
-
-async def get(session: Any, url: Any, **kwargs: Any) -> tuple[int, bytes, aiohttp.ClientResponse]:
-    async with session.get(url, **kwargs) as resp:
-        return resp.status, await resp.read(), resp
+pytest_plugins = ("_cachefixtures",)  # the fixtures: clock, server, make
 
 
 async def primed(server: MockServer, make: Any, body: bytes, **cacheable: Any) -> Setup:
@@ -68,14 +25,6 @@ async def primed(server: MockServer, make: Any, body: bytes, **cacheable: Any) -
     c = make()
     await get(c.session, server.url("/r"))
     return c
-
-
-async def settle(condition: Any) -> None:
-    """Let background work finish (a few event-loop turns, at most ~50 ms of real time)."""
-    for _ in range(50):
-        if condition():
-            return
-        await asyncio.sleep(0.001)
 
 
 # --------------------------------------------------------------------------- acceptance
@@ -248,24 +197,6 @@ async def test_a_failed_leader_does_not_poison_the_waiters(
     assert sorted(statuses) == [200] * 9 + [503]
 
 
-async def test_a_cancelled_leader_releases_the_waiters(
-    server: MockServer, make: Any, clock: FakeClock
-) -> None:
-    server.script("/r", Reply(200, body=b"ok", delay=1.0, headers={"Cache-Control": "max-age=60"}))
-    c = make()
-    leader = asyncio.create_task(get(c.session, server.url("/r")))
-    await server.wait_for_requests(1, path="/r")
-    waiter = asyncio.create_task(get(c.session, server.url("/r")))
-    await asyncio.sleep(0)
-    leader.cancel()
-    await asyncio.sleep(0)
-    await server.wait_for_requests(2, path="/r")
-    await clock.advance(1.0)
-    assert (await waiter)[1] == b"ok"
-    with pytest.raises(asyncio.CancelledError):
-        await leader
-
-
 async def test_max_bytes_is_honoured(server: MockServer, make: Any) -> None:
     c = make(max_bytes=20_000, maxsize=10_000)
     body = b"x" * 1000
@@ -384,21 +315,6 @@ async def test_only_if_cached_answers_504_on_a_miss(server: MockServer, make: An
                              headers={"Cache-Control": "only-if-cached"})
     assert status == 504
     assert server.count("/ok") == 0
-
-
-async def test_set_cookie_and_hop_by_hop_fields_are_never_replayed(
-    server: MockServer, make: Any
-) -> None:
-    server.script("/r", Reply(200, body=b"x", headers=[
-        ("Cache-Control", "max-age=60"), ("Set-Cookie", "sid=1"), ("X-Hop", "1"),
-        ("Connection", "X-Hop"),
-    ]))
-    c = make()
-    await get(c.session, server.url("/r"))
-    c.session.cookie_jar.clear()
-    _, _, resp = await get(c.session, server.url("/r"))
-    assert "Set-Cookie" not in resp.headers and "X-Hop" not in resp.headers
-    assert len(c.session.cookie_jar) == 0
 
 
 async def test_head_is_cached_apart_from_get(server: MockServer, make: Any) -> None:

@@ -1,0 +1,284 @@
+"""The way out of ``Cache``: storing a miss, revalidating, stale-if-error, invalidation.
+
+:class:`Filler` is the request-mode ``exit`` half of ``Cache`` (a mixin: ``Cache`` supplies the
+attributes). A storable response whose body is already read (by a layer inside, or because it
+is empty) is stored at once. Otherwise it is handed to the caller as it is, with its
+``content`` teed (:mod:`resilient_http._tee`): the entry is stored when the caller has read
+the body to the end. What cannot be stored whole is never buffered: a ``Content-Length``
+over ``max_bytes``, a body that outgrows it while teed, and (unless ``store_streams``) a
+``text/event-stream`` or a body that only ends when the connection closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+from typing import Any
+
+from aiohttp import ClientError, ClientRequest, ClientResponse
+from yarl import URL
+
+from resilient_http._cache_request import facts, joined, pairs
+from resilient_http._clock import Clock
+from resilient_http._flight import Flight, Pending, hand_over
+from resilient_http._middleware import REENTER, REQUEST, Call, Short, Step
+from resilient_http._response import body_if_read, entry_response
+from resilient_http._rfc9111 import (
+    Entry,
+    Policy,
+    RequestFacts,
+    can_store,
+    invalidated_urls,
+    make_entry,
+    refreshed,
+    stale_on_error,
+    vary_names,
+)
+from resilient_http._store import CacheStore, forget, put
+from resilient_http._tee import tee
+from resilient_http.events import Emitter
+
+__all__ = ["Filler", "UNSAFE"]
+
+UNSAFE = object()
+"""The slot value of an unsafe request (its success invalidates the URL's entries)."""
+
+Headers = tuple[tuple[str, str], ...]
+
+
+class _Miss:
+    """A storable response on its way to the store: what storing it needs, and nothing that
+    holds the request or the response (a tee keeps it while the caller reads)."""
+
+    __slots__ = ("cache", "pending", "method", "url", "facts", "status", "reason", "headers",
+                 "vary")
+
+    def __init__(
+        self, cache: Filler, request: ClientRequest, pending: Pending, result: ClientResponse,
+        request_facts: RequestFacts, headers: Headers,
+    ) -> None:
+        self.cache = cache
+        self.pending = pending
+        self.method = request.method
+        self.url = request.url
+        self.facts = request_facts
+        self.status = result.status
+        self.reason = result.reason or ""
+        self.headers = headers
+        names = vary_names(headers) or ()
+        self.vary = tuple((n, joined(request.headers, n)) for n in names)
+
+    def done(self, body: bytes) -> None:
+        entry = self.cache._store(self, body)
+        self.cache._land(self.pending, (entry, None) if entry is not None else None)
+
+    def abandon(self) -> None:
+        self.cache._events.emit(
+            "cache.not_stored", self.method, self.url, reason="body not read whole"
+        )
+        self.cache._land(self.pending, None)
+
+
+class Filler:
+    """The request-mode ``exit`` of ``Cache``."""
+
+    __slots__ = ()
+
+    max_bytes: int
+    store_streams: bool
+    store: CacheStore
+    clock: Clock
+    _policy: Policy
+    _events: Emitter
+    _flights: dict[Any, Flight]
+    _tasks: set[asyncio.Future[Any]]
+    key: Any
+
+    def _exit_request(self, call: Call, i: int, pending: Any, result: Any,
+                      error: BaseException | None) -> Step:
+        request = call[REQUEST]
+        if pending is UNSAFE:
+            if error is None and isinstance(result, ClientResponse):
+                self._invalidate(request, result)
+            return None
+        outcome: Any = None
+        try:
+            if error is not None or not isinstance(result, ClientResponse):
+                if isinstance(error, asyncio.CancelledError):
+                    hand_over(self._flights, pending)  # one waiter goes in our place
+                    return None
+                if (
+                    pending.entry is not None
+                    and isinstance(error, (ClientError, OSError, asyncio.TimeoutError))
+                    and stale_on_error(pending.entry, self.clock.now())
+                ):
+                    outcome = (pending.entry, "error")
+                    return self._serve_stale(request, pending.entry, "error")
+                return None
+            status = result.status
+            if status == 304 and pending.entry is not None:
+                step = self._not_modified(call, i, request, pending, result)
+                pending = None  # the flight is landed (or kept) by _not_modified
+                return step
+            if (
+                status >= 500
+                and pending.entry is not None
+                and stale_on_error(pending.entry, self.clock.now())
+            ):
+                result.release()
+                outcome = (pending.entry, "error")
+                return self._serve_stale(request, pending.entry, "error")
+            request_facts = facts(request, pending.owner)
+            headers = pairs(result.headers)
+            reason = can_store(self._policy, request_facts, status, headers)
+            if reason is None:
+                reason = self._unbuffered(result)
+            if reason is not None:
+                self._events.emit("cache.not_stored", request.method, request.url, reason=reason)
+                if pending.entry is not None and 200 <= status < 300:
+                    self._forget(pending.key, pending.entry)
+                return None
+            miss = _Miss(self, request, pending, result, request_facts, headers)
+            body = body_if_read(result)
+            if body is None and result.content.at_eof():
+                body = b""  # nothing to read (HEAD, 204, an empty body)
+            if body is None:
+                tee(result, self.max_bytes, miss)  # stored when the caller read it all
+                pending = None
+                return None
+            entry = self._store(miss, body)
+            outcome = (entry, None) if entry is not None else None
+            return None
+        finally:
+            if pending is not None:
+                self._land(pending, outcome)
+
+    def _unbuffered(self, result: ClientResponse) -> str | None:
+        """Why the body of ``result`` must not be buffered, or ``None``."""
+        if body_if_read(result) is not None or result.content.at_eof():
+            return None  # read already, or nothing to read (HEAD, 204, an empty body)
+        length = result.content_length
+        if length is not None and length > self.max_bytes:
+            return "too large"
+        if self.store_streams:
+            return None
+        if result.content_type == "text/event-stream":
+            return "event stream"
+        if length is None and "chunked" not in result.headers.get("Transfer-Encoding", "").lower():
+            return "no known end"
+        return None
+
+    def _absorb(self, request: ClientRequest, pending: Pending, resp: ClientResponse,
+                body: bytes) -> None:
+        """Store a background refresh's answer that did not pass through this cache."""
+        old = pending.entry
+        headers = pairs(resp.headers)
+        if resp.status == 304 and old is not None:
+            self._land(pending, (self._revalidated(request.method, request.url, pending, old,
+                                                   headers), None))
+            return
+        request_facts = facts(request, pending.owner)
+        if can_store(self._policy, request_facts, resp.status, headers) is None:
+            miss = _Miss(self, request, pending, resp, request_facts, headers)
+            miss.done(body)
+
+    def _store(self, miss: _Miss, body: bytes) -> Entry | None:
+        pending = miss.pending
+        entry = make_entry(
+            self._policy, miss.facts, status=miss.status, reason=miss.reason,
+            headers=miss.headers, body=body, vary=miss.vary,
+            request_time=pending.request_time, response_time=self.clock.now(), wall=time.time(),
+        )
+        entry.owner = pending.owner
+        if entry.size > self.max_bytes:
+            self._events.emit("cache.not_stored", miss.method, miss.url, reason="too large")
+            return None
+        if (
+            entry.lifetime <= 0 and entry.etag is None and entry.last_modified is None
+            and entry.stale_if_error <= 0 and entry.stale_while_revalidate <= 0
+        ):
+            self._events.emit("cache.not_stored", miss.method, miss.url, reason="nothing to reuse")
+            return None
+        self._put(pending.key, entry, pending.entry)
+        self._events.emit(
+            "cache.stored", miss.method, miss.url, status=entry.status,
+            lifetime=entry.lifetime, size=entry.size,
+        )
+        return entry
+
+    def _not_modified(
+        self, call: Call, i: int, request: ClientRequest, pending: Pending,
+        result: ClientResponse,
+    ) -> Step:
+        old = pending.entry
+        assert old is not None
+        headers = pairs(result.headers)
+        etag = result.headers.get("ETag")
+        if etag is not None and old.etag is not None and etag.strip() != old.etag.strip():
+            # The 304 validates another representation than ours: forget ours.
+            self._forget(pending.key, old)
+            pending.entry = None
+            if not pending.added:
+                self._land(pending, None)
+                return None  # the caller's own conditional request: the 304 is theirs
+            # We asked: ask again without our validators (once), keeping the flight.
+            result.release()
+            for name, _ in pending.added:
+                request.headers.popall(name, None)
+            pending.added = ()
+            call[i] = pending
+            again: Step = REENTER
+            return again
+        entry = self._revalidated(request.method, request.url, pending, old, headers)
+        self._land(pending, (entry, None))
+        if not pending.added:
+            return None  # the caller's own conditional request: it asked for the 304
+        result.release()
+        for name, _ in pending.added:
+            request.headers.popall(name, None)
+        return Short(entry_response(entry, request, self.clock.now()))
+
+    def _revalidated(
+        self, method: str, url: URL, pending: Pending, old: Entry, headers: Headers
+    ) -> Entry:
+        """Store ``old`` refreshed by a 304's ``headers`` in its place, and return it."""
+        entry = refreshed(
+            self._policy, old, headers, request_time=pending.request_time,
+            response_time=self.clock.now(), wall=time.time(),
+        )
+        entry.owner = old.owner
+        self._put(pending.key, entry, old)
+        self._events.emit("cache.revalidated", method, url)
+        return entry
+
+    def _serve_stale(self, request: ClientRequest, entry: Entry, why: str) -> Short:
+        self._events.emit("cache.served_stale", request.method, request.url, why=why)
+        return Short(entry_response(entry, request, self.clock.now()))
+
+    def _invalidate(self, request: ClientRequest, result: ClientResponse) -> None:
+        urls = invalidated_urls(request.url, result.status, result.headers.items())
+        if not urls:
+            return
+        keys = [self.key(request)] if self.key is not None else []
+        keys += [str(u) for u in urls]
+        for key in dict.fromkeys(keys):
+            done = self.store.delete(key)
+            if done is not None:
+                self._spawn(done)
+        self._events.emit("cache.invalidated", request.method, request.url, count=len(keys))
+
+    def _put(self, key: str, entry: Entry, old: Entry | None) -> None:
+        put(self.store, key, entry, old, self._spawn)
+
+    def _forget(self, key: str, entry: Entry) -> None:
+        forget(self.store, key, entry, self._spawn)
+
+    def _land(self, pending: Pending, outcome: Any) -> None:
+        raise NotImplementedError
+
+    def _spawn(self, aw: Awaitable[Any]) -> asyncio.Future[Any]:
+        task = asyncio.ensure_future(aw)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task

@@ -1,0 +1,92 @@
+"""Single flight on the way in of ``Cache``: a miss leads its key's flight, or waits for it.
+
+:class:`Coalescer` is a mixin of ``Cache``. The leader goes upstream (with the entry's
+validators when it has a stale one); the others wait, and are answered with the leader's
+stored response when it fits them (same credentials, method and ``Vary`` values), or go on
+their own. A waiter made leader by a cancelled one (:func:`resilient_http._flight.hand_over`)
+goes upstream in its place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import ClientRequest
+
+from resilient_http._cache_request import vary_matches
+from resilient_http._clock import Clock
+from resilient_http._flight import LEAD, Flight, Pending, hand_over, land, lead
+from resilient_http._middleware import Call, Short
+from resilient_http._response import entry_response
+from resilient_http.events import Emitter
+
+__all__ = ["Coalescer"]
+
+
+class Coalescer:
+    """The single-flight half of ``Cache``'s way in."""
+
+    __slots__ = ()
+
+    clock: Clock
+    _events: Emitter
+    _flights: dict[Any, Flight]
+
+    def _lead(self, pending: Pending) -> None:
+        lead(self._flights, pending)
+
+    def _land(self, pending: Pending, outcome: Any) -> None:
+        land(self._flights, pending, outcome)
+
+    def _go(
+        self, request: ClientRequest, pending: Pending, conditional: tuple[tuple[str, str], ...]
+    ) -> None:
+        """``pending`` leads its flight upstream: add our validators unless the caller sent
+        its own."""
+        headers = request.headers
+        if (
+            pending.entry is not None
+            and conditional
+            and "If-None-Match" not in headers
+            and "If-Modified-Since" not in headers
+        ):
+            pending.added = conditional
+            for name, value in conditional:
+                headers[name] = value
+        self._events.emit(
+            "cache.miss", request.method, request.url, stale=pending.entry is not None,
+            conditional=bool(pending.added),
+        )
+
+    async def _wait(
+        self, call: Call, i: int, request: ClientRequest, pending: Pending, flight: Flight,
+        conditional: tuple[tuple[str, str], ...],
+    ) -> Short | None:
+        waiting = flight.wait()
+        try:
+            outcome = await waiting
+        except asyncio.CancelledError:
+            if waiting.done() and not waiting.cancelled() and waiting.result() is LEAD:
+                pending.flight = flight  # made the leader, then cancelled: pass it on
+                hand_over(self._flights, pending)
+            raise
+        if outcome is LEAD:  # the leader was cancelled: we go in its place
+            pending.flight = flight
+            self._go(request, pending, conditional)
+            return None
+        if outcome is not None:
+            entry, why = outcome
+            if entry.owner == pending.owner and entry.method == request.method and (
+                not entry.vary or vary_matches(entry, request.headers)
+            ):
+                now = self.clock.now()
+                if why is not None:
+                    self._events.emit("cache.served_stale", request.method, request.url, why=why)
+                else:
+                    self._events.emit("cache.hit", request.method, request.url, waited=True)
+                call[i] = None
+                return Short(entry_response(entry, request, now))
+        # The leader failed or its response cannot serve us: go on our own, uncoalesced.
+        pending.entry = None
+        return None

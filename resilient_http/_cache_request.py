@@ -1,0 +1,45 @@
+"""What ``Cache`` reads of a request: the facts the RFC 9111 rules need, ``Vary`` values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import ClientRequest
+from multidict import CIMultiDictProxy
+
+from resilient_http._cache_fields import Headers
+from resilient_http._cache_model import Entry, RequestFacts
+from resilient_http.credentials import credentialed
+
+__all__ = ["facts", "joined", "pairs", "vary_matches"]
+
+
+def facts(request: ClientRequest, owner: str | None) -> RequestFacts:
+    """What the RFC 9111 rules need of ``request``."""
+    headers = request.headers
+    return RequestFacts(
+        method=request.method,
+        cache_control=joined(headers, "cache-control"),
+        pragma=headers.get("Pragma"),
+        if_none_match=headers.get("If-None-Match"),
+        if_modified_since=headers.get("If-Modified-Since"),
+        authorization=credentialed(owner),
+    )
+
+
+def joined(headers: Any, name: str) -> str | None:
+    """All values of one field joined by ``", "``, or ``None``."""
+    values = headers.getall(name, None)
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else ", ".join(values)
+
+
+def vary_matches(entry: Entry, headers: Any) -> bool:
+    """Whether ``headers`` have the values ``entry`` was stored for (its ``Vary`` fields)."""
+    return all(joined(headers, name) == value for name, value in entry.vary)
+
+
+def pairs(headers: CIMultiDictProxy[str]) -> Headers:
+    """Header fields as (name, value) pairs, in order."""
+    return tuple((str(k), v) for k, v in headers.items())
