@@ -186,9 +186,10 @@ class Hedge(Layer):
         race = Race(self._events, self._now, self.latencies.ring(key))
         race.start(inner, start)
         timer = None
+        hedges = self.max_hedges
         try:
             while True:
-                if timer is None and race.tried <= self.max_hedges:
+                if timer is None and race.tried <= hedges:
                     timer = self.clock.call_at(start + race.tried * delay, race.fire)
                 await race.next()
                 while race.finished:
@@ -203,7 +204,7 @@ class Hedge(Layer):
                     now = self._now()
                     if budget is not None and not budget.withdraw(now):
                         self._events.emit_call("hedge.budget_exhausted", call, logging.INFO)
-                        race.tried = self.max_hedges + 1  # no more hedges for this call
+                        hedges = 0  # no more hedges for this call
                         continue
                     if self._events.hooks or DEBUG_LOG.on:
                         self._events.emit_call(
