@@ -18,41 +18,53 @@ __all__ = ["Race"]
 
 
 class Race:
-    """The attempts of one hedged call."""
+    """The attempts of one hedged call.
 
-    __slots__ = ("events", "now", "ring", "running", "finished", "tried", "due", "failure", "won",
-                 "_wake", "_loop")
+    Each attempt runs in a task that reports its own outcome (no done-callback hop) and never
+    ends with an exception, so a loser's error is never left unretrieved; a loser that
+    finishes after the race is over releases its own response.
+    """
+
+    __slots__ = ("events", "now", "ring", "running", "finished", "tried", "due", "failure",
+                 "over", "_wake", "_loop")
 
     def __init__(self, events: Emitter, now: Callable[[], float], ring: LatencyRing) -> None:
         self.events = events
         self.now = now
         self.ring = ring
-        self.running: dict[asyncio.Task[Any], tuple[int, float]] = {}
-        """Attempts still running (or finished, not yet judged): their number and start."""
-        self.finished: list[asyncio.Task[Any]] = []
+        self.running: dict[int, tuple[asyncio.Task[None], float]] = {}
+        """Attempts still running, by number: their task and start."""
+        self.finished: list[tuple[int, Any, BaseException | None]] = []
+        """Attempts finished, not judged yet: number, result, error."""
         self.tried = 0
         self.due = False
         """Whether the delay before the next hedge has passed."""
-        self.failure: asyncio.Task[Any] | None = None
-        """The last attempt that failed, not yet released."""
-        self.won = 0
+        self.failure: tuple[Any, BaseException | None] | None = None
+        """The last failure (result, error), not yet released."""
+        self.over = False
         self._wake: asyncio.Future[None] | None = None
         self._loop = asyncio.get_running_loop()
 
     def start(self, inner: Inner, now: float) -> None:
         self.tried += 1
-        task = self._loop.create_task(self._attempt(inner, now))
-        self.running[task] = (self.tried, now)
-        task.add_done_callback(self._done)
+        number = self.tried
+        self.running[number] = (self._loop.create_task(self._attempt(inner, number, now)), now)
 
-    async def _attempt(self, inner: Inner, start: float) -> Any:
-        result = await inner()
-        if _good(result):
-            self.ring.add(self.now() - start)
-        return result
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self.finished.append(task)
+    async def _attempt(self, inner: Inner, number: int, start: float) -> None:
+        error: BaseException | None = None
+        try:
+            result = await inner()
+        except Exception as exc:  # CancelledError & co. end the task as they are
+            result = None
+            error = exc
+        else:
+            if _good(result):
+                self.ring.add(self.now() - start)
+        if self.over:
+            _release(result)
+            return
+        del self.running[number]
+        self.finished.append((number, result, error))
         self._poke()
 
     def fire(self) -> None:
@@ -74,46 +86,45 @@ class Race:
             finally:
                 self._wake = None
 
-    def judge(self, task: asyncio.Task[Any]) -> bool:
-        """Whether a finished attempt won; a failure is kept (the previous one released)."""
-        number, _ = self.running.pop(task)
-        if not task.cancelled() and task.exception() is None and _good(task.result()):
-            self.won = number
-            return True
+    def judge(self, call: Call) -> Short | None:
+        """The first finished attempt's outcome if it won (``None`` otherwise: the failure is
+        kept, the previous one released)."""
+        number, result, error = self.finished.pop(0)
+        if error is None and _good(result):
+            events = self.events
+            if self.tried > 1 and (events.hooks or DEBUG_LOG.on):
+                events.emit_call("hedge.won", call, attempt=number, attempts=self.tried)
+            return Short(result)
         if self.failure is not None:
-            _discard(self.failure)
-        self.failure = task
-        return False
-
-    def win(self, call: Call, task: asyncio.Task[Any]) -> Any:
-        events = self.events
-        if self.tried > 1 and (events.hooks or DEBUG_LOG.on):
-            events.emit_call("hedge.won", call, attempt=self.won, attempts=self.tried)
-        return task.result()
+            _release(self.failure[0])
+        self.failure = (result, error)
+        return None
 
     def give_up(self) -> Short:
-        task, self.failure = self.failure, None
-        assert task is not None
-        error = task.exception()
+        """Every attempt failed: the last failure is the outcome."""
+        failure, self.failure = self.failure, None
+        assert failure is not None
+        result, error = failure
         if error is not None:
-            raise error
-        return Short(task.result())
+            try:
+                raise error
+            finally:  # no frame <-> traceback cycle left behind
+                del error, failure
+        return Short(result)
 
     def stop(self, call: Call) -> None:
         """Cancel what still runs, release what finished unused (the call's end, any way)."""
-        for task in self.finished:
-            self.running.pop(task, None)
-            _discard(task)
+        self.over = True
+        for _, result, _ in self.finished:
+            _release(result)
         self.finished.clear()
         if self.failure is not None:
-            _discard(self.failure)
+            _release(self.failure[0])
             self.failure = None
         if not self.running:
             return
         now = self.now()
-        for task, (_, start) in self.running.items():
-            task.remove_done_callback(self._done)
-            task.add_done_callback(_discard)
+        for task, start in self.running.values():
             task.cancel()
             self.ring.add(now - start)  # at least this slow: what the tail is made of
         events = self.events
@@ -127,11 +138,6 @@ def _good(result: Any) -> bool:
     return not isinstance(result, ClientResponse) or classify(result).outcome is not TRANSIENT
 
 
-def _discard(task: asyncio.Task[Any]) -> None:
-    """Drop an attempt's outcome: retrieve its error, release its response."""
-    if task.cancelled():
-        return
-    if task.exception() is None:
-        result = task.result()
-        if isinstance(result, ClientResponse):
-            result.release()
+def _release(result: Any) -> None:
+    if isinstance(result, ClientResponse):
+        result.release()

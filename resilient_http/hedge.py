@@ -193,9 +193,9 @@ class Hedge(Layer):
                     timer = self.clock.call_at(start + race.tried * delay, race.fire)
                 await race.next()
                 while race.finished:
-                    task = race.finished.pop(0)
-                    if race.judge(task):
-                        return Short(race.win(call, task))
+                    won = race.judge(call)
+                    if won is not None:
+                        return won
                 if not race.running:
                     return race.give_up()
                 if race.due:
