@@ -21,7 +21,6 @@ twice as hard: past the budget, calls just wait for their first attempt.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
@@ -33,9 +32,9 @@ from resilient_http._budget import RetryBudget
 from resilient_http._clock import Clock, LoopClock
 from resilient_http._latency import Latencies, parse_quantile
 from resilient_http._middleware import FORK, HANDLER, REQUEST, Call, Inner, Layer, Short, Step
-from resilient_http._race import Race
+from resilient_http._race import INLINE, Race
 from resilient_http._validate import clock_or_default, duration, positive_int
-from resilient_http.events import DEBUG_LOG, Emitter, EventHook
+from resilient_http.events import Emitter, EventHook
 from resilient_http.retry import _KEYED_METHODS, IDEMPOTENCY_KEY, IDEMPOTENT_METHODS, Retry
 
 __all__ = ["Hedge", "WARMUP_SAMPLES"]
@@ -178,43 +177,29 @@ class Hedge(Layer):
         call = inner.call
         request = call[REQUEST]
         key = (request.url.host, request.url.port) if request is not None else call[HANDLER]
-        delay = self.delay_for(key)
         budget, counts = self._budget(inner)
         start = self._now()
         if counts and budget is not None:
             budget.deposit(start)
-        race = Race(self._events, self._now, self.latencies.ring(key))
-        race.start(inner, start)
-        timer = None
-        hedges = self.max_hedges
+        race = Race(self, inner, budget, self.delay_for(key), start, self.latencies.ring(key))
         try:
+            if INLINE:  # the first attempt in the call's own task: no task, no extra wake-up
+                won = await race.first()
+                if won is not None:
+                    return won
+            else:
+                race.start(start)
+                race.arm()
             while True:
-                if timer is None and race.tried <= hedges:
-                    timer = self.clock.call_at(start + race.tried * delay, race.fire)
-                await race.next()
                 while race.finished:
-                    won = race.judge(call)
+                    won = race.judge()
                     if won is not None:
                         return won
                 if not race.running:
                     return race.give_up()
-                if race.due:
-                    race.due = False
-                    timer = None
-                    now = self._now()
-                    if budget is not None and not budget.withdraw(now):
-                        self._events.emit_call("hedge.budget_exhausted", call, logging.INFO)
-                        hedges = 0  # no more hedges for this call
-                        continue
-                    if self._events.hooks or DEBUG_LOG.on:
-                        self._events.emit_call(
-                            "hedge.started", call, attempt=race.tried + 1, after=now - start
-                        )
-                    race.start(inner, now)
+                await race.next()
         finally:
-            if timer is not None:
-                timer.cancel()
-            race.stop(call)
+            race.stop()
 
     def __repr__(self) -> str:
         delay = f"'p{self.quantile * 100:g}'" if self.quantile is not None else f"{self.delay:g}"
