@@ -4,15 +4,15 @@
 latency is probably stuck behind something (a slow replica, a GC pause, a lost packet); a
 second copy sent then usually answers long before the first, for a few percent more load.
 
-Per call, the layer runs the layers inside it (and the request) itself, each attempt in its
-own task (the engine's :data:`~resilient_http._middleware.FORK`): the first attempt at once,
-another one each time ``delay`` passes without a good answer, up to ``max_hedges`` more. The
-body is read inside the attempt, so a response whose body drips counts as slow. The first
-good answer wins (a response that is not a transient failure: a 2xx, a 404 — or a decorated
-function's value); the other attempts are cancelled, their connections closed or returned to
-the pool, a response that arrived anyway released. A failure (an exception, a 503) does not
-end the call while another attempt still runs; when all have failed, the last failure is the
-outcome, for a ``Retry`` outside to judge.
+Per call, the layer runs the layers inside it (and the request) itself, through the
+engine's :data:`~resilient_http._middleware.FORK`: the first attempt in the call's own task,
+and each time ``delay`` passes without a good answer, another one in a task of its own, up to
+``max_hedges`` more. The body is read inside the attempt, so a response whose body drips
+counts as slow. The first good answer wins (a response that is not a transient failure: a
+2xx, a 404 — or a decorated function's value); the other attempts are cancelled, their
+connections closed or returned to the pool, a response that arrived anyway released. A
+failure (an exception, a 503) does not end the call while another attempt still runs; when
+all have failed, the last failure is the outcome, for a ``Retry`` outside to judge.
 
 Hedges draw on a :class:`~resilient_http.RetryBudget` and are never refunded (a hedge adds
 load whether or not it wins), so a server that is slow because it is overloaded is not hit
@@ -74,8 +74,8 @@ class Hedge(Layer):
 
     Place it where ``Retry`` goes, inside it: ``Timeout(total) → Retry → Hedge →
     CircuitBreaker → RateLimit → Timeout(attempt)``; each hedge is a real request that
-    takes its own rate-limit token and attempt timeout. Each hedged call costs a task per
-    attempt (a few microseconds).
+    takes its own rate-limit token and attempt timeout. The first attempt runs in the
+    call's own task (in a task of its own on Python 3.10), each hedge in a task of its own.
 
     Events: ``hedge.started`` (attempt, after: seconds since the first), ``hedge.won``
     (attempt, attempts), ``hedge.cancelled`` (attempts cancelled), ``hedge.budget_exhausted``

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -77,6 +78,49 @@ async def test_a_slow_first_attempt_is_hedged_and_the_hedge_wins(
     assert [e.name for e in events] == ["hedge.started", "hedge.won", "hedge.cancelled"]
     assert events[0].detail["attempt"] == 2 and events[0].detail["after"] == pytest.approx(0.1)
     assert events[1].detail == {"attempt": 2, "attempts": 2}
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="Task.cancelling() is 3.11+")
+async def test_a_winning_hedge_leaves_the_calling_task_uncancelled(
+    server: MockServer, clock: FakeClock
+) -> None:
+    server.script("/x", Reply(200, body=b"slow", delay=5), Reply(200, body=b"fast"))
+
+    async def drive() -> None:
+        await until(lambda: server.count("/x") == 1)
+        await clock.advance(0.1)
+
+    driver = asyncio.create_task(drive())
+    async with session(rh.Hedge(0.1, clock=clock)) as s:
+        assert await get(s, server.url("/x")) == (200, b"fast")  # in this very task
+        await driver
+        task: Any = asyncio.current_task()
+        assert task.cancelling() == 0  # the hedge took back the cancel that stopped the first
+        await asyncio.sleep(0.01)  # and no cancellation is left pending for the next await
+
+
+async def test_a_cancel_landing_with_a_winning_hedge_still_cancels_the_call(
+    server: MockServer, clock: FakeClock
+) -> None:
+    server.script("/x", Reply(200, delay=5), Reply(200, body=b"fast"))
+    target: list[asyncio.Task[Any]] = []
+
+    class CancelTheCall(rh.Layer):
+        """Inside the hedge: as the second attempt answers, the caller cancels the call."""
+
+        def exit(self, call: Any, i: int, result: Any, error: BaseException | None) -> None:
+            if asyncio.current_task() is not target[0]:  # the hedge's own task
+                target[0].cancel()
+
+    async with session(rh.Hedge(0.1, clock=clock), CancelTheCall()) as s:
+        call = asyncio.create_task(get(s, server.url("/x")))
+        target.append(call)
+        await until(lambda: server.count("/x") == 1)
+        await clock.advance(0.1)
+        with pytest.raises(asyncio.CancelledError):
+            await call  # not swallowed with the cancel that stopped the first attempt
+        await settle()
+        assert idle(s) and not attempts()
 
 
 async def test_a_fast_answer_is_not_hedged(server: MockServer, clock: FakeClock) -> None:
