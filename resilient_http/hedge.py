@@ -94,7 +94,7 @@ class Hedge(Layer):
         "methods",
         "clock",
         "latencies",
-        "_own",
+        "_share",
         "_now",
         "_events",
     )
@@ -119,12 +119,13 @@ class Hedge(Layer):
         else:
             self.delay = duration("delay", delay)
         self.max_hedges = positive_int("max_hedges", max_hedges)
-        self._own: RetryBudget | None = None
-        if budget is _SHARE:
-            self._own = RetryBudget()
+        self._share = budget is _SHARE
+        if self._share:
+            budget = RetryBudget()
         elif budget is not None and not isinstance(budget, RetryBudget):
             raise TypeError(f"budget must be a RetryBudget or None, got {budget!r}")
-        self.budget: RetryBudget | None = None if budget is _SHARE else budget
+        self.budget: RetryBudget | None = budget
+        """The layer's budget (by default used only without a ``Retry`` outside)."""
         self.floor = duration("floor", floor, allow_zero=True)
         self.warmup = duration("warmup", warmup)
         if isinstance(methods, str):
@@ -162,11 +163,11 @@ class Hedge(Layer):
 
     def _budget(self, inner: Inner) -> tuple[RetryBudget | None, bool]:
         """The budget to draw on, and whether this layer counts the call in it."""
-        if self._own is not None:  # the default: the budget of a Retry outside, else our own
+        if self._share:  # the default: the budget of a Retry outside, else our own
             for layer in reversed(inner.outer):
                 if isinstance(layer, Retry) and layer.budget is not None:
                     return layer.budget, False
-            return self._own, True
+            return self.budget, True
         budget = self.budget
         if budget is None:
             return None, False
