@@ -40,6 +40,7 @@ CONTENDERS: dict[str, Callable[[], tuple[Any, ...]]] = {
     "timeout": lambda: (rh.Timeout(30),),
     "tstream": lambda: (rh.Timeout(30, stream=True),),
     "retry": lambda: (rh.Retry(),),
+    "hedge": lambda: (rh.Hedge(),),
     "breaker": lambda: (rh.CircuitBreaker(),),
     "ratelimit": lambda: (rh.RateLimit(1e9),),
     "fieldmask": lambda: (rh.FieldMask(["id"]),),

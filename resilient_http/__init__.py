@@ -30,6 +30,7 @@ from resilient_http.errors import (
 )
 from resilient_http.events import Event, EventHook
 from resilient_http.fieldmask import FieldMask
+from resilient_http.hedge import Hedge
 from resilient_http.pagination import Paginator, paginate
 from resilient_http.polling import JobSpec, Poller, PollUpdate, poll, poll_updates
 from resilient_http.ratelimit import RateLimit, priority
@@ -53,6 +54,7 @@ __all__ = [
     "FieldMask",
     "Cache",
     "Retry",
+    "Hedge",
     "CircuitBreaker",
     "CircuitState",
     "RateLimit",

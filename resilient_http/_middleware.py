@@ -21,6 +21,14 @@ The protocol (for layer authors; users never call these):
     again (a retry), or an awaitable resolving to one of those (the backoff sleep). Raising
     replaces the error. A layer that drops a response it was given must release it.
 
+``enter`` may also return :data:`FORK`: the layer then runs the layers inside it (and the
+handler) itself, as many times and as concurrently as it likes, through its ``fork(inner)``
+method (``Hedge`` does). ``fork`` receives an :class:`Inner` and returns an awaitable
+resolving to a ``Short`` (the outcome, which the layers outside see as the result) or
+``None`` (go on inward as usual); raising stops the call. A forking layer gets no ``exit``
+for that pass. Only the general engine looks for ``FORK``, so stacks without such a layer pay
+nothing for it.
+
 ``call`` is a plain list: ``call[REQUEST]`` the aiohttp request (``None`` in decorator mode),
 ``call[HANDLER]`` the next handler or the decorated function, ``call[ARGS]``/``call[KWARGS]``
 its arguments (decorator mode), ``call[TASK]`` the running task once a layer looked it up
@@ -59,7 +67,9 @@ from aiohttp.client_middlewares import ClientHandlerType, ClientMiddlewareType
 __all__ = [
     "ARGS",
     "Call",
+    "FORK",
     "HANDLER",
+    "Inner",
     "KWARGS",
     "Layer",
     "REENTER",
@@ -103,6 +113,16 @@ class _Reenter:
 REENTER: Any = _Reenter()
 """Returned by ``exit`` to run the layers inside the current one again (one more attempt)."""
 
+class _Fork:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "FORK"
+
+
+FORK: Any = _Fork()
+"""Returned by ``enter`` to run the layers inside the current one through its ``fork``."""
+
 Step = Short | Awaitable[Any] | None
 """What ``enter`` returns."""
 
@@ -136,6 +156,11 @@ class Layer:
         """Hook on the way out (see the module docstring)."""
         return None
 
+    def fork(self, inner: Inner) -> Awaitable[Short | None]:
+        """Run the layers inside this one after ``enter`` answered :data:`FORK` (see the
+        module docstring)."""
+        raise NotImplementedError(f"{type(self).__name__}.enter answered FORK without fork()")
+
     def __call__(  # replaced by generated code: see __init_subclass__
         self, request: ClientRequest, handler: ClientHandlerType
     ) -> Coroutine[Any, Any, ClientResponse]:
@@ -168,6 +193,35 @@ class _Plan:
         self.enters = tuple(e and layer.enter for layer, (e, _) in zip(layers, shape, strict=True))
         self.exits = tuple(x and layer.exit for layer, (_, x) in zip(layers, shape, strict=True))
         self.reads_body = any(layer.reads_body for layer in layers)
+
+
+class Inner:
+    """The layers inside a forking layer, for one call: ``await inner()`` runs them once (one
+    attempt: their ``enter`` hooks, the handler, the body read when the stack reads bodies,
+    their ``exit`` hooks) with fresh per-call slots, in the running task, and returns the
+    result or raises. Several attempts may run at once, each in its own task.
+
+    Attributes:
+        call: the forking layer's call (its request, handler and arguments are shared).
+        outer: the layers outside the forking one, outermost first.
+    """
+
+    __slots__ = ("_plan", "call", "_k")
+
+    def __init__(self, plan: _Plan, call: Call, k: int) -> None:
+        self._plan = plan
+        self.call = call
+        self._k = k
+
+    @property
+    def outer(self) -> tuple[Layer, ...]:
+        return self._plan.layers[: self._k - 1]
+
+    def __call__(self) -> Coroutine[Any, Any, Any]:
+        call = self.call
+        fresh = [call[REQUEST], call[HANDLER], call[ARGS], call[KWARGS], None]
+        fresh += [None] * self._plan.n
+        return _drive(self._plan, fresh, self._k, False, None, None, None, self._k)
 
 
 def _plan_of(layer: Layer) -> _Plan:
@@ -326,11 +380,14 @@ async def _drive(
     step: Any,
     result: Any,
     error: BaseException | None,
+    low: int = 0,
 ) -> Any:
     """The general engine, the rules of the module docstring in a loop; runs a call from any
     point. Inward (``outward`` false): from layer ``i``, whose ``enter`` already answered
     ``step`` unless that is ``None``. Outward: from layer ``i``'s ``exit`` with the outcome
-    ``result``/``error``; that exit already answered ``step`` unless that is ``None``."""
+    ``result``/``error``; that exit already answered ``step`` unless that is ``None``. The
+    way out stops after layer ``low`` (an :class:`Inner` attempt runs from its first layer
+    back to it)."""
     n = plan.n
     enters = plan.enters
     exits = plan.exits
@@ -351,6 +408,8 @@ async def _drive(
                             step = enter(call, _FIRST + i)
                     if step is not None:
                         if type(step) is not Short:
+                            if step is FORK:
+                                step = plan.layers[i].fork(Inner(plan, call, i + 1))
                             step = await step
                         if step is not None:
                             result = step.value
@@ -378,7 +437,7 @@ async def _drive(
                 result = None
             j = i - 1
         # Outward: exit hooks of every layer entered, innermost first.
-        while j >= 0:
+        while j >= low:
             try:
                 if step is None:
                     leave = exits[j]

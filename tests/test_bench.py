@@ -4,6 +4,7 @@ loopback, tiny loads."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import math
@@ -80,8 +81,8 @@ def tiny(**overrides: Any) -> dict[str, Any]:
 def test_the_shipped_scenarios_parse_and_form_the_default_suite() -> None:
     suite = discover(REPO / "benchmarks")
     names = [s.name for s in suite]
-    assert names == ["overhead", "cache-hit", "flaky", "rate-limited", "outage",
-                     "outage-window"]
+    assert names == ["overhead", "cache-hit", "flaky", "latency-tail", "rate-limited",
+                     "outage", "outage-window"]
     overhead = suite[0]
     assert overhead.load.concurrency == (1, 64)
     assert overhead.profile.plain
@@ -619,6 +620,28 @@ def test_profile_config_is_a_mockserver_document() -> None:
         "start": 1, "end": 2, "status": 503, "delay": 0.002}}]}
     (route,) = profile_config(windowed)["routes"]
     assert "outage" not in route  # armed by the runner when the measured calls start
+
+
+async def test_a_latency_tail_profile_delays_its_share_of_replies() -> None:
+    tail = {"latency": 0.001, "tail_ratio": 0.5, "tail_latency": 0.2}
+    scenario = parse({"scenario": {"name": "t"}, "profile": tail})
+    assert scenario.profile.tail_latency == 0.2 and not scenario.profile.plain
+    with pytest.raises(ScenarioError, match=r"profile\.tail_latency must be"):
+        parse({"scenario": {"name": "t"}, "profile": {"tail_latency": [1, 0.5]}})
+    async with MockServer() as server:
+        server.configure(profile_config(replace(scenario.profile, path="/t")))
+        loop = asyncio.get_running_loop()
+        async with aiohttp.ClientSession() as s:
+
+            async def timed() -> float:
+                start = loop.time()
+                async with s.get(server.url("/t")) as resp:
+                    await resp.read()
+                return loop.time() - start
+
+            took = await asyncio.gather(*(timed() for _ in range(20)))
+    slow = sum(t >= 0.2 for t in took)
+    assert 3 <= slow <= 17  # seeded: about half, never all or none
 
 
 @pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx not installed")

@@ -31,6 +31,7 @@ DOCUMENTED = {
     "JobSpec",
     "Cache",
     "Retry",
+    "Hedge",
     "CircuitBreaker",
     "CircuitState",
     "RateLimit",

@@ -212,6 +212,20 @@ register(_single("CircuitBreaker", {}, "CircuitBreaker() alone", "breaker"))
 register(_single("FieldMask", {"fields": ["id", "name"]}, "FieldMask alone"))
 
 
+def _hedged(settings: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (rh.Stack(rh.Timeout(30), rh.Retry(4), rh.Hedge(**settings), rh.Timeout(2)),)
+
+
+def _hedged_code(settings: Mapping[str, Any]) -> str:
+    hedge = f"rh.Hedge({_kwargs_code(settings)})"
+    return f"(rh.Stack(rh.Timeout(30), rh.Retry(4), {hedge}, rh.Timeout(2)),)"
+
+
+# The flaky/outage scenarios' "ours" stack with a Hedge inside the Retry (settings: Hedge's).
+register(Contender("retry-hedge", "Timeout(30) → Retry → Hedge → Timeout(2)", _session(_hedged),
+                   layers=("Hedge",), code=_hedged_code, keywords=lambda: _keywords(rh.Hedge)))
+
+
 def _standard_code(settings: Mapping[str, Any]) -> str:
     return f"rh.standard({_kwargs_code(settings)})"
 

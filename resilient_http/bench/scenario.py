@@ -106,6 +106,10 @@ class Profile:
         slow_ratio: share of slow bodies: the headers and the first half of the body at
             once, the second half ``slow_body`` seconds later. Default 0.
         slow_body: seconds a slow body's second half waits. Default 1.
+        tail_ratio: share of replies delayed by ``tail_latency`` instead of ``latency`` (a
+            latency tail). Default 0.
+        tail_latency: seconds before the headers of those replies: a number or ``[low,
+            high]``. Default ``[0.5, 1.0]``.
         rate_limit: requests per second the server admits on the route (429 with
             Retry-After, RateLimit and X-RateLimit-* headers beyond it); ``None`` for no limit.
         rate_burst: bucket size of that limit; default ``rate_limit``.
@@ -129,6 +133,8 @@ class Profile:
     truncate_ratio: float = 0.0
     slow_ratio: float = 0.0
     slow_body: float = 1.0
+    tail_ratio: float = 0.0
+    tail_latency: float | tuple[float, float] = (0.5, 1.0)
     rate_limit: float | None = None
     rate_burst: int | None = None
     outage: bool = False
@@ -154,6 +160,7 @@ class Profile:
             and not self.reset_ratio
             and not self.truncate_ratio
             and not self.slow_ratio
+            and not self.tail_ratio
             and self.rate_limit is None
             and not self.outage
             and self.window is None
@@ -331,18 +338,21 @@ class _Reader:
             )
 
 
-def _profile(source: str, table: Any) -> Profile:
-    r = _Reader(source, "profile", table)
-    latency: float | tuple[float, float]
-    raw = r.table.pop("latency", 0.0)
+def _latency(r: _Reader, key: str, default: Any) -> float | tuple[float, float]:
+    raw = r.table.pop(key, default)
     if isinstance(raw, list) and len(raw) == 2 and all(
         isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0 for x in raw
     ) and raw[0] <= raw[1]:
-        latency = (float(raw[0]), float(raw[1]))
-    elif isinstance(raw, (int, float)) and not isinstance(raw, bool) and raw >= 0:
-        latency = float(raw)
-    else:
-        raise r._fail("latency", raw, "seconds >= 0 or [low, high]")
+        return (float(raw[0]), float(raw[1]))
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool) and raw >= 0:
+        return float(raw)
+    raise r._fail(key, raw, "seconds >= 0 or [low, high]")
+
+
+def _profile(source: str, table: Any) -> Profile:
+    r = _Reader(source, "profile", table)
+    latency = _latency(r, "latency", 0.0)
+    tail_latency = _latency(r, "tail_latency", [0.5, 1.0])
     path = r.string("path", "/bench")
     if not path.startswith("/") or path.startswith("/__"):
         raise r._fail("path", path, "a path starting with '/' (not '/__', which is reserved)")
@@ -356,6 +366,8 @@ def _profile(source: str, table: Any) -> Profile:
         truncate_ratio=r.number("truncate_ratio", 0.0, high=1.0),
         slow_ratio=r.number("slow_ratio", 0.0, high=1.0),
         slow_body=r.number("slow_body", 1.0),
+        tail_ratio=r.number("tail_ratio", 0.0, high=1.0),
+        tail_latency=tail_latency,
         rate_limit=r.optional_number("rate_limit"),
         rate_burst=r.optional_integer("rate_burst"),
         outage=r.boolean("outage", False),

@@ -112,7 +112,7 @@ def profile_config(profile: Profile) -> dict[str, Any]:
     elif profile.outage:
         route["script"] = [{"status": profile.error_status, "delay": _mean_latency(profile)}]
     elif (profile.error_ratio or profile.reset_ratio or profile.truncate_ratio
-          or profile.slow_ratio or latency):
+          or profile.slow_ratio or profile.tail_ratio or latency):
         route["random_faults"] = {
             "error_ratio": profile.error_ratio,
             "error_status": profile.error_status,
@@ -120,6 +120,9 @@ def profile_config(profile: Profile) -> dict[str, Any]:
             "truncate_ratio": profile.truncate_ratio,
             "slow_ratio": profile.slow_ratio,
             "slow_body": profile.slow_body,
+            "tail_ratio": profile.tail_ratio,
+            "tail_latency": (list(profile.tail_latency) if isinstance(profile.tail_latency, tuple)
+                             else profile.tail_latency),
             "latency": latency,
             "seed": profile.seed,
             "success": {"status": 200, "body": profile.body},

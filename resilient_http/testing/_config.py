@@ -100,8 +100,9 @@ def _apply_route(server: MockServer, path: str, method: Any, entry: dict[str, An
         server.fail_then_succeed(path, method=method, **options)
     if "random_faults" in entry:
         options = _options("random_faults", entry["random_faults"])
-        if isinstance(options.get("latency"), list):
-            options["latency"] = tuple(options["latency"])
+        for name in ("latency", "tail_latency"):
+            if isinstance(options.get(name), list):
+                options[name] = tuple(options[name])
         if "success" in options:
             options["success"] = reply_from_config("success", options["success"])
         server.random_faults(path, method=method, **options)

@@ -73,7 +73,7 @@ def _ratio(name: str, value: object) -> float:
 class RandomFaults:
     """A seeded random mix of errors, resets, truncated bodies, slow bodies and latency."""
 
-    __slots__ = ("_cuts", "_latency", "_replies", "_rng", "success")
+    __slots__ = ("_cuts", "_latency", "_replies", "_rng", "_tail", "_tail_latency", "success")
 
     def __init__(
         self,
@@ -87,6 +87,8 @@ class RandomFaults:
         success: Reply,
         slow_ratio: float = 0.0,
         slow_body: float | timedelta = 1.0,
+        tail_ratio: float = 0.0,
+        tail_latency: float | timedelta | tuple[float, float] = (0.5, 1.0),
     ) -> None:
         error = _ratio("error_ratio", error_ratio)
         reset = _ratio("reset_ratio", reset_ratio)
@@ -103,16 +105,9 @@ class RandomFaults:
             raise ValueError("slow_ratio > 0 needs a success reply with a body of 2 bytes or "
                              "more")
         slow_s = seconds("slow_body", slow_body)
-        if isinstance(latency, (tuple, list)):
-            if len(latency) != 2:
-                raise TypeError(f"latency must be seconds or (low, high), got {latency!r}")
-            low, high = seconds("latency low", latency[0]), seconds("latency high", latency[1])
-            if low > high:
-                raise ValueError(f"latency low must be <= high, got {latency!r}")
-            self._latency: tuple[float, float] = (low, high)
-        else:
-            fixed = seconds("latency", latency)
-            self._latency = (fixed, fixed)
+        self._latency = _span("latency", latency)
+        self._tail = _ratio("tail_ratio", tail_ratio)
+        self._tail_latency = _span("tail_latency", tail_latency)
         self._rng = random.Random(seed)
         self._cuts = (reset, reset + truncate, reset + truncate + error,
                       reset + truncate + error + slow)
@@ -142,12 +137,27 @@ class RandomFaults:
         else:
             reply = self._replies[3]
         low, high = self._latency
+        if self._tail and self._rng.random() < self._tail:
+            low, high = self._tail_latency
         latency = low if low == high else self._rng.uniform(low, high)
         if latency:
             return Reply(reply.status, headers=reply.header_items, body=reply.payload,
                          delay=reply.delay_seconds + latency, drip=reply.drip,
                          truncate=reply.truncate, reset=reply.reset)
         return reply
+
+
+def _span(name: str, value: float | timedelta | tuple[float, float]) -> tuple[float, float]:
+    """Seconds, fixed or ``(low, high)`` for a uniform draw, as ``(low, high)``."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise TypeError(f"{name} must be seconds or (low, high), got {value!r}")
+        low, high = seconds(f"{name} low", value[0]), seconds(f"{name} high", value[1])
+        if low > high:
+            raise ValueError(f"{name} low must be <= high, got {value!r}")
+        return (low, high)
+    fixed = seconds(name, value)
+    return (fixed, fixed)
 
 
 def _fmt(value: float) -> str:

@@ -273,6 +273,8 @@ class MockServer:
         method: str | None = None,
         slow_ratio: float = 0.0,
         slow_body: float | timedelta = 1.0,
+        tail_ratio: float = 0.0,
+        tail_latency: float | timedelta | tuple[float, float] = (0.5, 1.0),
     ) -> None:
         """Answer ``path`` with a seeded random mix: per request, a connection reset with
         probability ``reset_ratio``, a truncated ``success`` body with ``truncate_ratio``,
@@ -280,13 +282,15 @@ class MockServer:
         (the headers and the first half of the body at once, the second half ``slow_body``
         seconds later, default 1), else ``success`` (default ``Reply(200, json={"ok":
         true})``). Every reply is delayed by ``latency`` seconds, fixed or uniform within
-        ``(low, high)``. All ratios default to 0; ``seed`` defaults to 0, so runs repeat
-        exactly for the same order of requests."""
+        ``(low, high)``; with probability ``tail_ratio``, by ``tail_latency`` instead (fixed or
+        ``(low, high)``, default ``(0.5, 1.0)``): a latency tail. All ratios default to 0;
+        ``seed`` defaults to 0, so runs repeat exactly for the same order of requests."""
         self._route(path, method).responder = RandomFaults(
             error_ratio=error_ratio, error_status=error_status, reset_ratio=reset_ratio,
             truncate_ratio=truncate_ratio, latency=latency, seed=seed,
             success=DEFAULT_OK if success is None else as_reply("success", success),
-            slow_ratio=slow_ratio, slow_body=slow_body,
+            slow_ratio=slow_ratio, slow_body=slow_body, tail_ratio=tail_ratio,
+            tail_latency=tail_latency,
         )
 
     def outage(
