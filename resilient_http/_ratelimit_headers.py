@@ -17,7 +17,9 @@ Understood forms (the first one present wins, per value):
   ``RateLimit: limit=100, remaining=50, reset=30``.
 - De-facto: ``X-RateLimit-Remaining`` / ``X-RateLimit-Reset`` / ``X-RateLimit-Limit``
   (GitHub; Twitter spells them ``X-Rate-Limit-*``). A reset above 10⁹ is an epoch time in
-  seconds (above 10¹² in milliseconds), else a delay in seconds; Go-style durations
+  seconds (above 10¹² in milliseconds), else a delay in seconds; an epoch is measured against
+  the response's ``Date`` header when it has a valid one (as for ``Retry-After`` below), so a
+  skewed local clock does not stretch or cancel the pause. Go-style durations
   (``1m30s``, ``250ms``) are understood too. ``X-RateLimit-Reset-After`` (Discord) is a
   delay. OpenAI's ``X-RateLimit-Reset-Requests`` / ``-Tokens`` durations count for
   :func:`delay_hint` only.
@@ -216,11 +218,7 @@ def parse_retry_after(
     when = _http_date(value.strip())
     if when is None:
         return None
-    server_now = None
-    if headers is not None:
-        date = _field(headers, "Date")
-        server_now = None if date is None else _http_date(date)
-    return _delay(when - (wall_now if server_now is None else server_now))
+    return _delay(when - (wall_now if headers is None else _server_now(headers, wall_now)))
 
 
 def _split(text: str, sep: str) -> list[str]:
@@ -307,13 +305,22 @@ def parse_limits(
 ) -> Limits:
     """Everything the headers say about the rate limit (a :class:`Limits`, possibly empty).
 
-    ``wall_now`` is the current wall-clock time in epoch seconds (for dates and epoch resets).
+    ``wall_now`` is the current wall-clock time in epoch seconds (for dates and epoch resets);
+    a valid ``Date`` header replaces it as the reference, so an epoch reset or an HTTP-date
+    ``Retry-After`` means the same wait whatever the skew between the two clocks.
     ``retry_after=False`` skips ``Retry-After`` (it means nothing on a success).
     """
     try:
         return _parse_limits(headers, wall_now, retry_after)
     except Exception:  # defensive: a header must never break a request
         return Limits()
+
+
+def _server_now(headers: Mapping[str, str], wall_now: float) -> float:
+    """The server's clock (its valid ``Date`` header), else ``wall_now``."""
+    date = _field(headers, "Date")
+    server_now = None if date is None else _http_date(date)
+    return wall_now if server_now is None else server_now
 
 
 def _parse_limits(headers: Mapping[str, str], wall_now: float, want_retry: bool) -> Limits:
@@ -335,7 +342,9 @@ def _parse_limits(headers: Mapping[str, str], wall_now: float, want_retry: bool)
             raw = _field(headers, prefix + "Reset")
             if raw is not None:
                 limits.reset = (
-                    parse_number(raw) if prefix == "RateLimit-" else parse_reset(raw, wall_now)
+                    parse_number(raw)
+                    if prefix == "RateLimit-"
+                    else parse_reset(raw, _server_now(headers, wall_now))
                 )
     if limits.reset is None:
         limits.reset = parse_number(_field(headers, "X-RateLimit-Reset-After"))
