@@ -191,7 +191,7 @@ async def _fetch(
         ctype = resp.content_type
     try:
         body = json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
         raise PaginationError(
             f"page {number} ({redact_url(url)}): the body is not JSON ({ctype}, {len(raw)} "
             f"bytes): {exc}"

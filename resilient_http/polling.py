@@ -427,7 +427,7 @@ class Poller:
             raw = await resp.read()
             try:
                 return json.loads(raw)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
                 raise aiohttp.ContentTypeError(
                     resp.request_info,
                     resp.history,
