@@ -63,7 +63,9 @@ def paginate(
     Args:
         session: anything with aiohttp's ``request(method, url, **kw)``: a
             ``ClientSession`` or a :func:`~resilient_http.wrap` result. Not closed here.
-        url: the first page's URL (absolute).
+        url: the first page's URL (absolute). A parameter written here (or in ``params``)
+            wins over the strategy's own first parameters: ``?limit=3`` with
+            ``presets.stripe()`` asks for 3 items, not the preset's 100.
         strategy: where the next page is (:mod:`resilient_http.strategies`).
         params: query parameters of the first request; strategies carry them on when they
             build the next URL from parameters (a next *link* is followed as given).
@@ -117,8 +119,10 @@ def paginate(
     first_params = dict(first()) if callable(first) else {}
     if params:
         url = url.extend_query(params)
-    if first_params:
-        url = url.update_query({k: _qs(v) for k, v in first_params.items()})
+    if first_params:  # the caller's own parameters (in the URL or params=) win
+        url = url.update_query(
+            {k: _qs(v) for k, v in first_params.items() if k not in url.query}
+        )
     return Paginator(
         session,
         method.upper(),
