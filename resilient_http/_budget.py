@@ -29,6 +29,9 @@ from resilient_http._validate import duration, number, positive_int
 
 __all__ = ["RetryBudget"]
 
+_MAX_SLOTS = 10_000
+"""The window's finest resolution (each slot costs two list entries)."""
+
 
 class RetryBudget:
     """Retries allowed across all requests sharing this budget.
@@ -40,7 +43,8 @@ class RetryBudget:
             at most one second's worth is saved up. Default 10.
         window: the sliding window over which requests and retries are counted, in seconds
             (``float``) or a ``timedelta``. Default 10.
-        slots: the window's resolution: it slides in ``window / slots`` steps. Default 10.
+        slots: the window's resolution: it slides in ``window / slots`` steps (1 to
+            10,000). Default 10.
 
     One budget belongs to one ``Retry`` layer by default; pass the same object to several
     layers to share it. Methods take the current time from the caller's clock.
@@ -78,7 +82,7 @@ class RetryBudget:
         self.ratio = float(ratio)
         self.min_per_second = number("min_per_second", min_per_second)
         self.window: float = duration("window", window)
-        self._n = positive_int("slots", slots)
+        self._n = positive_int("slots", slots, maximum=_MAX_SLOTS)
         self._slot_len = self.window / self._n
         self._dep = [0] * self._n
         self._fresh = 0  # deposits of the current slot not yet folded into _dep/_dep_total

@@ -18,8 +18,9 @@ Understood forms (the first one present wins, per value):
 - De-facto: ``X-RateLimit-Remaining`` / ``X-RateLimit-Reset`` / ``X-RateLimit-Limit``
   (GitHub; Twitter spells them ``X-Rate-Limit-*``). A reset above 10⁹ is an epoch time in
   seconds (above 10¹² in milliseconds), else a delay in seconds; an epoch is measured against
-  the response's ``Date`` header when it has a valid one (as for ``Retry-After`` below), so a
-  skewed local clock does not stretch or cancel the pause. Go-style durations
+  the response's ``Date`` header when it has a valid one that differs from the local clock by
+  more than 2 s (its resolution and transit), so a skewed local clock does not stretch or
+  cancel the pause. Go-style durations
   (``1m30s``, ``250ms``) are understood too. ``X-RateLimit-Reset-After`` (Discord) is a
   delay. OpenAI's ``X-RateLimit-Reset-Requests`` / ``-Tokens`` durations count for
   :func:`delay_hint` only.
@@ -54,6 +55,7 @@ __all__ = [
 _EPOCH_S = 1e9  # a reset above this is an epoch time in seconds (2001-09-09)
 _EPOCH_MS = 1e12  # ... and above this, in milliseconds
 _MAX_DELAY = 10 * 365 * 86400.0  # anything longer is nonsense, ignored
+_DATE_SLACK = 2.0  # seconds: a Date this close to our clock is no sign of skew
 
 _NUMBER = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*")
 _GO_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(h|ms|m|s|us|µs|ns)")
@@ -305,9 +307,10 @@ def parse_limits(
 ) -> Limits:
     """Everything the headers say about the rate limit (a :class:`Limits`, possibly empty).
 
-    ``wall_now`` is the current wall-clock time in epoch seconds (for dates and epoch resets);
-    a valid ``Date`` header replaces it as the reference, so an epoch reset or an HTTP-date
-    ``Retry-After`` means the same wait whatever the skew between the two clocks.
+    ``wall_now`` is the current wall-clock time in epoch seconds (for dates and epoch resets).
+    A valid ``Date`` header is the reference for an HTTP-date ``Retry-After``, and for an
+    epoch reset when it differs from ``wall_now`` by more than 2 s: the wait is the same
+    whatever the skew between the two clocks.
     ``retry_after=False`` skips ``Retry-After`` (it means nothing on a success).
     """
     try:
@@ -321,6 +324,14 @@ def _server_now(headers: Mapping[str, str], wall_now: float) -> float:
     date = _field(headers, "Date")
     server_now = None if date is None else _http_date(date)
     return wall_now if server_now is None else server_now
+
+
+def _reset_reference(headers: Mapping[str, str], wall_now: float) -> float:
+    """The clock an epoch reset is measured against: ours while it agrees with the server's
+    ``Date`` within that header's one-second resolution (and a second of transit), else the
+    server's, whose clock set the reset."""
+    server_now = _server_now(headers, wall_now)
+    return wall_now if abs(wall_now - server_now) <= _DATE_SLACK else server_now
 
 
 def _parse_limits(headers: Mapping[str, str], wall_now: float, want_retry: bool) -> Limits:
@@ -344,7 +355,7 @@ def _parse_limits(headers: Mapping[str, str], wall_now: float, want_retry: bool)
                 limits.reset = (
                     parse_number(raw)
                     if prefix == "RateLimit-"
-                    else parse_reset(raw, _server_now(headers, wall_now))
+                    else parse_reset(raw, _reset_reference(headers, wall_now))
                 )
     if limits.reset is None:
         limits.reset = parse_number(_field(headers, "X-RateLimit-Reset-After"))

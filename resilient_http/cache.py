@@ -57,7 +57,9 @@ from resilient_http._validate import (
     clock_or_default,
     duration,
     flag,
+    names,
     positive_int,
+    show,
 )
 from resilient_http.events import CREDENTIAL_HEADERS, Emitter, EventHook
 
@@ -152,12 +154,10 @@ class Cache(Memoizer, Layer):
         self.max_bytes = positive_int("max_bytes", max_bytes)
         self.shared = flag("shared", shared)
         self.respect_headers = flag("respect_headers", respect_headers)
-        if isinstance(methods, str):
-            raise TypeError(f"methods must be a sequence of method names, got {methods!r}")
-        chosen = frozenset(str(m).upper() for m in methods)
+        chosen = names("methods", methods)
         if not chosen or not chosen <= {"GET", "HEAD"}:
             raise ValueError(
-                f"methods must be a non-empty subset of ('GET', 'HEAD'), got {tuple(methods)!r}"
+                f"methods must be a non-empty subset of ('GET', 'HEAD'), got {show(methods)}"
             )
         self.methods = chosen
         self.stale_if_error = duration("stale_if_error", stale_if_error, allow_zero=True)

@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 from yarl import URL
 
 from resilient_http._middleware import REQUEST, Call, Layer, Step
+from resilient_http._validate import show
 from resilient_http.events import Emitter, EventHook, logger
 
 __all__ = ["FieldMask"]
@@ -41,6 +42,8 @@ _HEADER_CHARS = _NAME_CHARS | frozenset("!#$%&'*+.^`|~")
 _DEFAULT: Any = object()
 _EMPTY = URL("http://fieldmask.invalid/")
 _UNSEEN: Any = object()
+_MAX_DEPTH = 32
+"""How deep ``items(a(b(...)))`` sub-selections may nest."""
 _MASKS_KEPT = 256
 """Masked URLs a FieldMask remembers; past this many it forgets them all and starts again."""
 
@@ -73,6 +76,8 @@ def _check_expr(expr: str) -> None:
             while i < n and expr[i] in "./":
                 i = name(i + 1)
             if i < n and expr[i] == "(":
+                if depth >= _MAX_DEPTH:
+                    raise fail(i, f"nested deeper than {_MAX_DEPTH} levels")
                 i = field_list(i + 1, depth + 1)
                 if i >= n or expr[i] != ")":
                     raise fail(i, "')' expected")
@@ -106,15 +111,17 @@ def _field_list(fields: Any, validate: bool) -> str:
     else:
         raise TypeError(
             f"fields must be a sequence of field names (or one 'a,b(c)' string), got "
-            f"{type(fields).__name__} {fields!r}"
+            f"{type(fields).__name__} {show(fields)}"
         )
     for part in parts:
         if not isinstance(part, str):
-            raise TypeError(f"field names must be str, got {type(part).__name__} {part!r}")
+            raise TypeError(
+                f"fields: field names must be str, got {type(part).__name__} {show(part)}"
+            )
         if validate:
             _check_expr(part)
         else:
-            _check_loose("a field name", part)
+            _check_loose("fields: a field name", part)
     return ",".join(parts)
 
 
@@ -127,7 +134,7 @@ def _jsonapi_pairs(fields: Any, param: str, validate: bool) -> tuple[tuple[str, 
     pairs = []
     for rtype, names in fields.items():
         if not isinstance(rtype, str):
-            raise TypeError(f"resource types must be str, got {rtype!r}")
+            raise TypeError(f"fields: resource types must be str, got {show(rtype)}")
         if isinstance(names, str):
             names = [names]
         if not isinstance(names, Sequence) or not all(isinstance(f, str) for f in names):
@@ -138,7 +145,7 @@ def _jsonapi_pairs(fields: Any, param: str, validate: bool) -> tuple[tuple[str, 
                     f"fields: {item!r} (type {rtype!r}) is not a valid JSON:API member name "
                     f"(letters, digits, '_' and '-'); pass validate=False for other names"
                 )
-            _check_loose("a JSON:API name", item)
+            _check_loose("fields: a JSON:API name", item)
         # An empty list is meaningful in JSON:API: fields[people]= asks for no fields.
         pairs.append((f"{param}[{rtype}]", ",".join(names)))
     return tuple(pairs)

@@ -30,7 +30,7 @@ from typing import Any
 
 from yarl import URL
 
-from resilient_http._validate import session_like
+from resilient_http._validate import method_name, session_like, show
 from resilient_http.errors import PaginationError
 from resilient_http.events import _is_secret_name, redact_url
 from resilient_http.strategies import MISSING, ItemsSpec, Page, get_path, path_of
@@ -112,13 +112,18 @@ def paginate(
     for name, flag in (("allow_cross_origin", allow_cross_origin), ("prefetch", prefetch)):
         if not isinstance(flag, bool):
             raise TypeError(f"{name} must be a bool, got {flag!r}")
-    if not isinstance(method, str) or not method:
-        raise TypeError(f"method must be an HTTP method name, got {method!r}")
+    method = method_name(method)
     extract = _extractor(items if items is not None else getattr(strategy, "items", None))
     first = getattr(strategy, "first_params", None)
     first_params = dict(first()) if callable(first) else {}
-    if params:
-        url = url.extend_query(params)
+    if params is not None:
+        try:
+            url = url.extend_query(params)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"params must be a mapping or a sequence of (name, value) pairs of str, int or "
+                f"float values, got {show(params)}: {exc}"
+            ) from None
     if first_params:  # the caller's own parameters (in the URL or params=) win
         url = url.update_query(
             {k: _qs(v) for k, v in first_params.items() if k not in url.query}

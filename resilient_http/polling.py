@@ -33,6 +33,7 @@ from resilient_http._middleware import resilient
 from resilient_http._validate import (
     clock_or_default,
     duration,
+    method_name,
     optional_duration,
     session_like,
 )
@@ -272,6 +273,7 @@ def _poller(
     request_kwargs: dict[str, Any],
 ) -> Poller:
     session_like(session)
+    method = method_name(method)
     if isinstance(url, str):
         url = URL(url)
     if not isinstance(url, URL) or not url.is_absolute():
@@ -290,7 +292,7 @@ def _poller(
     clock = clock_or_default(clock)
     return Poller(
         session,
-        method.upper(),
+        method,
         url,
         job,
         _interval_fn(DEFAULT_INTERVAL if interval is None else interval),

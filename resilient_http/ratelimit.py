@@ -107,7 +107,7 @@ class priority:
     __slots__ = ("level", "_token")
 
     def __init__(self, level: str) -> None:
-        if level not in _LEVELS:
+        if not isinstance(level, str) or level not in _LEVELS:
             raise ValueError(
                 f"priority level must be 'urgent', 'normal' or 'background', got {level!r}"
             )

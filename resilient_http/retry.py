@@ -34,7 +34,9 @@ from resilient_http._middleware import ARGS, HANDLER, REENTER, REQUEST, Call, La
 from resilient_http._validate import (
     callable_or_none,
     clock_or_default,
+    collection,
     flag,
+    names,
     optional_duration,
     positive_int,
 )
@@ -189,11 +191,11 @@ class Retry(Layer):
             raise TypeError(f"backoff must be a Backoff, got {type(backoff).__name__} {backoff!r}")
         self.backoff = backoff
         callable_or_none("classify", classify)
-        if isinstance(statuses, (str, bytes)):
-            raise TypeError(f"statuses must be an iterable of ints, got {statuses!r}")
-        statuses = tuple(statuses)
-        exceptions = tuple(
-            cast("Iterable[Any]", [exceptions]) if isinstance(exceptions, type) else exceptions
+        statuses = collection("statuses", statuses, "ints (HTTP status codes)")
+        exceptions = (
+            (exceptions,)
+            if isinstance(exceptions, type)
+            else collection("exceptions", exceptions, "Exception subclasses")
         )
         self.classify: Callable[[Any], Any] | None = classify
         if statuses or exceptions:
@@ -207,12 +209,7 @@ class Retry(Layer):
         else:
             self._verdict = _default
         self._plain = classify is None and not statuses
-        if isinstance(methods, str):
-            raise TypeError(f"methods must be an iterable of method names, got {methods!r}")
-        self.methods = frozenset(m.upper() for m in methods)
-        for m in self.methods:
-            if not m.isalpha():
-                raise ValueError(f"methods must be HTTP method names, got {m!r}")
+        self.methods = names("methods", methods)
         self.max_retry_after = optional_duration(
             "max_retry_after", max_retry_after, allow_zero=True
         )
