@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from datetime import timedelta
 
-from resilient_http._validate import duration, number, positive_int
+from resilient_http._validate import duration, number, positive_int, show
 
 __all__ = ["RetryBudget"]
 
@@ -76,9 +76,11 @@ class RetryBudget:
         slots: int = 10,
     ) -> None:
         if not isinstance(ratio, (int, float)) or isinstance(ratio, bool):
-            raise TypeError(f"ratio must be a number, got {type(ratio).__name__} {ratio!r}")
+            raise TypeError(f"ratio must be a number, got {type(ratio).__name__} {show(ratio)}")
         if not 0 <= ratio <= 100:  # also rejects NaN
-            raise ValueError(f"ratio must be between 0 and 100 retries per request, got {ratio!r}")
+            raise ValueError(
+                f"ratio must be between 0 and 100 retries per request, got {show(ratio)}"
+            )
         self.ratio = float(ratio)
         self.min_per_second = number("min_per_second", min_per_second)
         self.window: float = duration("window", window)

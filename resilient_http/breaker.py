@@ -43,6 +43,7 @@ from resilient_http._validate import (
     duration,
     positive_int,
     ratio,
+    show,
 )
 from resilient_http.errors import CircuitOpen
 from resilient_http.events import Emitter, EventHook
@@ -160,7 +161,7 @@ class CircuitBreaker(Layer):
         if self.failure_ratio <= 0:
             raise ValueError(
                 f"failure_ratio must be > 0 and <= 1 (a share of failed calls), "
-                f"got {failure_ratio!r}"
+                f"got {show(failure_ratio)}"
             )
         self.min_throughput: int = positive_int("min_throughput", min_throughput)
         self.window: float = duration("window", window)
@@ -174,7 +175,7 @@ class CircuitBreaker(Layer):
         else:
             raise TypeError(
                 f"key must be None (per origin), a str (one named circuit) or a callable "
-                f"returning a hashable key, got {type(key).__name__} {key!r}"
+                f"returning a hashable key, got {type(key).__name__} {show(key)}"
             )
         self.key = key
         self.is_failure = callable_or_none("is_failure", is_failure)
@@ -461,7 +462,7 @@ class CircuitBreaker(Layer):
             raise ValueError(
                 f"key must be a URL ('https://api.example.com'), a host ('api.example.com'), "
                 f"a host:port ('127.0.0.1:8080'), a decorated function or None: this breaker "
-                f"keeps one circuit per origin; got {key!r}"
+                f"keeps one circuit per origin; got {show(key)}"
             )
         return found
 

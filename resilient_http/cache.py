@@ -168,7 +168,9 @@ class Cache(Memoizer, Layer):
         if store is None:
             store = MemoryStore(self.maxsize, self.max_bytes)
         elif not isinstance(store, CacheStore):
-            raise TypeError(f"store must be a CacheStore (get, set, delete, clear), got {store!r}")
+            raise TypeError(
+                f"store must be a CacheStore (get, set, delete, clear), got {show(store)}"
+            )
         self.store: CacheStore = store
         self.clock: Clock = clock_or_default(clock)
         self._policy = Policy(

@@ -231,7 +231,7 @@ def to_verdict(value: Any, outcome: Any) -> Verdict:
         return value
     raise TypeError(
         f"a classifier must return an Outcome, a Verdict or None, got {type(value).__name__} "
-        f"{value!r}"
+        f"{show(value)}"
     )
 
 

@@ -95,7 +95,9 @@ def _check_expr(expr: str) -> None:
 
 def _check_loose(what: str, value: str) -> None:
     if not value or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
-        raise ValueError(f"{what} must be non-empty text without control characters, got {value!r}")
+        raise ValueError(
+            f"{what} must be non-empty text without control characters, got {show(value)}"
+        )
 
 
 def _field_list(fields: Any, validate: bool) -> str:
@@ -129,7 +131,7 @@ def _jsonapi_pairs(fields: Any, param: str, validate: bool) -> tuple[tuple[str, 
     if not isinstance(fields, Mapping) or not fields:
         raise TypeError(
             f"style='jsonapi' needs fields as a non-empty mapping of resource type to field "
-            f"names, e.g. {{'articles': ['title', 'body']}}, got {fields!r}"
+            f"names, e.g. {{'articles': ['title', 'body']}}, got {show(fields)}"
         )
     pairs = []
     for rtype, names in fields.items():
@@ -138,12 +140,12 @@ def _jsonapi_pairs(fields: Any, param: str, validate: bool) -> tuple[tuple[str, 
         if isinstance(names, str):
             names = [names]
         if not isinstance(names, Sequence) or not all(isinstance(f, str) for f in names):
-            raise TypeError(f"fields of {rtype!r} must be a sequence of str, got {names!r}")
+            raise TypeError(f"fields of {show(rtype)} must be a sequence of str, got {show(names)}")
         for item in (rtype, *names):
             if validate and (not item or not set(item) <= _NAME_CHARS):
                 raise ValueError(
-                    f"fields: {item!r} (type {rtype!r}) is not a valid JSON:API member name "
-                    f"(letters, digits, '_' and '-'); pass validate=False for other names"
+                    f"fields: {show(item)} (type {show(rtype)}) is not a valid JSON:API member "
+                    f"name (letters, digits, '_' and '-'); pass validate=False for other names"
                 )
             _check_loose("fields: a JSON:API name", item)
         # An empty list is meaningful in JSON:API: fields[people]= asks for no fields.
@@ -183,7 +185,7 @@ def _matcher(match: Any) -> Callable[[URL], bool] | None:
         raise TypeError(
             f"match must be a host ('api.example.com', '*.googleapis.com'), a URL prefix "
             f"('https://api.example.com/v1/'), a sequence of those or a callable(URL) -> bool, "
-            f"got {match!r}"
+            f"got {show(match)}"
         )
     hosts: set[str] = set()
     suffixes: list[str] = []
@@ -192,7 +194,7 @@ def _matcher(match: Any) -> Callable[[URL], bool] | None:
         if "://" in spec:
             u = URL(spec)
             if not u.host:
-                raise ValueError(f"match: {spec!r} has no host")
+                raise ValueError(f"match: {show(spec)} has no host")
             path = u.path if u.path.endswith("/") else u.path + "/"
             prefixes.append(((u.scheme, u.host, u.port), path))
         elif spec.startswith("*."):
@@ -200,7 +202,7 @@ def _matcher(match: Any) -> Callable[[URL], bool] | None:
         elif spec and "/" not in spec:
             hosts.add(spec.lower())
         else:
-            raise ValueError(f"match: {spec!r} is neither a host nor an absolute URL prefix")
+            raise ValueError(f"match: {show(spec)} is neither a host nor an absolute URL prefix")
 
     def matches(url: URL) -> bool:
         host = (url.host or "").lower()
@@ -261,15 +263,19 @@ class FieldMask(Layer):
         on_event: EventHook | Sequence[EventHook] | None = None,
     ) -> None:
         if style not in _STYLES:
-            raise ValueError(f"style must be one of {', '.join(map(repr, _STYLES))}, got {style!r}")
+            raise ValueError(
+                f"style must be one of {', '.join(map(repr, _STYLES))}, got {show(style)}"
+            )
         if not isinstance(validate, bool):
-            raise TypeError(f"validate must be a bool, got {validate!r}")
+            raise TypeError(f"validate must be a bool, got {show(validate)}")
         if param is None:
             param = "X-Goog-FieldMask" if style == "header" else "fields"
         if not isinstance(param, str) or not param:
-            raise TypeError(f"param must be a non-empty str, got {param!r}")
+            raise TypeError(f"param must be a non-empty str, got {show(param)}")
         if style == "header" and not set(param) <= _HEADER_CHARS:
-            raise ValueError(f"param must be a valid header name for style='header', got {param!r}")
+            raise ValueError(
+                f"param must be a valid header name for style='header', got {show(param)}"
+            )
         if style != "header":
             _check_loose("param", param)
         self.style = style
@@ -298,8 +304,8 @@ class FieldMask(Layer):
             pairs = _jsonapi_pairs(fields, self.param, self.validate)
         elif isinstance(fields, Mapping):
             raise TypeError(
-                f"a mapping of fields is for style='jsonapi'; style={self.style!r} takes a "
-                f"sequence of field names, got {fields!r}"
+                f"a mapping of fields is for style='jsonapi'; style={show(self.style)} takes a "
+                f"sequence of field names, got {show(fields)}"
             )
         else:
             value = _field_list(fields, self.validate)

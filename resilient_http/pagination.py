@@ -96,22 +96,22 @@ def paginate(
     if not callable(getattr(strategy, "next", None)):
         raise TypeError(
             f"strategy must have a next(page) method (e.g. rh.LinkHeader(), "
-            f"rh.presets.github()), got {strategy!r}"
+            f"rh.presets.github()), got {show(strategy)}"
         )
     if isinstance(url, str):
         url = URL(url)
     elif not isinstance(url, URL):
-        raise TypeError(f"url must be a str or a yarl.URL, got {type(url).__name__} {url!r}")
+        raise TypeError(f"url must be a str or a yarl.URL, got {type(url).__name__} {show(url)}")
     if not url.is_absolute() or url.scheme not in ("http", "https"):
         raise ValueError(f"url must be an absolute http(s) URL, got {str(url)!r}")
     for name, value in (("max_pages", max_pages), ("max_items", max_items)):
         if value is not None and (
             not isinstance(value, int) or isinstance(value, bool) or value < 1
         ):
-            raise ValueError(f"{name} must be an int >= 1 or None, got {value!r}")
+            raise ValueError(f"{name} must be an int >= 1 or None, got {show(value)}")
     for name, flag in (("allow_cross_origin", allow_cross_origin), ("prefetch", prefetch)):
         if not isinstance(flag, bool):
-            raise TypeError(f"{name} must be a bool, got {flag!r}")
+            raise TypeError(f"{name} must be a bool, got {show(flag)}")
     method = method_name(method)
     extract = _extractor(items if items is not None else getattr(strategy, "items", None))
     first = getattr(strategy, "first_params", None)
@@ -164,7 +164,7 @@ def _extractor(spec: ItemsSpec) -> Callable[[Any], Any]:
     def at_path(body: Any) -> Any:
         found = get_path(body, path)
         if found is MISSING:
-            raise ValueError(f"the body has no {name!r} field")
+            raise ValueError(f"the body has no {show(name)} field")
         return found
 
     return at_path

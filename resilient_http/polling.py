@@ -36,6 +36,7 @@ from resilient_http._validate import (
     method_name,
     optional_duration,
     session_like,
+    show,
 )
 from resilient_http.backoff import Backoff
 from resilient_http.errors import DeadlineExceeded
@@ -69,7 +70,7 @@ class JobSpec:
         name: str = "job",
     ) -> None:
         if not isinstance(name, str) or not name:
-            raise TypeError(f"name must be a non-empty str, got {name!r}")
+            raise TypeError(f"name must be a non-empty str, got {show(name)}")
         self.status = status
         self.done = done
         self.name = name
@@ -78,7 +79,7 @@ class JobSpec:
             self._done: Callable[[Any], bool] = done
         elif isinstance(done, Collection) and not isinstance(done, str) and done:
             if not all(isinstance(s, str) for s in done):
-                raise TypeError(f"done statuses must be str, got {done!r}")
+                raise TypeError(f"done statuses must be str, got {show(done)}")
             if self._status is None:
                 raise ValueError("done= as a set of statuses needs status= to read the status")
             final = frozenset(done)
@@ -87,7 +88,7 @@ class JobSpec:
         else:
             raise TypeError(
                 f"done must be a non-empty collection of final statuses or a callable "
-                f"body -> bool, got {done!r}"
+                f"body -> bool, got {show(done)}"
             )
 
     def __repr__(self) -> str:
@@ -164,7 +165,7 @@ def _interval_fn(interval: Any) -> Callable[[int], float]:
         return lambda n: float(interval(n))
     raise TypeError(
         f"interval must be seconds (float), a timedelta, a Backoff (anything with "
-        f"delay(n)) or a callable n -> seconds, got {type(interval).__name__} {interval!r}"
+        f"delay(n)) or a callable n -> seconds, got {type(interval).__name__} {show(interval)}"
     )
 
 
@@ -277,9 +278,11 @@ def _poller(
     if isinstance(url, str):
         url = URL(url)
     if not isinstance(url, URL) or not url.is_absolute():
-        raise ValueError(f"url must be an absolute URL, got {url!r}")
+        raise ValueError(f"url must be an absolute URL, got {show(url)}")
     if job is not None and not isinstance(job, JobSpec):
-        raise TypeError(f"job must be a JobSpec (e.g. rh.presets.openai_fine_tuning), got {job!r}")
+        raise TypeError(
+            f"job must be a JobSpec (e.g. rh.presets.openai_fine_tuning), got {show(job)}"
+        )
     if job is None and done is None:
         raise TypeError("poll() needs job= (a preset) or done= to know when the job is finished")
     if done is not None or status is not None:

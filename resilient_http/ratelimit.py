@@ -68,6 +68,7 @@ from resilient_http._validate import (
     number,
     optional_duration,
     positive_int,
+    show,
 )
 from resilient_http._waitqueue import BACKGROUND, NORMAL, URGENT, WaitQueue
 from resilient_http.errors import RateLimitExceeded
@@ -109,7 +110,7 @@ class priority:
     def __init__(self, level: str) -> None:
         if not isinstance(level, str) or level not in _LEVELS:
             raise ValueError(
-                f"priority level must be 'urgent', 'normal' or 'background', got {level!r}"
+                f"priority level must be 'urgent', 'normal' or 'background', got {show(level)}"
             )
         self.level = level
         self._token: Token[int] | None = None
@@ -237,7 +238,7 @@ class RateLimit(Layer):
         )
         if self.burst < 1.0:
             raise ValueError(
-                f"burst defaults to rate, which is {rate!r} (< 1): pass burst=1 or more"
+                f"burst defaults to rate, which is {show(rate)} (< 1): pass burst=1 or more"
             )
         self.key = callable_or_none("key", key)
         self.max_wait = optional_duration("max_wait", max_wait, allow_zero=True)
@@ -248,7 +249,7 @@ class RateLimit(Layer):
         self.recovery = duration("recovery", recovery)
         self.max_pause = duration("max_pause", max_pause)
         if store is not None and not isinstance(store, BucketStore):
-            raise TypeError(f"store must be a BucketStore (a bucket() method), got {store!r}")
+            raise TypeError(f"store must be a BucketStore (a bucket() method), got {show(store)}")
         self.store: BucketStore = store if store is not None else MemoryStore(max_keys)
         self.max_keys = positive_int("max_keys", max_keys)
         self.clock: Clock = clock_or_default(clock)

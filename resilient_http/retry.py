@@ -39,6 +39,7 @@ from resilient_http._validate import (
     names,
     optional_duration,
     positive_int,
+    show,
 )
 from resilient_http.backoff import Backoff
 from resilient_http.classify import (
@@ -188,7 +189,9 @@ class Retry(Layer):
         if backoff is None:
             backoff = Backoff()
         elif not isinstance(backoff, Backoff):
-            raise TypeError(f"backoff must be a Backoff, got {type(backoff).__name__} {backoff!r}")
+            raise TypeError(
+                f"backoff must be a Backoff, got {type(backoff).__name__} {show(backoff)}"
+            )
         self.backoff = backoff
         callable_or_none("classify", classify)
         statuses = collection("statuses", statuses, "ints (HTTP status codes)")
@@ -216,7 +219,7 @@ class Retry(Layer):
         if budget is _NEW_BUDGET:
             budget = RetryBudget()
         elif budget is not None and not isinstance(budget, RetryBudget):
-            raise TypeError(f"budget must be a RetryBudget or None, got {budget!r}")
+            raise TypeError(f"budget must be a RetryBudget or None, got {show(budget)}")
         self.budget = budget
         self.idempotency_key = flag("idempotency_key", idempotency_key)
         self.raise_on_exhausted = flag("raise_on_exhausted", raise_on_exhausted)
