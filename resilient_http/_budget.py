@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from datetime import timedelta
 
+from resilient_http._fresh import config_of, fresh_reduce
 from resilient_http._validate import duration, number, positive_int, show
 
 __all__ = ["RetryBudget"]
@@ -51,6 +52,7 @@ class RetryBudget:
     """
 
     __slots__ = (
+        "_config",
         "ratio",
         "min_per_second",
         "window",
@@ -67,6 +69,8 @@ class RetryBudget:
         "_tokens_at",
     )
 
+    __reduce__ = fresh_reduce
+
     def __init__(
         self,
         ratio: float = 0.2,
@@ -75,6 +79,7 @@ class RetryBudget:
         window: float | timedelta = 10.0,
         slots: int = 10,
     ) -> None:
+        self._config = config_of(locals())
         if not isinstance(ratio, (int, float)) or isinstance(ratio, bool):
             raise TypeError(f"ratio must be a number, got {type(ratio).__name__} {show(ratio)}")
         if not 0 <= ratio <= 100:  # also rejects NaN

@@ -36,6 +36,7 @@ from resilient_http._circuit import (
 )
 from resilient_http._clock import Clock, LoopClock
 from resilient_http._failure import NOT_SENT, is_transient_failure
+from resilient_http._fresh import config_of, fresh_reduce
 from resilient_http._middleware import ARGS, HANDLER, KWARGS, REQUEST, Call, Layer, Step
 from resilient_http._validate import (
     callable_or_none,
@@ -123,9 +124,13 @@ class CircuitBreaker(Layer):
     (``Timeout`` and ``Retry`` do by default), so a truncated body counts as a failure only
     then. Manual control: :meth:`state`, :meth:`states`, :meth:`isolate`, :meth:`reset`.
     One breaker serves one event loop (like an aiohttp session).
+
+    Pickling or copying it (``copy.copy``, ``copy.deepcopy``) gives a new layer with the same
+    configuration and none of the state (see the README's "Pickling and copying").
     """
 
     __slots__ = (
+        "_config",
         "failure_ratio",
         "min_throughput",
         "window",
@@ -144,6 +149,8 @@ class CircuitBreaker(Layer):
         "_isolated_hosts",
     )
 
+    __reduce__ = fresh_reduce
+
     def __init__(
         self,
         failure_ratio: float = 0.5,
@@ -157,6 +164,7 @@ class CircuitBreaker(Layer):
         clock: Clock | None = None,
         on_event: EventHook | Sequence[EventHook] | None = None,
     ) -> None:
+        self._config = config_of(locals())
         self.failure_ratio: float = ratio("failure_ratio", failure_ratio)
         if self.failure_ratio <= 0:
             raise ValueError(

@@ -26,6 +26,7 @@ from multidict import CIMultiDict
 
 from resilient_http._clock import Clock
 from resilient_http._flight import Flight, Pending, land, lead
+from resilient_http._fresh import config_of, fresh_reduce
 from resilient_http._memo import Memoizer
 from resilient_http._middleware import REENTER, REQUEST, Call, Layer, Short, Step
 from resilient_http._response import (
@@ -125,13 +126,18 @@ class Cache(Memoizer, Layer):
         async with aiohttp.ClientSession(middlewares=(cache,)) as session:
             async with session.get(url) as resp:      # the second time: from the cache
                 data = await resp.json()
+
+    Pickling or copying it (``copy.copy``, ``copy.deepcopy``) gives a new layer with the same
+    configuration and none of the state (see the README's "Pickling and copying").
     """
 
     __slots__ = (
-        "ttl", "maxsize", "max_bytes", "shared", "respect_headers", "methods",
+        "_config", "ttl", "maxsize", "max_bytes", "shared", "respect_headers", "methods",
         "stale_if_error", "stale_while_revalidate", "key", "store", "clock",
         "_policy", "_events", "_flights", "_tasks", "_memo",
     )
+
+    __reduce__ = fresh_reduce
 
     def __init__(
         self,
@@ -149,6 +155,7 @@ class Cache(Memoizer, Layer):
         clock: Clock | None = None,
         on_event: EventHook | Sequence[EventHook] | None = None,
     ) -> None:
+        self._config = config_of(locals())
         self.ttl = duration("ttl", ttl, allow_zero=True)
         self.maxsize = positive_int("maxsize", maxsize)
         self.max_bytes = positive_int("max_bytes", max_bytes)

@@ -188,7 +188,12 @@ class Classifier:
     ) -> None:
         codes = collection("statuses", statuses, "ints (HTTP status codes)")
         for code in codes:
-            if type(code) is not int or not 100 <= code <= 599:
+            if type(code) is not int:
+                raise TypeError(
+                    f"statuses must be HTTP status codes (ints), got {type(code).__name__} "
+                    f"{show(code)}"
+                )
+            if not 100 <= code <= 599:
                 raise ValueError(
                     f"statuses must be HTTP status codes (100..599), got {show(code)}"
                 )

@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 from yarl import URL
 
+from resilient_http._fresh import config_of, fresh_reduce
 from resilient_http._middleware import REQUEST, Call, Layer, Step
 from resilient_http._validate import show
 from resilient_http.events import Emitter, EventHook, logger
@@ -246,11 +247,16 @@ class FieldMask(Layer):
     merged. For one block of code, :meth:`override` replaces the fields and :meth:`disabled`
     turns the mask off. Only for HTTP requests: ``@resilient(FieldMask(...))`` raises
     ``TypeError``.
+
+    Pickling or copying it (``copy.copy``, ``copy.deepcopy``) gives a new layer with the same
+    configuration and none of the state (see the README's "Pickling and copying").
     """
 
-    __slots__ = ("fields", "style", "param", "match", "validate", "_value", "_var", "_match",
-                 "_events", "_masks", "_memo")
+    __slots__ = ("_config", "fields", "style", "param", "match", "validate", "_value", "_var",
+                 "_match", "_events", "_masks", "_memo")
     requests_only: ClassVar[bool] = True
+
+    __reduce__ = fresh_reduce
 
     def __init__(
         self,
@@ -262,6 +268,7 @@ class FieldMask(Layer):
         validate: bool = True,
         on_event: EventHook | Sequence[EventHook] | None = None,
     ) -> None:
+        self._config = config_of(locals())
         if style not in _STYLES:
             raise ValueError(
                 f"style must be one of {', '.join(map(repr, _STYLES))}, got {show(style)}"

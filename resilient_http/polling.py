@@ -29,6 +29,7 @@ import aiohttp
 from yarl import URL
 
 from resilient_http._clock import Clock
+from resilient_http._fresh import config_of, fresh_reduce
 from resilient_http._middleware import resilient
 from resilient_http._validate import (
     clock_or_default,
@@ -60,7 +61,9 @@ class JobSpec:
         name: shown in errors and events. Default ``"job"``.
     """
 
-    __slots__ = ("status", "done", "name", "_status", "_done")
+    __slots__ = ("_config", "status", "done", "name", "_status", "_done")
+
+    __reduce__ = fresh_reduce
 
     def __init__(
         self,
@@ -69,6 +72,7 @@ class JobSpec:
         done: Collection[str] | Callable[[Any], bool],
         name: str = "job",
     ) -> None:
+        self._config = config_of(locals())
         if not isinstance(name, str) or not name:
             raise TypeError(f"name must be a non-empty str, got {show(name)}")
         self.status = status

@@ -58,6 +58,7 @@ from multidict import istr
 from resilient_http._bucket import EPS, TokenBucket, adapt
 from resilient_http._bucket_store import BucketStore, MemoryStore, evict
 from resilient_http._clock import Clock, LoopClock
+from resilient_http._fresh import config_of, fresh_reduce
 from resilient_http._middleware import ARGS, KWARGS, REQUEST, Call, Layer, Step
 from resilient_http._ratelimit_headers import parse_limits
 from resilient_http._validate import (
@@ -191,9 +192,13 @@ class RateLimit(Layer):
 
     Raises:
         RateLimitExceeded: a wait would exceed ``max_wait`` or the deadline (no token taken).
+
+    Pickling or copying it (``copy.copy``, ``copy.deepcopy``) gives a new layer with the same
+    configuration and none of the state (see the README's "Pickling and copying").
     """
 
     __slots__ = (
+        "_config",
         "rate",
         "per",
         "burst",
@@ -214,6 +219,8 @@ class RateLimit(Layer):
         "_memo",
     )
 
+    __reduce__ = fresh_reduce
+
     def __init__(
         self,
         rate: float,
@@ -231,6 +238,7 @@ class RateLimit(Layer):
         clock: Clock | None = None,
         on_event: EventHook | list[EventHook] | tuple[EventHook, ...] | None = None,
     ) -> None:
+        self._config = config_of(locals())
         self.rate: float = number("rate", rate, minimum=0.0, inclusive=False)
         self.per: float = duration("per", per)
         self.burst: float = (

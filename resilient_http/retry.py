@@ -30,6 +30,7 @@ from aiohttp.client_exceptions import ClientConnectorError
 
 from resilient_http._budget import RetryBudget
 from resilient_http._clock import Clock, LoopClock
+from resilient_http._fresh import config_of, fresh_reduce
 from resilient_http._middleware import ARGS, HANDLER, REENTER, REQUEST, Call, Layer, Step
 from resilient_http._validate import (
     callable_or_none,
@@ -148,9 +149,13 @@ class Retry(Layer):
 
     In decorator mode every call is retried (no method check) on transient exceptions; an
     ``aiohttp.ClientResponseError`` is classified by its status.
+
+    Pickling or copying it (``copy.copy``, ``copy.deepcopy``) gives a new layer with the same
+    configuration and none of the state (see the README's "Pickling and copying").
     """
 
     __slots__ = (
+        "_config",
         "attempts",
         "backoff",
         "classify",
@@ -167,6 +172,8 @@ class Retry(Layer):
         "_plain",
         "_events",
     )
+
+    __reduce__ = fresh_reduce
 
     def __init__(
         self,
@@ -185,6 +192,9 @@ class Retry(Layer):
         clock: Clock | None = None,
         on_event: EventHook | Sequence[EventHook] | None = None,
     ) -> None:
+        self._config = config_of(locals())
+        if budget is _NEW_BUDGET:
+            del self._config["budget"]  # each copy makes its own, as this layer did
         self.attempts = positive_int("attempts", attempts)
         if backoff is None:
             backoff = Backoff()
