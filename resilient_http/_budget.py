@@ -25,9 +25,13 @@ from __future__ import annotations
 import math
 from datetime import timedelta
 
-from resilient_http._validate import duration, number, positive_int
+from resilient_http._fresh import config_of, fresh_reduce
+from resilient_http._validate import duration, number, positive_int, show
 
 __all__ = ["RetryBudget"]
+
+_MAX_SLOTS = 10_000
+"""The window's finest resolution (each slot costs two list entries)."""
 
 
 class RetryBudget:
@@ -40,13 +44,15 @@ class RetryBudget:
             at most one second's worth is saved up. Default 10.
         window: the sliding window over which requests and retries are counted, in seconds
             (``float``) or a ``timedelta``. Default 10.
-        slots: the window's resolution: it slides in ``window / slots`` steps. Default 10.
+        slots: the window's resolution: it slides in ``window / slots`` steps (1 to
+            10,000). Default 10.
 
     One budget belongs to one ``Retry`` layer by default; pass the same object to several
     layers to share it. Methods take the current time from the caller's clock.
     """
 
     __slots__ = (
+        "_config",
         "ratio",
         "min_per_second",
         "window",
@@ -63,6 +69,8 @@ class RetryBudget:
         "_tokens_at",
     )
 
+    __reduce__ = fresh_reduce
+
     def __init__(
         self,
         ratio: float = 0.2,
@@ -71,14 +79,17 @@ class RetryBudget:
         window: float | timedelta = 10.0,
         slots: int = 10,
     ) -> None:
+        self._config = config_of(locals())
         if not isinstance(ratio, (int, float)) or isinstance(ratio, bool):
-            raise TypeError(f"ratio must be a number, got {type(ratio).__name__} {ratio!r}")
+            raise TypeError(f"ratio must be a number, got {type(ratio).__name__} {show(ratio)}")
         if not 0 <= ratio <= 100:  # also rejects NaN
-            raise ValueError(f"ratio must be between 0 and 100 retries per request, got {ratio!r}")
+            raise ValueError(
+                f"ratio must be between 0 and 100 retries per request, got {show(ratio)}"
+            )
         self.ratio = float(ratio)
         self.min_per_second = number("min_per_second", min_per_second)
         self.window: float = duration("window", window)
-        self._n = positive_int("slots", slots)
+        self._n = positive_int("slots", slots, maximum=_MAX_SLOTS)
         self._slot_len = self.window / self._n
         self._dep = [0] * self._n
         self._fresh = 0  # deposits of the current slot not yet folded into _dep/_dep_total

@@ -15,13 +15,17 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from resilient_http._validate import show
+
 __all__ = ["LatencyRing", "Latencies", "parse_quantile"]
 
 
 def parse_quantile(text: str) -> float:
     """``"p95"`` → 0.95, ``"p99.9"`` → 0.999; ``ValueError`` naming what is allowed."""
     if not isinstance(text, str) or not text.startswith("p"):
-        raise ValueError(f"delay must be seconds, a timedelta or 'pNN' (e.g. 'p95'), got {text!r}")
+        raise ValueError(
+            f"delay must be seconds, a timedelta or 'pNN' (e.g. 'p95'), got {show(text)}"
+        )
     try:
         value = float(text[1:])
     except ValueError:
@@ -29,7 +33,7 @@ def parse_quantile(text: str) -> float:
     if not 0 < value < 100:  # also rejects NaN
         raise ValueError(
             f"delay must be seconds, a timedelta or 'pNN' with 0 < NN < 100 (e.g. 'p95'), "
-            f"got {text!r}"
+            f"got {show(text)}"
         )
     return value / 100
 

@@ -64,6 +64,8 @@ from aiohttp import ClientRequest, ClientResponse, ClientSession
 from aiohttp.client import _RequestContextManager
 from aiohttp.client_middlewares import ClientHandlerType, ClientMiddlewareType
 
+from resilient_http._validate import show
+
 __all__ = [
     "ARGS",
     "Call",
@@ -484,7 +486,7 @@ def _flatten(layers: tuple[Any, ...]) -> tuple[Layer, ...]:
         else:
             raise TypeError(
                 f"layers must be resilient_http layers (RateLimit, Retry, Timeout, Cache, "
-                f"FieldMask, CircuitBreaker, Stack), got {type(layer).__name__} {layer!r}; "
+                f"FieldMask, CircuitBreaker, Stack), got {type(layer).__name__} {show(layer)}; "
                 f"put plain aiohttp middlewares beside the stack in middlewares=(...)"
             )
     return tuple(out)
@@ -672,7 +674,7 @@ def resilient(*layers: Layer) -> Callable[[F], F]:
 
     def decorate(fn: F) -> F:
         if not inspect.iscoroutinefunction(fn):
-            raise TypeError(f"@resilient needs an async function, got {fn!r}")
+            raise TypeError(f"@resilient needs an async function, got {show(fn)}")
 
         @functools.wraps(fn)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:

@@ -105,7 +105,7 @@ async def fetch_page(
         raise PaginationError(f"{where}: more than {hops.max_redirects} redirects")
     try:
         body = json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
         raise PaginationError(
             f"{where}: the body is not JSON ({ctype}, {len(raw)} bytes): {exc}"
         ) from None

@@ -17,7 +17,10 @@ Understood forms (the first one present wins, per value):
   ``RateLimit: limit=100, remaining=50, reset=30``.
 - De-facto: ``X-RateLimit-Remaining`` / ``X-RateLimit-Reset`` / ``X-RateLimit-Limit``
   (GitHub; Twitter spells them ``X-Rate-Limit-*``). A reset above 10⁹ is an epoch time in
-  seconds (above 10¹² in milliseconds), else a delay in seconds; Go-style durations
+  seconds (above 10¹² in milliseconds), else a delay in seconds; an epoch is measured against
+  the response's ``Date`` header when it has a valid one that differs from the local clock by
+  more than 2 s (its resolution and transit), so a skewed local clock does not stretch or
+  cancel the pause. Go-style durations
   (``1m30s``, ``250ms``) are understood too. ``X-RateLimit-Reset-After`` (Discord) is a
   delay. OpenAI's ``X-RateLimit-Reset-Requests`` / ``-Tokens`` durations count for
   :func:`delay_hint` only.
@@ -52,6 +55,7 @@ __all__ = [
 _EPOCH_S = 1e9  # a reset above this is an epoch time in seconds (2001-09-09)
 _EPOCH_MS = 1e12  # ... and above this, in milliseconds
 _MAX_DELAY = 10 * 365 * 86400.0  # anything longer is nonsense, ignored
+_DATE_SLACK = 2.0  # seconds: a Date this close to our clock is no sign of skew
 
 _NUMBER = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*")
 _GO_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(h|ms|m|s|us|µs|ns)")
@@ -216,11 +220,7 @@ def parse_retry_after(
     when = _http_date(value.strip())
     if when is None:
         return None
-    server_now = None
-    if headers is not None:
-        date = _field(headers, "Date")
-        server_now = None if date is None else _http_date(date)
-    return _delay(when - (wall_now if server_now is None else server_now))
+    return _delay(when - (wall_now if headers is None else _server_now(headers, wall_now)))
 
 
 def _split(text: str, sep: str) -> list[str]:
@@ -308,12 +308,30 @@ def parse_limits(
     """Everything the headers say about the rate limit (a :class:`Limits`, possibly empty).
 
     ``wall_now`` is the current wall-clock time in epoch seconds (for dates and epoch resets).
+    A valid ``Date`` header is the reference for an HTTP-date ``Retry-After``, and for an
+    epoch reset when it differs from ``wall_now`` by more than 2 s: the wait is the same
+    whatever the skew between the two clocks.
     ``retry_after=False`` skips ``Retry-After`` (it means nothing on a success).
     """
     try:
         return _parse_limits(headers, wall_now, retry_after)
     except Exception:  # defensive: a header must never break a request
         return Limits()
+
+
+def _server_now(headers: Mapping[str, str], wall_now: float) -> float:
+    """The server's clock (its valid ``Date`` header), else ``wall_now``."""
+    date = _field(headers, "Date")
+    server_now = None if date is None else _http_date(date)
+    return wall_now if server_now is None else server_now
+
+
+def _reset_reference(headers: Mapping[str, str], wall_now: float) -> float:
+    """The clock an epoch reset is measured against: ours while it agrees with the server's
+    ``Date`` within that header's one-second resolution (and a second of transit), else the
+    server's, whose clock set the reset."""
+    server_now = _server_now(headers, wall_now)
+    return wall_now if abs(wall_now - server_now) <= _DATE_SLACK else server_now
 
 
 def _parse_limits(headers: Mapping[str, str], wall_now: float, want_retry: bool) -> Limits:
@@ -335,7 +353,9 @@ def _parse_limits(headers: Mapping[str, str], wall_now: float, want_retry: bool)
             raw = _field(headers, prefix + "Reset")
             if raw is not None:
                 limits.reset = (
-                    parse_number(raw) if prefix == "RateLimit-" else parse_reset(raw, wall_now)
+                    parse_number(raw)
+                    if prefix == "RateLimit-"
+                    else parse_reset(raw, _reset_reference(headers, wall_now))
                 )
     if limits.reset is None:
         limits.reset = parse_number(_field(headers, "X-RateLimit-Reset-After"))

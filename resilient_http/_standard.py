@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from resilient_http._clock import Clock
 from resilient_http._middleware import Layer, Stack
-from resilient_http._validate import duration
+from resilient_http._validate import duration, show
 from resilient_http.breaker import CircuitBreaker
 from resilient_http.cache import Cache
 from resilient_http.fieldmask import FieldMask
@@ -83,11 +83,13 @@ def standard(
     elif isinstance(retry, bool):
         retry_layer = Retry(attempts, clock=clock) if retry else None
     else:
-        raise TypeError(f"retry must be a bool or a Retry, got {type(retry).__name__} {retry!r}")
+        raise TypeError(
+            f"retry must be a bool or a Retry, got {type(retry).__name__} {show(retry)}"
+        )
     if not isinstance(breaker, (bool, CircuitBreaker)):
         raise TypeError(
             f"breaker must be a bool or a CircuitBreaker, got {type(breaker).__name__} "
-            f"{breaker!r}"
+            f"{show(breaker)}"
         )
     layers: list[Layer] = []
     if fields is not None:
@@ -112,7 +114,7 @@ def standard(
         else:
             raise TypeError(
                 f"rate must be a number of requests per second, a RateLimit or None, "
-                f"got {type(rate).__name__} {rate!r}"
+                f"got {type(rate).__name__} {show(rate)}"
             )
     if attempt is not None:
         layers.append(Timeout(attempt, clock=clock))

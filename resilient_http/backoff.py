@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Final, Literal
 
-from resilient_http._validate import duration, number
+from resilient_http._validate import duration, number, show
 
 __all__ = ["Backoff", "Jitter"]
 
@@ -67,14 +67,16 @@ class Backoff:
         self.multiplier = number("multiplier", multiplier, minimum=1.0)
         self.cap: float = duration("cap", cap)
         if self.cap < self.base:
-            raise ValueError(f"cap must be >= base ({self.base:g} s), got {cap!r}")
+            raise ValueError(f"cap must be >= base ({self.base:g} s), got {show(cap)}")
         if jitter not in _JITTERS:
             raise ValueError(
-                f"jitter must be one of {', '.join(map(repr, _JITTERS))}, got {jitter!r}"
+                f"jitter must be one of {', '.join(map(repr, _JITTERS))}, got {show(jitter)}"
             )
         self.jitter: Jitter = jitter
         if random is not None and not callable(random):
-            raise TypeError(f"random must be a callable returning floats in [0, 1), got {random!r}")
+            raise TypeError(
+                f"random must be a callable returning floats in [0, 1), got {show(random)}"
+            )
         self.random: Callable[[], float] = random if random is not None else _random.random
         # Beyond this retry number the ceiling is the cap (and base * m ** n could overflow).
         if self.multiplier == 1.0:

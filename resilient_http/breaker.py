@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import ClientResponse
 from yarl import URL
 
+from resilient_http._breaker_keys import canonical_origin, circuit_label, host_port, of_host
 from resilient_http._circuit import (
     CLOSED,
     HALF_OPEN,
@@ -35,6 +36,7 @@ from resilient_http._circuit import (
 )
 from resilient_http._clock import Clock, LoopClock
 from resilient_http._failure import NOT_SENT, is_transient_failure
+from resilient_http._fresh import config_of, fresh_reduce
 from resilient_http._middleware import ARGS, HANDLER, KWARGS, REQUEST, Call, Layer, Step
 from resilient_http._validate import (
     callable_or_none,
@@ -42,6 +44,7 @@ from resilient_http._validate import (
     duration,
     positive_int,
     ratio,
+    show,
 )
 from resilient_http.errors import CircuitOpen
 from resilient_http.events import Emitter, EventHook
@@ -57,27 +60,6 @@ _PRUNE_AT = 4096
 
 _YARL_SLOTS = all(hasattr(URL("http://h"), a) for a in ("_scheme", "_netloc"))
 """Whether this yarl keeps the URL's parts in the slots the fast origin key reads."""
-
-
-def _label(key: Any) -> str:
-    if isinstance(key, URL):
-        return str(key)
-    if callable(key) and hasattr(key, "__qualname__"):
-        return f"{getattr(key, '__module__', '?')}.{key.__qualname__}"
-    return str(key)
-
-
-def _canonical_origin(key: Any) -> URL | None:
-    """The origin of a URL-like key with the default port left out, or ``None``."""
-    if not isinstance(key, (str, URL)):
-        return None
-    try:
-        origin = (URL(key) if isinstance(key, str) else key).origin()
-    except ValueError:
-        return None
-    if origin.explicit_port is not None and origin.is_default_port():
-        origin = origin.with_port(None)
-    return origin
 
 
 class CircuitBreaker(Layer):
@@ -142,9 +124,13 @@ class CircuitBreaker(Layer):
     (``Timeout`` and ``Retry`` do by default), so a truncated body counts as a failure only
     then. Manual control: :meth:`state`, :meth:`states`, :meth:`isolate`, :meth:`reset`.
     One breaker serves one event loop (like an aiohttp session).
+
+    Pickling or copying it (``copy.copy``, ``copy.deepcopy``) gives a new layer with the same
+    configuration and none of the state (see the README's "Pickling and copying").
     """
 
     __slots__ = (
+        "_config",
         "failure_ratio",
         "min_throughput",
         "window",
@@ -160,7 +146,10 @@ class CircuitBreaker(Layer):
         "_origins",
         "_prune_at",
         "_isolated",
+        "_isolated_hosts",
     )
+
+    __reduce__ = fresh_reduce
 
     def __init__(
         self,
@@ -175,11 +164,12 @@ class CircuitBreaker(Layer):
         clock: Clock | None = None,
         on_event: EventHook | Sequence[EventHook] | None = None,
     ) -> None:
+        self._config = config_of(locals())
         self.failure_ratio: float = ratio("failure_ratio", failure_ratio)
         if self.failure_ratio <= 0:
             raise ValueError(
                 f"failure_ratio must be > 0 and <= 1 (a share of failed calls), "
-                f"got {failure_ratio!r}"
+                f"got {show(failure_ratio)}"
             )
         self.min_throughput: int = positive_int("min_throughput", min_throughput)
         self.window: float = duration("window", window)
@@ -193,7 +183,7 @@ class CircuitBreaker(Layer):
         else:
             raise TypeError(
                 f"key must be None (per origin), a str (one named circuit) or a callable "
-                f"returning a hashable key, got {type(key).__name__} {key!r}"
+                f"returning a hashable key, got {type(key).__name__} {show(key)}"
             )
         self.key = key
         self.is_failure = callable_or_none("is_failure", is_failure)
@@ -208,6 +198,8 @@ class CircuitBreaker(Layer):
         """scheme -> netloc -> circuit: the (scheme, netloc) keys of _circuits, for enter."""
         self._prune_at = _PRUNE_AT
         self._isolated = False
+        self._isolated_hosts: set[tuple[str, int | None]] = set()
+        """(host, port) isolated by host: circuits created later for it start isolated."""
 
     # -- the layer hooks ---------------------------------------------------------------------
 
@@ -336,9 +328,9 @@ class CircuitBreaker(Layer):
         # Every spelling of an origin ("https://h:443", ("https", "h")) is an alias of its
         # canonical URL ("https://h"): all these keys map to one circuit.
         if url is not None:
-            canonical = _canonical_origin(url)
+            canonical = canonical_origin(url)
         elif isinstance(key, URL):
-            canonical = _canonical_origin(key)
+            canonical = canonical_origin(key)
         else:
             canonical = None
         circuit = None if canonical is None else self._circuits.get(canonical)
@@ -355,7 +347,7 @@ class CircuitBreaker(Layer):
                 now=self._now(),
                 key=key if canonical is None else canonical,
             )
-            if self._isolated:
+            if self._isolated or (self._isolated_hosts and self._host_isolated(canonical)):
                 circuit.isolate()
             if canonical is not None:
                 self._circuits[canonical] = circuit
@@ -384,7 +376,7 @@ class CircuitBreaker(Layer):
             call[i] = ticket
             return None
         retry_in = circuit.retry_in(now)
-        label = _label(circuit.key)
+        label = circuit_label(circuit.key)
         self._events.emit_call(
             "breaker.rejected",
             call,
@@ -410,7 +402,7 @@ class CircuitBreaker(Layer):
         error: BaseException | None,
     ) -> None:
         state = circuit.state
-        label = _label(circuit.key)
+        label = circuit_label(circuit.key)
         if state is OPEN:
             if error is not None:
                 cause = type(error).__name__
@@ -459,7 +451,7 @@ class CircuitBreaker(Layer):
         except TypeError:  # unhashable
             circuit = None
         if circuit is None:
-            canonical = _canonical_origin(key)
+            canonical = canonical_origin(key)
             if canonical is not None:
                 circuit = self._circuits.get(canonical)
             elif callable(wrapped := getattr(key, "__wrapped__", None)):
@@ -468,35 +460,85 @@ class CircuitBreaker(Layer):
 
     # -- manual control ----------------------------------------------------------------------
 
+    def _host(self, key: Any) -> tuple[str, int | None] | None:
+        """``(host, port)`` when ``key`` names a host of a per-origin breaker, else ``None``;
+        a string that is neither a URL nor a host raises ``ValueError``."""
+        if self._key_fn is not None or not isinstance(key, str) or canonical_origin(key):
+            return None
+        found = host_port(key)
+        if found is None:
+            raise ValueError(
+                f"key must be a URL ('https://api.example.com'), a host ('api.example.com'), "
+                f"a host:port ('127.0.0.1:8080'), a decorated function or None: this breaker "
+                f"keeps one circuit per origin; got {show(key)}"
+            )
+        return found
+
+    def _host_isolated(self, origin: URL | None) -> bool:
+        return any(of_host(origin, h, p) for h, p in self._isolated_hosts)
+
+    def _of_host(self, host: str, port: int | None) -> list[Circuit]:
+        return [c for c in self._find(None) if of_host(c.key, host, port)]
+
     def state(self, key: Any) -> CircuitState:
         """The state of the circuit for ``key``: a URL (``str`` or ``yarl.URL``; only its
         origin matters), a function decorated with this layer, or a custom key. An unknown key is
-        ``CLOSED``. An open circuit whose break is over reads as ``HALF_OPEN``."""
+        ``CLOSED``. An open circuit whose break is over reads as ``HALF_OPEN``.
+
+        On a per-origin breaker (``key=None``) a bare host (``"api.example.com"``) or
+        ``host:port`` (``"127.0.0.1:8080"``) means every circuit of that host (every scheme;
+        with a port, that port, a scheme's default port included): the worst of their
+        states (``ISOLATED``, ``OPEN``, ``HALF_OPEN``, ``CLOSED``, in that order). Any other
+        string raises ``ValueError``. With a custom ``key``, strings are that key's values."""
+        hp = self._host(key)
+        if hp is not None:
+            host, port = hp
+            now = self._now()
+            states = {c.state_at(now) for c in self._of_host(host, port)}
+            if self._isolated or any(
+                h == host and (port is None or p is None or p == port)
+                for h, p in self._isolated_hosts
+            ):
+                states.add(ISOLATED)
+            for worst in (ISOLATED, OPEN, HALF_OPEN):
+                if worst in states:
+                    return worst
+            return CLOSED
         found = self._find(key)
         if not found:
-            return ISOLATED if self._isolated else CLOSED
+            isolated = self._isolated or self._host_isolated(canonical_origin(key))
+            return ISOLATED if isolated else CLOSED
         return found[0].state_at(self._now())
 
     def states(self) -> dict[str, CircuitState]:
         """Every known circuit's state, by a readable key (an origin, a function's qualified
         name, or ``str(key)``) — for health endpoints and debugging."""
         now = self._now()
-        return {_label(c.key): c.state_at(now) for c in self._find(None)}
+        return {circuit_label(c.key): c.state_at(now) for c in self._find(None)}
 
     def isolate(self, key: Any = None) -> None:
         """Open the circuit for ``key`` (every circuit, and circuits created later, when
-        ``None``) until :meth:`reset`: calls fail fast with ``CircuitOpen(retry_in=None)``."""
+        ``None``) until :meth:`reset`: calls fail fast with ``CircuitOpen(retry_in=None)``.
+
+        ``key`` is read as by :meth:`state`: on a per-origin breaker a bare host or
+        ``host:port`` isolates every circuit of that host, and those created for it later,
+        until ``reset()`` of the same host (or of everything)."""
+        hp = None if key is None else self._host(key)
         if key is None:
             self._isolated = True
+            found = self._find(None)
+        elif hp is not None:
+            self._isolated_hosts.add(hp)
+            found = self._of_host(*hp)
         else:
             found = self._find(key)
             if not found:
-                canonical = _canonical_origin(key)
+                canonical = canonical_origin(key)
                 if canonical is None:
                     wrapped = getattr(key, "__wrapped__", None)
                     canonical = wrapped if callable(wrapped) else key
                 found = [self._create(canonical)]
-        for circuit in found if key is not None else self._find(None):
+        for circuit in found:
             if circuit.state is not ISOLATED:
                 before = circuit.state
                 circuit.isolate()
@@ -504,11 +546,26 @@ class CircuitBreaker(Layer):
 
     def reset(self, key: Any = None) -> None:
         """Close the circuit for ``key`` (every circuit when ``None``, which also ends a
-        global :meth:`isolate`) and forget its window; calls in flight no longer count."""
+        global :meth:`isolate` and every isolation by host) and forget its window; calls in
+        flight no longer count. ``key`` is read as by :meth:`state`: a bare host (or
+        ``host:port``) resets every circuit of that host and ends its isolation."""
+        hp = None if key is None else self._host(key)
         if key is None:
             self._isolated = False
+            self._isolated_hosts.clear()
+            found = self._find(None)
+        elif hp is not None:
+            host, port = hp
+            self._isolated_hosts = {
+                (h, p)
+                for h, p in self._isolated_hosts
+                if h != host or (port is not None and p != port)
+            }
+            found = self._of_host(host, port)
+        else:
+            found = self._find(key)
         now = self._now()
-        for circuit in self._find(key):
+        for circuit in found:
             before = circuit.state
             circuit.reset(now)
             if before is not CLOSED:

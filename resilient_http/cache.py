@@ -29,6 +29,7 @@ from resilient_http._cache_refresh import Refresher
 from resilient_http._cache_request import facts, vary_matches
 from resilient_http._clock import Clock
 from resilient_http._flight import Flight, Pending
+from resilient_http._fresh import config_of, fresh_reduce
 from resilient_http._memo import Memoizer
 from resilient_http._middleware import REQUEST, Call, Layer, Short, Step
 from resilient_http._response import entry_response, not_modified_response, status_response
@@ -47,7 +48,9 @@ from resilient_http._validate import (
     clock_or_default,
     duration,
     flag,
+    names,
     positive_int,
+    show,
 )
 from resilient_http.credentials import header_names, owner_of
 from resilient_http.events import Emitter, EventHook
@@ -126,14 +129,19 @@ class Cache(Coalescer, Filler, Refresher, Memoizer, Layer):
         async with aiohttp.ClientSession(middlewares=(cache,)) as session:
             async with session.get(url) as resp:      # the second time: from the cache
                 data = await resp.json()
+
+    Pickling or copying it (``copy.copy``, ``copy.deepcopy``) gives a new layer with the same
+    configuration and none of the state (see the README's "Pickling and copying").
     """
 
     __slots__ = (
-        "ttl", "maxsize", "max_bytes", "shared", "respect_headers", "methods",
+        "_config", "ttl", "maxsize", "max_bytes", "shared", "respect_headers", "methods",
         "stale_if_error", "stale_while_revalidate", "store_streams", "key_headers", "key",
         "store", "clock",
         "_policy", "_events", "_flights", "_tasks", "_memo",
     )
+
+    __reduce__ = fresh_reduce
 
     def __init__(
         self,
@@ -153,17 +161,16 @@ class Cache(Coalescer, Filler, Refresher, Memoizer, Layer):
         clock: Clock | None = None,
         on_event: EventHook | Sequence[EventHook] | None = None,
     ) -> None:
+        self._config = config_of(locals())
         self.ttl = duration("ttl", ttl, allow_zero=True)
         self.maxsize = positive_int("maxsize", maxsize)
         self.max_bytes = positive_int("max_bytes", max_bytes)
         self.shared = flag("shared", shared)
         self.respect_headers = flag("respect_headers", respect_headers)
-        if isinstance(methods, str):
-            raise TypeError(f"methods must be a sequence of method names, got {methods!r}")
-        chosen = frozenset(str(m).upper() for m in methods)
+        chosen = names("methods", methods)
         if not chosen or not chosen <= {"GET", "HEAD"}:
             raise ValueError(
-                f"methods must be a non-empty subset of ('GET', 'HEAD'), got {tuple(methods)!r}"
+                f"methods must be a non-empty subset of ('GET', 'HEAD'), got {show(methods)}"
             )
         self.methods = chosen
         self.stale_if_error = duration("stale_if_error", stale_if_error, allow_zero=True)
@@ -176,7 +183,9 @@ class Cache(Coalescer, Filler, Refresher, Memoizer, Layer):
         if store is None:
             store = MemoryStore(self.maxsize, self.max_bytes)
         elif not isinstance(store, CacheStore):
-            raise TypeError(f"store must be a CacheStore (get, set, delete, clear), got {store!r}")
+            raise TypeError(
+                f"store must be a CacheStore (get, set, delete, clear), got {show(store)}"
+            )
         self.store: CacheStore = store
         self.clock: Clock = clock_or_default(clock)
         self._policy = Policy(

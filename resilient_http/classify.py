@@ -32,6 +32,7 @@ from typing import Any, Final
 import aiohttp
 
 from resilient_http._ratelimit_headers import delay_hint
+from resilient_http._validate import collection, optional_duration, show
 from resilient_http.errors import (
     BodyNotReplayable,
     CircuitOpen,
@@ -77,11 +78,11 @@ class Verdict:
 
     def __init__(self, outcome: Outcome, delay: float | None = None, reason: str = "") -> None:
         if not isinstance(outcome, Outcome):
-            raise TypeError(f"outcome must be an Outcome, got {outcome!r}")
-        if delay is not None and not (isinstance(delay, (int, float)) and delay >= 0):
-            raise ValueError(f"delay must be None or a number of seconds >= 0, got {delay!r}")
+            raise TypeError(f"outcome must be an Outcome, got {show(outcome)}")
+        if not isinstance(reason, str):
+            raise TypeError(f"reason must be a str, got {type(reason).__name__} {show(reason)}")
         self.outcome = outcome
-        self.delay = None if delay is None else float(delay)
+        self.delay = optional_duration("delay", delay, allow_zero=True)
         self.reason = reason or outcome.value
 
     def __eq__(self, other: object) -> bool:
@@ -185,16 +186,24 @@ class Classifier:
         exceptions: Iterable[type[BaseException]] = (),
         fallback: Callable[[Any], Any] = classify,
     ) -> None:
-        self.statuses = frozenset(statuses)
-        for s in self.statuses:
-            if type(s) is not int or not 100 <= s <= 599:
-                raise ValueError(f"statuses must be HTTP status codes (100..599), got {s!r}")
-        self.exceptions = tuple(exceptions)
+        codes = collection("statuses", statuses, "ints (HTTP status codes)")
+        for code in codes:
+            if type(code) is not int:
+                raise TypeError(
+                    f"statuses must be HTTP status codes (ints), got {type(code).__name__} "
+                    f"{show(code)}"
+                )
+            if not 100 <= code <= 599:
+                raise ValueError(
+                    f"statuses must be HTTP status codes (100..599), got {show(code)}"
+                )
+        self.statuses = frozenset(codes)
+        self.exceptions = collection("exceptions", exceptions, "Exception subclasses")
         for e in self.exceptions:
             if not (isinstance(e, type) and issubclass(e, Exception)):
-                raise TypeError(f"exceptions must be Exception subclasses, got {e!r}")
+                raise TypeError(f"exceptions must be Exception subclasses, got {show(e)}")
         if not callable(fallback):
-            raise TypeError(f"fallback must be callable, got {fallback!r}")
+            raise TypeError(f"fallback must be callable, got {show(fallback)}")
         self.fallback = fallback
 
     def __call__(self, outcome: Any) -> Verdict:
@@ -227,7 +236,7 @@ def to_verdict(value: Any, outcome: Any) -> Verdict:
         return value
     raise TypeError(
         f"a classifier must return an Outcome, a Verdict or None, got {type(value).__name__} "
-        f"{value!r}"
+        f"{show(value)}"
     )
 
 

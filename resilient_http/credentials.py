@@ -32,6 +32,8 @@ from collections.abc import Iterable
 from itertools import repeat
 from typing import Any
 
+from resilient_http._validate import show
+
 __all__ = ["is_credential", "add", "registered"]
 
 _STEMS = (
@@ -90,9 +92,9 @@ def add(*names: str) -> None:
     global _added
     for name in names:
         if not isinstance(name, str):
-            raise TypeError(f"names must be str, got {type(name).__name__} {name!r}")
+            raise TypeError(f"names must be str, got {type(name).__name__} {show(name)}")
         if not name.strip():
-            raise ValueError(f"names must be non-empty header or parameter names, got {name!r}")
+            raise ValueError(f"names must be non-empty header or parameter names, got {show(name)}")
     with _lock:
         _added = _added | {n.strip().lower() for n in names}
         _memo.clear()
@@ -150,15 +152,15 @@ def header_names(name: str, value: Iterable[Any] | None) -> frozenset[str]:
     if value is None:
         return frozenset()
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        raise TypeError(f"{name} must be a sequence of header names, got {value!r}")
+        raise TypeError(f"{name} must be a sequence of header names, got {show(value)}")
     out = set()
     for item in value:
         if not isinstance(item, str):
             raise TypeError(
-                f"{name} must hold header names (str), got {type(item).__name__} {item!r}"
+                f"{name} must hold header names (str), got {type(item).__name__} {show(item)}"
             )
         if not item or not _TOKEN.fullmatch(item):
-            raise ValueError(f"{name} must hold valid header names, got {item!r}")
+            raise ValueError(f"{name} must hold valid header names, got {show(item)}")
         out.add(item.lower())
     return frozenset(out)
 

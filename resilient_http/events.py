@@ -21,6 +21,7 @@ from yarl import URL
 
 from resilient_http._middleware import HANDLER, REQUEST, Call
 from resilient_http._redact import REDACTED, redact_headers, redact_url
+from resilient_http._validate import collection, show
 
 __all__ = [
     "Event",
@@ -120,11 +121,11 @@ class Emitter:
         elif callable(hooks):
             self.hooks = (hooks,)
         else:
-            self.hooks = tuple(hooks)
+            self.hooks = collection("on_event", hooks, "callables (or one callable)")
             for h in self.hooks:
                 if not callable(h):
                     raise TypeError(
-                        f"on_event must be a callable or a sequence of callables, got {h!r}"
+                        f"on_event must be a callable or a sequence of callables, got {show(h)}"
                     )
         self.layer = layer
 

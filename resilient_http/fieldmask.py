@@ -30,7 +30,9 @@ from typing import Any, ClassVar
 
 from yarl import URL
 
+from resilient_http._fresh import config_of, fresh_reduce
 from resilient_http._middleware import REQUEST, Call, Layer, Step
+from resilient_http._validate import show
 from resilient_http.events import Emitter, EventHook, logger
 
 __all__ = ["FieldMask"]
@@ -41,6 +43,8 @@ _HEADER_CHARS = _NAME_CHARS | frozenset("!#$%&'*+.^`|~")
 _DEFAULT: Any = object()
 _EMPTY = URL("http://fieldmask.invalid/")
 _UNSEEN: Any = object()
+_MAX_DEPTH = 32
+"""How deep ``items(a(b(...)))`` sub-selections may nest."""
 _MASKS_KEPT = 256
 """Masked URLs a FieldMask remembers; past this many it forgets them all and starts again."""
 
@@ -73,6 +77,8 @@ def _check_expr(expr: str) -> None:
             while i < n and expr[i] in "./":
                 i = name(i + 1)
             if i < n and expr[i] == "(":
+                if depth >= _MAX_DEPTH:
+                    raise fail(i, f"nested deeper than {_MAX_DEPTH} levels")
                 i = field_list(i + 1, depth + 1)
                 if i >= n or expr[i] != ")":
                     raise fail(i, "')' expected")
@@ -90,7 +96,9 @@ def _check_expr(expr: str) -> None:
 
 def _check_loose(what: str, value: str) -> None:
     if not value or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
-        raise ValueError(f"{what} must be non-empty text without control characters, got {value!r}")
+        raise ValueError(
+            f"{what} must be non-empty text without control characters, got {show(value)}"
+        )
 
 
 def _field_list(fields: Any, validate: bool) -> str:
@@ -106,15 +114,17 @@ def _field_list(fields: Any, validate: bool) -> str:
     else:
         raise TypeError(
             f"fields must be a sequence of field names (or one 'a,b(c)' string), got "
-            f"{type(fields).__name__} {fields!r}"
+            f"{type(fields).__name__} {show(fields)}"
         )
     for part in parts:
         if not isinstance(part, str):
-            raise TypeError(f"field names must be str, got {type(part).__name__} {part!r}")
+            raise TypeError(
+                f"fields: field names must be str, got {type(part).__name__} {show(part)}"
+            )
         if validate:
             _check_expr(part)
         else:
-            _check_loose("a field name", part)
+            _check_loose("fields: a field name", part)
     return ",".join(parts)
 
 
@@ -122,23 +132,23 @@ def _jsonapi_pairs(fields: Any, param: str, validate: bool) -> tuple[tuple[str, 
     if not isinstance(fields, Mapping) or not fields:
         raise TypeError(
             f"style='jsonapi' needs fields as a non-empty mapping of resource type to field "
-            f"names, e.g. {{'articles': ['title', 'body']}}, got {fields!r}"
+            f"names, e.g. {{'articles': ['title', 'body']}}, got {show(fields)}"
         )
     pairs = []
     for rtype, names in fields.items():
         if not isinstance(rtype, str):
-            raise TypeError(f"resource types must be str, got {rtype!r}")
+            raise TypeError(f"fields: resource types must be str, got {show(rtype)}")
         if isinstance(names, str):
             names = [names]
         if not isinstance(names, Sequence) or not all(isinstance(f, str) for f in names):
-            raise TypeError(f"fields of {rtype!r} must be a sequence of str, got {names!r}")
+            raise TypeError(f"fields of {show(rtype)} must be a sequence of str, got {show(names)}")
         for item in (rtype, *names):
             if validate and (not item or not set(item) <= _NAME_CHARS):
                 raise ValueError(
-                    f"fields: {item!r} (type {rtype!r}) is not a valid JSON:API member name "
-                    f"(letters, digits, '_' and '-'); pass validate=False for other names"
+                    f"fields: {show(item)} (type {show(rtype)}) is not a valid JSON:API member "
+                    f"name (letters, digits, '_' and '-'); pass validate=False for other names"
                 )
-            _check_loose("a JSON:API name", item)
+            _check_loose("fields: a JSON:API name", item)
         # An empty list is meaningful in JSON:API: fields[people]= asks for no fields.
         pairs.append((f"{param}[{rtype}]", ",".join(names)))
     return tuple(pairs)
@@ -176,7 +186,7 @@ def _matcher(match: Any) -> Callable[[URL], bool] | None:
         raise TypeError(
             f"match must be a host ('api.example.com', '*.googleapis.com'), a URL prefix "
             f"('https://api.example.com/v1/'), a sequence of those or a callable(URL) -> bool, "
-            f"got {match!r}"
+            f"got {show(match)}"
         )
     hosts: set[str] = set()
     suffixes: list[str] = []
@@ -185,7 +195,7 @@ def _matcher(match: Any) -> Callable[[URL], bool] | None:
         if "://" in spec:
             u = URL(spec)
             if not u.host:
-                raise ValueError(f"match: {spec!r} has no host")
+                raise ValueError(f"match: {show(spec)} has no host")
             path = u.path if u.path.endswith("/") else u.path + "/"
             prefixes.append(((u.scheme, u.host, u.port), path))
         elif spec.startswith("*."):
@@ -193,7 +203,7 @@ def _matcher(match: Any) -> Callable[[URL], bool] | None:
         elif spec and "/" not in spec:
             hosts.add(spec.lower())
         else:
-            raise ValueError(f"match: {spec!r} is neither a host nor an absolute URL prefix")
+            raise ValueError(f"match: {show(spec)} is neither a host nor an absolute URL prefix")
 
     def matches(url: URL) -> bool:
         host = (url.host or "").lower()
@@ -237,11 +247,16 @@ class FieldMask(Layer):
     merged. For one block of code, :meth:`override` replaces the fields and :meth:`disabled`
     turns the mask off. Only for HTTP requests: ``@resilient(FieldMask(...))`` raises
     ``TypeError``.
+
+    Pickling or copying it (``copy.copy``, ``copy.deepcopy``) gives a new layer with the same
+    configuration and none of the state (see the README's "Pickling and copying").
     """
 
-    __slots__ = ("fields", "style", "param", "match", "validate", "_value", "_var", "_match",
-                 "_events", "_masks", "_memo")
+    __slots__ = ("_config", "fields", "style", "param", "match", "validate", "_value", "_var",
+                 "_match", "_events", "_masks", "_memo")
     requests_only: ClassVar[bool] = True
+
+    __reduce__ = fresh_reduce
 
     def __init__(
         self,
@@ -253,16 +268,21 @@ class FieldMask(Layer):
         validate: bool = True,
         on_event: EventHook | Sequence[EventHook] | None = None,
     ) -> None:
+        self._config = config_of(locals())
         if style not in _STYLES:
-            raise ValueError(f"style must be one of {', '.join(map(repr, _STYLES))}, got {style!r}")
+            raise ValueError(
+                f"style must be one of {', '.join(map(repr, _STYLES))}, got {show(style)}"
+            )
         if not isinstance(validate, bool):
-            raise TypeError(f"validate must be a bool, got {validate!r}")
+            raise TypeError(f"validate must be a bool, got {show(validate)}")
         if param is None:
             param = "X-Goog-FieldMask" if style == "header" else "fields"
         if not isinstance(param, str) or not param:
-            raise TypeError(f"param must be a non-empty str, got {param!r}")
+            raise TypeError(f"param must be a non-empty str, got {show(param)}")
         if style == "header" and not set(param) <= _HEADER_CHARS:
-            raise ValueError(f"param must be a valid header name for style='header', got {param!r}")
+            raise ValueError(
+                f"param must be a valid header name for style='header', got {show(param)}"
+            )
         if style != "header":
             _check_loose("param", param)
         self.style = style
@@ -291,8 +311,8 @@ class FieldMask(Layer):
             pairs = _jsonapi_pairs(fields, self.param, self.validate)
         elif isinstance(fields, Mapping):
             raise TypeError(
-                f"a mapping of fields is for style='jsonapi'; style={self.style!r} takes a "
-                f"sequence of field names, got {fields!r}"
+                f"a mapping of fields is for style='jsonapi'; style={show(self.style)} takes a "
+                f"sequence of field names, got {show(fields)}"
             )
         else:
             value = _field_list(fields, self.validate)

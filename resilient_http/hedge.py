@@ -30,10 +30,11 @@ from aiohttp.payload import BytesPayload
 
 from resilient_http._budget import RetryBudget
 from resilient_http._clock import Clock, LoopClock
+from resilient_http._fresh import config_of, fresh_reduce
 from resilient_http._latency import Latencies, parse_quantile
 from resilient_http._middleware import FORK, HANDLER, REQUEST, Call, Inner, Layer, Short, Step
 from resilient_http._race import INLINE, Race
-from resilient_http._validate import clock_or_default, duration, positive_int
+from resilient_http._validate import clock_or_default, duration, names, positive_int, show
 from resilient_http.events import Emitter, EventHook
 from resilient_http.retry import _KEYED_METHODS, IDEMPOTENCY_KEY, IDEMPOTENT_METHODS, Retry
 
@@ -41,7 +42,17 @@ __all__ = ["Hedge", "WARMUP_SAMPLES"]
 
 WARMUP_SAMPLES: Final = 20
 """Latencies a host needs before a ``"pNN"`` delay is learnt from them (``warmup`` before)."""
-_SHARE: Any = object()
+class _Share:
+    """The default ``budget``: one object, also after pickling (its name is its reduction)."""
+
+    def __reduce__(self) -> str:
+        return "_SHARE"
+
+    def __repr__(self) -> str:
+        return "<the Retry's budget, else the layer's own>"
+
+
+_SHARE: Any = _Share()
 
 
 class Hedge(Layer):
@@ -85,6 +96,7 @@ class Hedge(Layer):
     """
 
     __slots__ = (
+        "_config",
         "delay",
         "quantile",
         "max_hedges",
@@ -99,6 +111,7 @@ class Hedge(Layer):
         "_events",
     )
     reads_body = True
+    __reduce__ = fresh_reduce  # a copy has the configuration, not the latencies learnt
 
     def __init__(
         self,
@@ -112,6 +125,7 @@ class Hedge(Layer):
         clock: Clock | None = None,
         on_event: EventHook | Sequence[EventHook] | None = None,
     ) -> None:
+        self._config = config_of(locals())
         self.quantile: float | None = None
         self.delay: float | None = None
         if isinstance(delay, str):
@@ -123,14 +137,12 @@ class Hedge(Layer):
         if self._share:
             budget = RetryBudget()
         elif budget is not None and not isinstance(budget, RetryBudget):
-            raise TypeError(f"budget must be a RetryBudget or None, got {budget!r}")
+            raise TypeError(f"budget must be a RetryBudget or None, got {show(budget)}")
         self.budget: RetryBudget | None = budget
         """The layer's budget (by default used only without a ``Retry`` outside)."""
         self.floor = duration("floor", floor, allow_zero=True)
         self.warmup = duration("warmup", warmup)
-        if isinstance(methods, str):
-            raise TypeError(f"methods must be an iterable of method names, got {methods!r}")
-        self.methods = frozenset(m.upper() for m in methods)
+        self.methods = names("methods", methods)
         self.clock: Clock = clock_or_default(clock)
         self._now = time.monotonic if isinstance(self.clock, LoopClock) else self.clock.now
         self.latencies = Latencies()

@@ -32,7 +32,7 @@ from yarl import URL
 
 from resilient_http._pagefetch import Hops, fetch_page
 from resilient_http._redact import redact_url
-from resilient_http._validate import session_like
+from resilient_http._validate import method_name, session_like, show
 from resilient_http.errors import PaginationError
 from resilient_http.strategies import MISSING, ItemsSpec, Page, get_path, path_of
 
@@ -64,7 +64,9 @@ def paginate(
     Args:
         session: anything with aiohttp's ``request(method, url, **kw)``: a
             ``ClientSession`` or a :func:`~resilient_http.wrap` result. Not closed here.
-        url: the first page's URL (absolute).
+        url: the first page's URL (absolute). A parameter written here (or in ``params``)
+            wins over the strategy's own first parameters: ``?limit=3`` with
+            ``presets.stripe()`` asks for 3 items, not the preset's 100.
         strategy: where the next page is (:mod:`resilient_http.strategies`).
         params: query parameters of the first request; strategies carry them on when they
             build the next URL from parameters (a next *link* is followed as given).
@@ -98,31 +100,38 @@ def paginate(
     if not callable(getattr(strategy, "next", None)):
         raise TypeError(
             f"strategy must have a next(page) method (e.g. rh.LinkHeader(), "
-            f"rh.presets.github()), got {strategy!r}"
+            f"rh.presets.github()), got {show(strategy)}"
         )
     if isinstance(url, str):
         url = URL(url)
     elif not isinstance(url, URL):
-        raise TypeError(f"url must be a str or a yarl.URL, got {type(url).__name__} {url!r}")
+        raise TypeError(f"url must be a str or a yarl.URL, got {type(url).__name__} {show(url)}")
     if not url.is_absolute() or url.scheme not in ("http", "https"):
         raise ValueError(f"url must be an absolute http(s) URL, got {str(url)!r}")
     for name, value in (("max_pages", max_pages), ("max_items", max_items)):
         if value is not None and (
             not isinstance(value, int) or isinstance(value, bool) or value < 1
         ):
-            raise ValueError(f"{name} must be an int >= 1 or None, got {value!r}")
+            raise ValueError(f"{name} must be an int >= 1 or None, got {show(value)}")
     for name, flag in (("allow_cross_origin", allow_cross_origin), ("prefetch", prefetch)):
         if not isinstance(flag, bool):
-            raise TypeError(f"{name} must be a bool, got {flag!r}")
-    if not isinstance(method, str) or not method:
-        raise TypeError(f"method must be an HTTP method name, got {method!r}")
+            raise TypeError(f"{name} must be a bool, got {show(flag)}")
+    method = method_name(method)
     extract = _extractor(items if items is not None else getattr(strategy, "items", None))
     first = getattr(strategy, "first_params", None)
     first_params = dict(first()) if callable(first) else {}
-    if params:
-        url = url.extend_query(params)
-    if first_params:
-        url = url.update_query({k: _qs(v) for k, v in first_params.items()})
+    if params is not None:
+        try:
+            url = url.extend_query(params)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"params must be a mapping or a sequence of (name, value) pairs of str, int or "
+                f"float values, got {show(params)}: {exc}"
+            ) from None
+    if first_params:  # the caller's own parameters (in the URL or params=) win
+        url = url.update_query(
+            {k: _qs(v) for k, v in first_params.items() if k not in url.query}
+        )
     return Paginator(
         session,
         method.upper(),
@@ -159,7 +168,7 @@ def _extractor(spec: ItemsSpec) -> Callable[[Any], Any]:
     def at_path(body: Any) -> Any:
         found = get_path(body, path)
         if found is MISSING:
-            raise ValueError(f"the body has no {name!r} field")
+            raise ValueError(f"the body has no {show(name)} field")
         return found
 
     return at_path

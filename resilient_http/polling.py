@@ -29,12 +29,15 @@ import aiohttp
 from yarl import URL
 
 from resilient_http._clock import Clock
+from resilient_http._fresh import config_of, fresh_reduce
 from resilient_http._middleware import resilient
 from resilient_http._validate import (
     clock_or_default,
     duration,
+    method_name,
     optional_duration,
     session_like,
+    show,
 )
 from resilient_http.backoff import Backoff
 from resilient_http.errors import DeadlineExceeded
@@ -58,7 +61,9 @@ class JobSpec:
         name: shown in errors and events. Default ``"job"``.
     """
 
-    __slots__ = ("status", "done", "name", "_status", "_done")
+    __slots__ = ("_config", "status", "done", "name", "_status", "_done")
+
+    __reduce__ = fresh_reduce
 
     def __init__(
         self,
@@ -67,8 +72,9 @@ class JobSpec:
         done: Collection[str] | Callable[[Any], bool],
         name: str = "job",
     ) -> None:
+        self._config = config_of(locals())
         if not isinstance(name, str) or not name:
-            raise TypeError(f"name must be a non-empty str, got {name!r}")
+            raise TypeError(f"name must be a non-empty str, got {show(name)}")
         self.status = status
         self.done = done
         self.name = name
@@ -77,7 +83,7 @@ class JobSpec:
             self._done: Callable[[Any], bool] = done
         elif isinstance(done, Collection) and not isinstance(done, str) and done:
             if not all(isinstance(s, str) for s in done):
-                raise TypeError(f"done statuses must be str, got {done!r}")
+                raise TypeError(f"done statuses must be str, got {show(done)}")
             if self._status is None:
                 raise ValueError("done= as a set of statuses needs status= to read the status")
             final = frozenset(done)
@@ -86,7 +92,7 @@ class JobSpec:
         else:
             raise TypeError(
                 f"done must be a non-empty collection of final statuses or a callable "
-                f"body -> bool, got {done!r}"
+                f"body -> bool, got {show(done)}"
             )
 
     def __repr__(self) -> str:
@@ -163,7 +169,7 @@ def _interval_fn(interval: Any) -> Callable[[int], float]:
         return lambda n: float(interval(n))
     raise TypeError(
         f"interval must be seconds (float), a timedelta, a Backoff (anything with "
-        f"delay(n)) or a callable n -> seconds, got {type(interval).__name__} {interval!r}"
+        f"delay(n)) or a callable n -> seconds, got {type(interval).__name__} {show(interval)}"
     )
 
 
@@ -272,12 +278,15 @@ def _poller(
     request_kwargs: dict[str, Any],
 ) -> Poller:
     session_like(session)
+    method = method_name(method)
     if isinstance(url, str):
         url = URL(url)
     if not isinstance(url, URL) or not url.is_absolute():
-        raise ValueError(f"url must be an absolute URL, got {url!r}")
+        raise ValueError(f"url must be an absolute URL, got {show(url)}")
     if job is not None and not isinstance(job, JobSpec):
-        raise TypeError(f"job must be a JobSpec (e.g. rh.presets.openai_fine_tuning), got {job!r}")
+        raise TypeError(
+            f"job must be a JobSpec (e.g. rh.presets.openai_fine_tuning), got {show(job)}"
+        )
     if job is None and done is None:
         raise TypeError("poll() needs job= (a preset) or done= to know when the job is finished")
     if done is not None or status is not None:
@@ -290,7 +299,7 @@ def _poller(
     clock = clock_or_default(clock)
     return Poller(
         session,
-        method.upper(),
+        method,
         url,
         job,
         _interval_fn(DEFAULT_INTERVAL if interval is None else interval),
@@ -427,7 +436,7 @@ class Poller:
             raw = await resp.read()
             try:
                 return json.loads(raw)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
                 raise aiohttp.ContentTypeError(
                     resp.request_info,
                     resp.history,

@@ -90,11 +90,11 @@ def _operation_status(body: Any) -> Any:
     return state if state is not None else "running"
 
 
-google_operation = JobSpec(
-    status=_operation_status,
-    done=lambda body: isinstance(body, dict) and body.get("done") is True,
-    name="operation",
-)
+def _operation_done(body: Any) -> bool:
+    return isinstance(body, dict) and body.get("done") is True
+
+
+google_operation = JobSpec(status=_operation_status, done=_operation_done, name="operation")
 """A Google long-running operation (AIP-151): done when ``done: true``. The status is
 ``metadata.state`` while it runs (``"running"`` if the metadata has none), then ``"done"``
 or, with an ``error``, ``"failed"``."""

@@ -58,6 +58,7 @@ from multidict import istr
 from resilient_http._bucket import EPS, TokenBucket, adapt
 from resilient_http._bucket_store import BucketStore, MemoryStore, evict
 from resilient_http._clock import Clock, LoopClock
+from resilient_http._fresh import config_of, fresh_reduce
 from resilient_http._middleware import ARGS, KWARGS, REQUEST, Call, Layer, Step
 from resilient_http._ratelimit_headers import parse_limits
 from resilient_http._validate import (
@@ -68,6 +69,7 @@ from resilient_http._validate import (
     number,
     optional_duration,
     positive_int,
+    show,
 )
 from resilient_http._waitqueue import BACKGROUND, NORMAL, URGENT, WaitQueue
 from resilient_http.errors import RateLimitExceeded
@@ -107,9 +109,9 @@ class priority:
     __slots__ = ("level", "_token")
 
     def __init__(self, level: str) -> None:
-        if level not in _LEVELS:
+        if not isinstance(level, str) or level not in _LEVELS:
             raise ValueError(
-                f"priority level must be 'urgent', 'normal' or 'background', got {level!r}"
+                f"priority level must be 'urgent', 'normal' or 'background', got {show(level)}"
             )
         self.level = level
         self._token: Token[int] | None = None
@@ -190,9 +192,13 @@ class RateLimit(Layer):
 
     Raises:
         RateLimitExceeded: a wait would exceed ``max_wait`` or the deadline (no token taken).
+
+    Pickling or copying it (``copy.copy``, ``copy.deepcopy``) gives a new layer with the same
+    configuration and none of the state (see the README's "Pickling and copying").
     """
 
     __slots__ = (
+        "_config",
         "rate",
         "per",
         "burst",
@@ -213,6 +219,8 @@ class RateLimit(Layer):
         "_memo",
     )
 
+    __reduce__ = fresh_reduce
+
     def __init__(
         self,
         rate: float,
@@ -230,6 +238,7 @@ class RateLimit(Layer):
         clock: Clock | None = None,
         on_event: EventHook | list[EventHook] | tuple[EventHook, ...] | None = None,
     ) -> None:
+        self._config = config_of(locals())
         self.rate: float = number("rate", rate, minimum=0.0, inclusive=False)
         self.per: float = duration("per", per)
         self.burst: float = (
@@ -237,7 +246,7 @@ class RateLimit(Layer):
         )
         if self.burst < 1.0:
             raise ValueError(
-                f"burst defaults to rate, which is {rate!r} (< 1): pass burst=1 or more"
+                f"burst defaults to rate, which is {show(rate)} (< 1): pass burst=1 or more"
             )
         self.key = callable_or_none("key", key)
         self.max_wait = optional_duration("max_wait", max_wait, allow_zero=True)
@@ -248,7 +257,7 @@ class RateLimit(Layer):
         self.recovery = duration("recovery", recovery)
         self.max_pause = duration("max_pause", max_pause)
         if store is not None and not isinstance(store, BucketStore):
-            raise TypeError(f"store must be a BucketStore (a bucket() method), got {store!r}")
+            raise TypeError(f"store must be a BucketStore (a bucket() method), got {show(store)}")
         self.store: BucketStore = store if store is not None else MemoryStore(max_keys)
         self.max_keys = positive_int("max_keys", max_keys)
         self.clock: Clock = clock_or_default(clock)

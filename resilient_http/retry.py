@@ -30,13 +30,17 @@ from aiohttp.client_exceptions import ClientConnectorError
 
 from resilient_http._budget import RetryBudget
 from resilient_http._clock import Clock, LoopClock
+from resilient_http._fresh import config_of, fresh_reduce
 from resilient_http._middleware import ARGS, HANDLER, REENTER, REQUEST, Call, Layer, Step
 from resilient_http._validate import (
     callable_or_none,
     clock_or_default,
+    collection,
     flag,
+    names,
     optional_duration,
     positive_int,
+    show,
 )
 from resilient_http.backoff import Backoff
 from resilient_http.classify import (
@@ -145,9 +149,13 @@ class Retry(Layer):
 
     In decorator mode every call is retried (no method check) on transient exceptions; an
     ``aiohttp.ClientResponseError`` is classified by its status.
+
+    Pickling or copying it (``copy.copy``, ``copy.deepcopy``) gives a new layer with the same
+    configuration and none of the state (see the README's "Pickling and copying").
     """
 
     __slots__ = (
+        "_config",
         "attempts",
         "backoff",
         "classify",
@@ -164,6 +172,8 @@ class Retry(Layer):
         "_plain",
         "_events",
     )
+
+    __reduce__ = fresh_reduce
 
     def __init__(
         self,
@@ -182,18 +192,23 @@ class Retry(Layer):
         clock: Clock | None = None,
         on_event: EventHook | Sequence[EventHook] | None = None,
     ) -> None:
+        self._config = config_of(locals())
+        if budget is _NEW_BUDGET:
+            del self._config["budget"]  # each copy makes its own, as this layer did
         self.attempts = positive_int("attempts", attempts)
         if backoff is None:
             backoff = Backoff()
         elif not isinstance(backoff, Backoff):
-            raise TypeError(f"backoff must be a Backoff, got {type(backoff).__name__} {backoff!r}")
+            raise TypeError(
+                f"backoff must be a Backoff, got {type(backoff).__name__} {show(backoff)}"
+            )
         self.backoff = backoff
         callable_or_none("classify", classify)
-        if isinstance(statuses, (str, bytes)):
-            raise TypeError(f"statuses must be an iterable of ints, got {statuses!r}")
-        statuses = tuple(statuses)
-        exceptions = tuple(
-            cast("Iterable[Any]", [exceptions]) if isinstance(exceptions, type) else exceptions
+        statuses = collection("statuses", statuses, "ints (HTTP status codes)")
+        exceptions = (
+            (exceptions,)
+            if isinstance(exceptions, type)
+            else collection("exceptions", exceptions, "Exception subclasses")
         )
         self.classify: Callable[[Any], Any] | None = classify
         if statuses or exceptions:
@@ -207,19 +222,14 @@ class Retry(Layer):
         else:
             self._verdict = _default
         self._plain = classify is None and not statuses
-        if isinstance(methods, str):
-            raise TypeError(f"methods must be an iterable of method names, got {methods!r}")
-        self.methods = frozenset(m.upper() for m in methods)
-        for m in self.methods:
-            if not m.isalpha():
-                raise ValueError(f"methods must be HTTP method names, got {m!r}")
+        self.methods = names("methods", methods)
         self.max_retry_after = optional_duration(
             "max_retry_after", max_retry_after, allow_zero=True
         )
         if budget is _NEW_BUDGET:
             budget = RetryBudget()
         elif budget is not None and not isinstance(budget, RetryBudget):
-            raise TypeError(f"budget must be a RetryBudget or None, got {budget!r}")
+            raise TypeError(f"budget must be a RetryBudget or None, got {show(budget)}")
         self.budget = budget
         self.idempotency_key = flag("idempotency_key", idempotency_key)
         self.raise_on_exhausted = flag("raise_on_exhausted", raise_on_exhausted)

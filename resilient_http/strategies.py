@@ -35,7 +35,7 @@ from multidict import CIMultiDictProxy
 from yarl import URL
 
 from resilient_http._link import find_rel
-from resilient_http._validate import positive_int
+from resilient_http._validate import positive_int, show
 
 __all__ = [
     "Page",
@@ -101,10 +101,11 @@ def path_of(name: str, value: str | Sequence[str]) -> tuple[str, ...]:
         keys = tuple(value)
     else:
         raise TypeError(
-            f"{name} must be a dotted path like 'meta.next' or a sequence of keys, got {value!r}"
+            f"{name} must be a dotted path like 'meta.next' or a sequence of keys, got "
+            f"{show(value)}"
         )
     if not keys or any(not k for k in keys):
-        raise ValueError(f"{name} must name at least one non-empty key, got {value!r}")
+        raise ValueError(f"{name} must name at least one non-empty key, got {show(value)}")
     return keys
 
 
@@ -123,7 +124,7 @@ def _size(name: str, value: Any) -> int | None:
 
 def _param(name: str, value: Any) -> str:
     if not isinstance(value, str) or not value:
-        raise TypeError(f"{name} must be a non-empty query parameter name, got {value!r}")
+        raise TypeError(f"{name} must be a non-empty query parameter name, got {show(value)}")
     return value
 
 
@@ -184,7 +185,7 @@ class LinkHeader(_Base):
     ) -> None:
         super().__init__(page_size, size_param, items)
         if not isinstance(rel, str) or not rel or any(c in rel for c in ' \t,;"'):
-            raise ValueError(f"rel must be one link relation type like 'next', got {rel!r}")
+            raise ValueError(f"rel must be one link relation type like 'next', got {show(rel)}")
         self.rel = rel.lower()
 
     def next(self, page: Page) -> NextPage:
@@ -272,10 +273,10 @@ class Cursor(_Base):
         if field is not None and item_field is not None:
             raise ValueError(
                 f"give field= (a cursor in the body) or item_field= (a key of the last item), "
-                f"not both: field={field!r}, item_field={item_field!r}"
+                f"not both: field={show(field)}, item_field={show(item_field)}"
             )
         if item_field is not None and (not isinstance(item_field, str) or not item_field):
-            raise TypeError(f"item_field must be a non-empty key, got {item_field!r}")
+            raise TypeError(f"item_field must be a non-empty key, got {show(item_field)}")
         if field is None and item_field is None:
             field = "next_cursor"
         self.field = field
@@ -291,7 +292,7 @@ class Cursor(_Base):
             if more is MISSING:
                 raise ValueError(f"no {'.'.join(self._has_more)!r} field")
             if not isinstance(more, bool):
-                raise ValueError(f"{'.'.join(self._has_more)!r} is {more!r}, not true/false")
+                raise ValueError(f"{'.'.join(self._has_more)!r} is {show(more)}, not true/false")
             if not more:
                 return None
         if self._field is not None:
@@ -307,10 +308,10 @@ class Cursor(_Base):
                 return None
             last = page.items[-1]
             if not isinstance(last, Mapping) or self.item_field not in last:
-                raise ValueError(f"the last item has no {self.item_field!r} key")
+                raise ValueError(f"the last item has no {show(self.item_field)} key")
             cursor = last[self.item_field]
         if not isinstance(cursor, (str, int)) or isinstance(cursor, bool):
-            raise ValueError(f"cursor {cursor!r} is not a string or an integer")
+            raise ValueError(f"cursor {show(cursor)} is not a string or an integer")
         return {self.param: cursor}
 
 
@@ -351,7 +352,7 @@ class PageToken(_Base):
         if token is MISSING or token is None or token == "":
             return None
         if not isinstance(token, str):
-            raise ValueError(f"{'.'.join(self._path)!r} is {token!r}, not a string")
+            raise ValueError(f"{'.'.join(self._path)!r} is {show(token)}, not a string")
         return {self.param: token}
 
 
@@ -399,12 +400,12 @@ class Offset(_Base):
         try:
             offset = self.start if raw is None else int(raw)
         except ValueError:
-            raise ValueError(f"the page's {self.offset_param!r} is {raw!r}") from None
+            raise ValueError(f"the page's {show(self.offset_param)} is {show(raw)}") from None
         nxt = offset + len(page.items)
         if self._total is not None:
             total = get_path(page.body, self._total)
             if not isinstance(total, int) or isinstance(total, bool):
-                raise ValueError(f"{'.'.join(self._total)!r} is {total!r}, not an integer")
+                raise ValueError(f"{'.'.join(self._total)!r} is {show(total)}, not an integer")
             if nxt >= total:
                 return None
         return {self.offset_param: nxt}
@@ -453,11 +454,11 @@ class PageNumber(_Base):
         try:
             current = self.start if raw is None else int(raw)
         except ValueError:
-            raise ValueError(f"the page's {self.param!r} is {raw!r}") from None
+            raise ValueError(f"the page's {show(self.param)} is {show(raw)}") from None
         if self._total is not None:
             total = get_path(page.body, self._total)
             if not isinstance(total, int) or isinstance(total, bool):
-                raise ValueError(f"{'.'.join(self._total)!r} is {total!r}, not an integer")
+                raise ValueError(f"{'.'.join(self._total)!r} is {show(total)}, not an integer")
             if current - self.start + 1 >= total:
                 return None
         return {self.param: current + 1}

@@ -30,6 +30,7 @@ from datetime import timedelta
 from typing import Any
 
 from resilient_http._clock import Clock, LoopClock, TimerHandle
+from resilient_http._fresh import config_of, fresh_reduce
 from resilient_http._middleware import REQUEST, TASK, Call, Layer, Step
 from resilient_http._validate import clock_or_default, duration, flag
 from resilient_http.errors import DeadlineExceeded
@@ -92,9 +93,16 @@ class Timeout(Layer):
             also an ``aiohttp.ClientError`` and an ``asyncio.TimeoutError``.
 
     In decorator mode it bounds the whole decorated call.
+
+    Pickling or copying it (``copy.copy``, ``copy.deepcopy``) gives a new layer with the same
+    configuration and none of the state (see the README's "Pickling and copying").
     """
 
-    __slots__ = ("seconds", "stream", "clock", "reads_body", "_now", "_live", "_timer", "_loop")
+    __slots__ = (
+        "_config", "seconds", "stream", "clock", "reads_body", "_now", "_live", "_timer", "_loop"
+    )
+
+    __reduce__ = fresh_reduce
 
     def __init__(
         self,
@@ -103,6 +111,7 @@ class Timeout(Layer):
         stream: bool = False,
         clock: Clock | None = None,
     ) -> None:
+        self._config = config_of(locals())
         self.seconds: float = duration("seconds", seconds)
         self.stream = flag("stream", stream)
         self.clock: Clock = clock_or_default(clock)

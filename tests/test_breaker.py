@@ -542,6 +542,62 @@ async def test_a_call_refused_by_an_inner_layer_is_neither_success_nor_failure()
         assert server.count() == 3
 
 
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_bare_host_or_host_port_means_every_circuit_of_that_host(mode: str) -> None:
+    breaker = rh.CircuitBreaker(min_throughput=1)
+    clock = FakeClock()
+    async with MockServer() as a, MockServer() as b, client(mode, breaker, clock) as c:
+        a_port, b_port = a.url("/").port, b.url("/").port
+        assert await status(c, a.url("/ok")) == 200 and await status(c, b.url("/ok")) == 200
+        breaker.isolate(f"127.0.0.1:{a_port}")
+        assert breaker.state(f"127.0.0.1:{a_port}") is ISOLATED
+        assert breaker.state(a.url("/x")) is ISOLATED
+        assert breaker.state(f"127.0.0.1:{b_port}") is CLOSED
+        assert breaker.state("127.0.0.1") is ISOLATED  # the worst of the host's circuits
+        with pytest.raises(rh.CircuitOpen):
+            await status(c, a.url("/ok"))
+        assert await status(c, b.url("/ok")) == 200
+        breaker.reset(f"127.0.0.1:{a_port}")
+        assert breaker.state("127.0.0.1") is CLOSED
+        assert await status(c, a.url("/ok")) == 200
+        # A bare host: every port, and circuits created later for it, until reset(host).
+        breaker.isolate("127.0.0.1")
+        assert breaker.state(b.url("/")) is ISOLATED
+        assert breaker.state("https://127.0.0.1:1") is ISOLATED  # no circuit yet
+        for server in (a, b):
+            with pytest.raises(rh.CircuitOpen):
+                await status(c, server.url("/ok"))
+        async with MockServer() as later:
+            with pytest.raises(rh.CircuitOpen):
+                await status(c, later.url("/ok"))
+            breaker.reset("127.0.0.1")
+            assert await status(c, later.url("/ok")) == 200
+        assert await status(c, a.url("/ok")) == 200
+        assert breaker.states() and set(breaker.states().values()) == {CLOSED}
+
+
+def test_a_host_key_matches_default_ports_and_nothing_else_is_accepted() -> None:
+    breaker = rh.CircuitBreaker()
+    breaker.isolate("API.example.com:443")
+    assert breaker.state("https://api.example.com/v1") is ISOLATED
+    assert breaker.state("http://api.example.com") is CLOSED
+    assert breaker.state("api.example.com") is ISOLATED
+    assert breaker.state("api.example.com:80") is CLOSED
+    breaker.isolate("[::1]:8080")
+    assert breaker.state("http://[::1]:8080/") is ISOLATED
+    for bad in ("not a host", "api.example.com/v1", "user@host", "h:99999", "", "h:"):
+        for method in (breaker.state, breaker.isolate, breaker.reset):
+            with pytest.raises(ValueError, match="host:port"):
+                method(bad)
+    breaker.reset()
+    assert breaker.state("api.example.com") is CLOSED
+    # With a custom key, a string is one of that key's values, not a host.
+    named = rh.CircuitBreaker(key=lambda request: request.url.host)
+    named.isolate("api.example.com")
+    assert named.state("api.example.com") is ISOLATED
+    assert named.state("not a host") is CLOSED
+
+
 async def test_a_custom_predicate_and_a_custom_key() -> None:
     clock = FakeClock()
     breaker = rh.CircuitBreaker(
@@ -741,7 +797,8 @@ async def test_isolate_and_reset_by_key_and_for_all() -> None:
 def test_state_of_unknown_keys_is_closed() -> None:
     breaker = rh.CircuitBreaker()
     assert breaker.state("https://example.com/") is CLOSED
-    assert breaker.state("not a url") is CLOSED
+    with pytest.raises(ValueError, match="host:port"):  # neither a URL nor a host
+        breaker.state("not a url")
     assert breaker.state(["unhashable"]) is CLOSED
     assert breaker.states() == {}
     breaker.reset("https://example.com")  # nothing to reset: no error

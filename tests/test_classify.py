@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from dataclasses import dataclass, field
 from email.utils import formatdate
 
@@ -164,8 +165,13 @@ def test_user_classifier_results_are_normalised() -> None:
 def test_verdict_validation_and_repr() -> None:
     with pytest.raises(TypeError, match="outcome must be an Outcome"):
         Verdict("transient")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="delay must be None or a number"):
+    with pytest.raises(ValueError, match="delay must be >= 0 seconds"):
         Verdict(TRANSIENT, -1)
+    for endless in (math.inf, math.nan, 10**400):  # a delay must be a finite time
+        with pytest.raises(ValueError, match="delay must be a finite number of seconds"):
+            Verdict(TRANSIENT, endless)
+    with pytest.raises(TypeError, match="reason must be a str"):
+        Verdict(TRANSIENT, None, 3)  # type: ignore[arg-type]
     assert repr(Verdict(TRANSIENT, 2, "status 503")) == "Verdict(TRANSIENT, delay=2, 'status 503')"
     assert Verdict(PERMANENT).reason == "permanent"
     assert {Verdict(SUCCESS), Verdict(SUCCESS)} == {Verdict(SUCCESS)}

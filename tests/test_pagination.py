@@ -166,6 +166,17 @@ async def test_non_json_page_names_the_page_and_the_problem() -> None:
     assert "s3cr3t" not in message  # URLs in errors are redacted
 
 
+@pytest.mark.parametrize("nested", ["[" * 100_000 + "]" * 100_000, '{"a":' * 100_000 + "1"])
+async def test_deeply_nested_json_page_raises_pagination_error(nested: str) -> None:
+    async def h(request: web.Request) -> web.Response:
+        return web.Response(text=nested, content_type="application/json")
+
+    async with serve({"/deep": h}) as base, aiohttp.ClientSession() as session:
+        with pytest.raises(rh.PaginationError, match=r"page 1 .*not JSON.*recursion"):
+            async for _ in rh.paginate(session, base + "/deep", rh.LinkHeader()):
+                pass
+
+
 @pytest.mark.parametrize(
     ("body", "strategy", "items", "problem"),
     [

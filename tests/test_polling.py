@@ -184,6 +184,10 @@ async def test_http_errors_and_non_json_bodies(mock_server: MockServer) -> None:
         assert info.value.status == 404
         with pytest.raises(aiohttp.ContentTypeError, match="not JSON"):
             await rh.poll(session, mock_server.url("/html"), rh.presets.openai_fine_tuning)
+        # Nested past the interpreter's recursion limit: the same error, not a RecursionError.
+        mock_server.script("/deep", Reply(200, body=b"[" * 100_000 + b"]" * 100_000))
+        with pytest.raises(aiohttp.ContentTypeError, match=r"not JSON.*recursion"):
+            await rh.poll(session, mock_server.url("/deep"), rh.presets.openai_fine_tuning)
 
 
 async def test_polls_go_through_the_session_layers(mock_server: MockServer) -> None:

@@ -38,6 +38,35 @@ async def test_stripe_has_more_and_starting_after(mock_server: MockServer) -> No
         ]
 
 
+async def test_the_callers_page_size_in_the_url_or_params_wins_over_the_presets(
+    mock_server: MockServer,
+) -> None:
+    async with aiohttp.ClientSession() as session:
+        api = install(mock_server)
+        url = mock_server.url("/stripe/v1/customers").with_query(limit=12)
+        got = [it["id"] async for it in rh.paginate(session, url, rh.presets.stripe())]
+        assert got == IDS
+        assert queries(api, "/stripe/v1/customers") == [
+            {"limit": "12"},
+            {"limit": "12", "starting_after": "it_011"},
+            {"limit": "12", "starting_after": "it_023"},
+        ]
+        url = mock_server.url("/gh/items")
+        paged = rh.paginate(session, url, rh.presets.github(), params={"per_page": 10})
+        assert [it["id"] async for it in paged] == IDS
+        assert queries(api, "/gh/items")[0] == {"per_page": "10"}
+
+
+async def test_the_callers_start_offset_and_page_number_win(mock_server: MockServer) -> None:
+    async with aiohttp.ClientSession() as session:
+        api = install(mock_server)
+        url = mock_server.url("/offset/items").with_query(offset=20)
+        strategy = rh.Offset(page_size=3, items="results")
+        got = [it["id"] async for it in rh.paginate(session, url, strategy)]
+        assert got == IDS[20:]
+        assert queries(api, "/offset/items")[0] == {"offset": "20", "limit": "3"}
+
+
 async def test_openai_has_more_and_after(mock_server: MockServer) -> None:
     async with aiohttp.ClientSession() as session:
         api = install(mock_server)

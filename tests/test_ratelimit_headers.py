@@ -157,6 +157,23 @@ def test_http_date_is_measured_against_the_servers_date_header() -> None:
     assert parse_retry_after(value, NOW, {"Date": "garbage"}) == pytest.approx(1030)
 
 
+@pytest.mark.parametrize("skew", [3600.0, -3600.0, 0.0])
+@pytest.mark.parametrize("name", ["X-RateLimit-Reset", "X-Rate-Limit-Reset"])
+def test_epoch_reset_is_measured_against_the_servers_date_header(skew: float, name: str) -> None:
+    # The server's clock is an hour off ours; its reset is 9 s after its own Date: 9 s, not
+    # 0 s (server behind) or 3,609 s (server ahead). Milliseconds too; no Date: our clock.
+    server_now = NOW + skew
+    for reset in (str(int(server_now + 9)), str(int((server_now + 9) * 1000))):
+        h = CIMultiDict({"Date": formatdate(server_now, usegmt=True), name: reset})
+        assert parse_limits(h, NOW).reset == pytest.approx(9)
+        assert delay_hint(429, h, NOW) == pytest.approx(9)
+        assert parse_limits(CIMultiDict({name: reset}), NOW).reset == pytest.approx(
+            max(0.0, 9 + skew)
+        )
+        h["Date"] = "garbage"
+        assert parse_limits(h, NOW).reset == pytest.approx(max(0.0, 9 + skew))
+
+
 def test_where_the_retry_and_ratelimit_parsers_differed_the_stricter_rule_holds() -> None:
     assert parse_retry_after("\u0663", NOW) is None  # ASCII digits only (RFC 5234 DIGIT)
     assert parse_retry_after("3.", NOW) is None
