@@ -55,8 +55,8 @@ end calls succeed again.
     params = {"Retry.attempts" = [2, 3, 4]}
     objective = ["success", "amplification", "p99"]
 
-Files are read with ``tomllib`` (Python 3.11+) or ``tomli`` (3.10, from the ``[bench]``
-extra). Every value is checked on load; an error names the file, the key and the value.
+Files are read with ``tomllib`` (Python 3.11+) or ``tomli`` (3.10, a dependency there).
+Every value is checked on load; an error names the file, the key and the value.
 """
 
 from __future__ import annotations
@@ -250,12 +250,11 @@ def _read_toml(path: Path | Traversable) -> dict[str, Any]:
         import tomllib
     else:  # pragma: no cover - exercised on 3.10 only
         try:
-            # tomli ships types, but is only installed on 3.10 (the [bench] extra).
+            # tomli ships types, but is only installed on 3.10 (a dependency there).
             import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
         except ImportError as exc:
             raise ScenarioError(
-                "reading scenario files on Python 3.10 needs tomli: pip install "
-                "'resilient-http[bench]'"
+                "reading scenario files on Python 3.10 needs tomli: pip install tomli"
             ) from exc
     try:
         with path.open("rb") as f:
