@@ -33,7 +33,7 @@ from resilient_http.fieldmask import FieldMask
 from resilient_http.pagination import Paginator, paginate
 from resilient_http.polling import JobSpec, Poller, PollUpdate, poll, poll_updates
 from resilient_http.ratelimit import RateLimit, priority
-from resilient_http.retry import Retry, RetryBudget
+from resilient_http.retry import Attempt, Retry, RetryBudget
 from resilient_http.strategies import (
     BodyLink,
     Cursor,
@@ -60,6 +60,7 @@ __all__ = [
     # retry helpers
     "Backoff",
     "RetryBudget",
+    "Attempt",
     "classify",
     "Outcome",
     "Verdict",

@@ -12,7 +12,9 @@ the discarded response, sleeps on its clock and runs the layers inside it again.
 once when an idempotent request meets a reset (``ClientOSError``/``ServerDisconnectedError``)
 on a reused connection; the layer never lets those two errors escape for such a request (it
 raises :class:`~resilient_http.errors.RetriesExhausted`, chained to the reset, instead), so
-aiohttp's extra pass never happens behind its back.
+aiohttp's extra pass never happens behind its back. Any other last exception is raised as a
+``RetriesExhausted`` that is also an instance of its class (a refused connection is still an
+``aiohttp.ClientConnectorError``, a timeout still an ``asyncio.TimeoutError``).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from resilient_http.classify import (
     classify,
     to_verdict,
 )
-from resilient_http.errors import BodyNotReplayable, RetriesExhausted
+from resilient_http.errors import BodyNotReplayable, RetriesExhausted, exhausted
 from resilient_http.events import DEBUG_LOG, Emitter, EventHook, qualname, redact_url
 from resilient_http.timeout import current_deadline
 
@@ -136,7 +138,10 @@ class Retry(Layer):
 
     On giving up: a final response is returned as is (unless ``raise_on_exhausted``); a final
     transient exception raises :class:`~resilient_http.errors.RetriesExhausted` chained to it,
-    with ``.attempts`` (a tuple of :class:`Attempt`); a permanent exception passes through
+    with ``.attempts`` (a tuple of :class:`Attempt`), which is also an instance of that
+    exception's class (``except aiohttp.ClientConnectorError`` still catches a refused
+    connection; a reset on an idempotent request is the exception, as aiohttp would re-send
+    the call itself on a reset); a permanent exception passes through
     unchanged. ``asyncio.CancelledError`` is never retried nor wrapped. A consumed streamed
     request body is never replayed: :class:`~resilient_http.errors.BodyNotReplayable`.
 
@@ -427,9 +432,10 @@ class Retry(Layer):
         )
         if (transient and stopped) or rerun:
             history = self._history(st, number, verdict, result, error)
-            raise RetriesExhausted(
-                self._message(call, number, why, verdict), attempts=history
-            ) from error
+            message = self._message(call, number, why, verdict)
+            if rerun:  # an instance of the reset's class would make aiohttp re-send the call
+                raise RetriesExhausted(message, attempts=history) from error
+            raise exhausted(message, error, history) from error
         return None  # a permanent error passes through unchanged
 
     def _history(

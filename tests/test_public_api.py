@@ -38,6 +38,7 @@ DOCUMENTED = {
     # retry helpers
     "Backoff",
     "RetryBudget",
+    "Attempt",
     "classify",
     "Outcome",
     "Verdict",
