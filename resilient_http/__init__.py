@@ -13,6 +13,7 @@ Three ways in — the same layer objects work in each::
 
 from resilient_http import presets
 from resilient_http._clock import LOOP_CLOCK, Clock
+from resilient_http._info import CacheStats, ResponseInfo, info
 from resilient_http._middleware import Layer, Stack, Wrapped, resilient, wrap
 from resilient_http._standard import standard
 from resilient_http.backoff import Backoff
@@ -92,9 +93,12 @@ __all__ = [
     "Clock",
     "LOOP_CLOCK",
     "current_deadline",
-    # events
+    # events and where a response came from
     "Event",
     "EventHook",
+    "info",
+    "ResponseInfo",
+    "CacheStats",
     # errors
     "ResilienceError",
     "DeadlineExceeded",

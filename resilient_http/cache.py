@@ -17,6 +17,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -26,6 +27,7 @@ from multidict import CIMultiDict
 
 from resilient_http._clock import Clock
 from resilient_http._flight import Flight, Pending, land, lead
+from resilient_http._info import HIT, STALE, CacheStats, info, tag
 from resilient_http._memo import Memoizer
 from resilient_http._middleware import REENTER, REQUEST, Call, Layer, Short, Step
 from resilient_http._response import (
@@ -116,6 +118,8 @@ class Cache(Memoizer, Layer):
     ``aiohttp.ClientResponse``. Put the cache outside ``Timeout``/``Retry``/``RateLimit``
     (``standard(cache=...)`` does): a hit then costs no attempt and no token. Call
     ``await cache.close()`` when done with it if ``stale_while_revalidate`` is used.
+    ``rh.info(resp).cache`` says whether a response was a hit, revalidated or stale;
+    ``cache.stats()`` counts hits, misses, entries and bytes.
 
     Example::
 
@@ -128,7 +132,7 @@ class Cache(Memoizer, Layer):
     __slots__ = (
         "ttl", "maxsize", "max_bytes", "shared", "respect_headers", "methods",
         "stale_if_error", "stale_while_revalidate", "key", "store", "clock",
-        "_policy", "_events", "_flights", "_tasks", "_memo",
+        "_policy", "_events", "_flights", "_tasks", "_memo", "_hits", "_misses",
     )
 
     def __init__(
@@ -178,6 +182,7 @@ class Cache(Memoizer, Layer):
         self._flights: dict[Any, Flight] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
         self._memo: LRUCache[Any, tuple[float, Any]] = LRUCache(self.maxsize)
+        self._hits = self._misses = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -195,6 +200,14 @@ class Cache(Memoizer, Layer):
         done = self.store.clear()
         if done is not None:
             await done
+
+    def stats(self) -> CacheStats:
+        """Hits and misses of this layer's HTTP lookups since it was made, and what its store
+        holds now (``entries``, ``bytes``: ``None`` when the store does not count them)."""
+        store: Any = self.store
+        return CacheStats(
+            self._hits, self._misses, getattr(store, "count", None), getattr(store, "size", None)
+        )
 
     @property
     def tasks(self) -> frozenset[asyncio.Future[Any]]:
@@ -258,20 +271,25 @@ class Cache(Memoizer, Layer):
         )
         if entry is not None:
             if plain and now < entry.fresh_until and not entry.no_cache:
+                self._hits += 1
                 self._events.emit("cache.hit", method, request.url)
-                return Short(entry_response(entry, request, now))
+                return Short(tag(entry_response(entry, request, now), HIT))
             verdict = decide(self._policy, entry, _facts(request, owner), now)
             if type(verdict) is Fresh:
+                self._hits += 1
                 self._events.emit("cache.hit", method, request.url)
-                return Short(entry_response(entry, request, now))
+                return Short(tag(entry_response(entry, request, now), HIT))
             if type(verdict) is NotModified:
+                self._hits += 1
                 self._events.emit("cache.hit", method, request.url, status=304)
-                return Short(not_modified_response(entry, request, verdict.age))
+                return Short(tag(not_modified_response(entry, request, verdict.age), HIT))
             if type(verdict) is ServeStale:
+                self._hits += 1
                 self._refresh_in_background(request, key, owner, entry, verdict.conditional)
                 self._events.emit("cache.served_stale", method, request.url, why="revalidating")
-                return Short(entry_response(entry, request, now))
+                return Short(tag(entry_response(entry, request, now), STALE))
         if cc is not None and "only-if-cached" in parse_cache_control(cc):
+            self._misses += 1
             self._events.emit("cache.miss", method, request.url, only_if_cached=True)
             return Short(status_response(request, 504, "Gateway Timeout"))
         fkey = (key, owner)
@@ -281,6 +299,7 @@ class Cache(Memoizer, Layer):
         if flight is not None:
             return self._wait(call, i, request, pending, flight)
         self._lead(pending)
+        self._misses += 1
         if (
             entry is not None
             and type(verdict) is Revalidate
@@ -307,13 +326,16 @@ class Cache(Memoizer, Layer):
                 not entry.vary or _vary_matches(entry, request.headers)
             ):
                 now = self.clock.now()
+                self._hits += 1
                 if why is not None:
                     self._events.emit("cache.served_stale", request.method, request.url, why=why)
                 else:
                     self._events.emit("cache.hit", request.method, request.url, waited=True)
                 call[i] = None
-                return Short(entry_response(entry, request, now))
+                served = HIT if why is None else STALE
+                return Short(tag(entry_response(entry, request, now), served))
         # The leader failed or its response cannot serve us: go on our own, uncoalesced.
+        self._misses += 1
         pending.entry = None
         return None
 
@@ -455,7 +477,8 @@ class Cache(Memoizer, Layer):
         result.release()
         for name, _ in pending.added:
             request.headers.popall(name, None)
-        return Short(entry_response(entry, request, self.clock.now()))
+        revalidated = replace(info(result), cache="revalidated")  # the 304's attempts, waits
+        return Short(tag(entry_response(entry, request, self.clock.now()), revalidated))
 
     def _revalidated(
         self, request: ClientRequest, pending: Pending, old: Entry,
@@ -473,7 +496,7 @@ class Cache(Memoizer, Layer):
 
     def _serve_stale(self, request: ClientRequest, entry: Entry, why: str) -> Short:
         self._events.emit("cache.served_stale", request.method, request.url, why=why)
-        return Short(entry_response(entry, request, self.clock.now()))
+        return Short(tag(entry_response(entry, request, self.clock.now()), STALE))
 
     def _invalidate(self, request: ClientRequest, result: ClientResponse) -> None:
         urls = invalidated_urls(request.url, result.status, result.headers.items())

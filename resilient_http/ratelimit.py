@@ -58,6 +58,7 @@ from multidict import istr
 from resilient_http._bucket import EPS, TokenBucket, adapt
 from resilient_http._bucket_store import BucketStore, MemoryStore, evict
 from resilient_http._clock import Clock, LoopClock
+from resilient_http._info import add, info
 from resilient_http._middleware import ARGS, KWARGS, REQUEST, Call, Layer, Step
 from resilient_http._ratelimit_headers import parse_limits
 from resilient_http._validate import (
@@ -125,6 +126,22 @@ class priority:
 
     def __repr__(self) -> str:
         return f"priority({self.level!r})"
+
+
+class _Waited:
+    """In a call's slot instead of its lane when the call waited for its token."""
+
+    __slots__ = ("lane", "seconds")
+
+    def __init__(self, lane: _Lane, seconds: float) -> None:
+        self.lane = lane
+        self.seconds = seconds
+
+    def tell(self, result: Any) -> _Lane:
+        """Add the wait to ``result``'s :func:`~resilient_http.info`; the lane."""
+        if isinstance(result, ClientResponse):
+            add(result, waited=info(result).waited + self.seconds)
+        return self.lane
 
 
 class _Lane:
@@ -289,10 +306,12 @@ class RateLimit(Layer):
         if not lane.waiting and lane.inflight < self._limit and lane.bucket.try_take(self._now()):
             lane.inflight += 1
             return None
-        return self._queue(lane, call)
+        return self._queue(lane, call, i)
 
     def exit(self, call: Call, i: int, result: Any, error: BaseException | None) -> Step:
-        lane: _Lane = call[i]
+        lane = call[i]  # a _Lane, or a _Waited holding it
+        if type(lane) is _Waited:  # this call waited for its token: say so (rh.info)
+            lane = lane.tell(result)
         lane.inflight -= 1
         if self.adaptive:
             if isinstance(result, ClientResponse):
@@ -355,7 +374,7 @@ class RateLimit(Layer):
             self._per_second, self.burst, now, self.recovery, min_rate=1.0 / self.max_pause
         )
 
-    def _queue(self, lane: _Lane, call: Call) -> Awaitable[None]:
+    def _queue(self, lane: _Lane, call: Call, i: int) -> Awaitable[None]:
         loop = asyncio.get_running_loop()
         if lane.loop is not loop:
             lane.adopt(loop)
@@ -377,10 +396,11 @@ class RateLimit(Layer):
         lane.queue.push(fut, prio)
         lane.waiting += 1
         self._dispatch(lane)
-        return self._wait(lane, fut, prio, now, call)
+        return self._wait(lane, fut, prio, now, call, i)
 
     async def _wait(
-        self, lane: _Lane, fut: asyncio.Future[None], prio: int, since: float, call: Call
+        self, lane: _Lane, fut: asyncio.Future[None], prio: int, since: float, call: Call,
+        i: int,
     ) -> None:
         expiry = None
         if self.max_wait is not None and not fut.done():
@@ -398,13 +418,11 @@ class RateLimit(Layer):
         finally:
             if expiry is not None:
                 expiry.cancel()
+        waited = self.clock.now() - since
+        call[i] = _Waited(lane, waited)
         if self._emit.enabled():
             self._emit.emit_call(
-                "ratelimit.waited",
-                call,
-                logging.DEBUG,
-                seconds=self.clock.now() - since,
-                priority=_NAMES[prio],
+                "ratelimit.waited", call, logging.DEBUG, seconds=waited, priority=_NAMES[prio]
             )
 
     def _dispatch(self, lane: _Lane, now: float | None = None) -> None:

@@ -32,6 +32,7 @@ from aiohttp.client_exceptions import ClientConnectorError
 
 from resilient_http._budget import RetryBudget
 from resilient_http._clock import Clock, LoopClock
+from resilient_http._info import add, info
 from resilient_http._middleware import ARGS, HANDLER, REENTER, REQUEST, Call, Layer, Step
 from resilient_http._validate import (
     callable_or_none,
@@ -87,13 +88,14 @@ class Attempt:
 class _Tries:
     """Per-call state once a call has failed at least once."""
 
-    __slots__ = ("start", "count", "history", "prev_delay")
+    __slots__ = ("start", "count", "history", "prev_delay", "waited")
 
     def __init__(self, start: float) -> None:
         self.start = start
         self.count = 0
         self.history: list[Attempt] = []
         self.prev_delay: float | None = None
+        self.waited = 0.0  # rate-limit waits of the discarded responses
 
 
 class Retry(Layer):
@@ -271,21 +273,23 @@ class Retry(Layer):
                 if ok:
                     if type(call[i]) is float:
                         return None  # first attempt succeeded: nothing to clean up
-                    return self._succeeded(call, i)
+                    return self._succeeded(call, i, result)
             verdict = self._judge(result)
         elif not isinstance(error, Exception):
             return None  # CancelledError, KeyboardInterrupt: never retried, never wrapped
         else:
             verdict = self._judge(error)
         if verdict.outcome is SUCCESS:
-            return self._succeeded(call, i)
+            return self._succeeded(call, i, result)
         return self._failed(call, i, result, error, verdict)
 
     # -- the decision ------------------------------------------------------------------------
 
-    def _succeeded(self, call: Call, i: int) -> Step:
-        if type(call[i]) is _Tries:
+    def _succeeded(self, call: Call, i: int, result: Any) -> Step:
+        st = call[i]
+        if type(st) is _Tries:
             call[i] = None  # drop the history (its exceptions hold frames)
+            _tell(result, st, st.count + 1)
             if self.budget is not None:
                 self.budget.refund(self._now())  # a retry that worked costs nothing
         return None
@@ -367,6 +371,7 @@ class Retry(Layer):
             Attempt(number, verdict.outcome, verdict.reason, _status(result), error, delay)
         )
         if isinstance(result, ClientResponse):
+            st.waited += info(result).waited
             result.release()
         if self._events.hooks or DEBUG_LOG.on:
             self._events.emit_call(
@@ -422,6 +427,8 @@ class Retry(Layer):
                 if isinstance(result, ClientResponse):
                     result.release()
                 raise RetriesExhausted(self._message(call, number, why, verdict), attempts=history)
+            if type(st) is _Tries:
+                _tell(result, st, number)
             return None  # the final response passes through, as without the layer
         # aiohttp would re-send an idempotent request itself on these two errors.
         rerun = (
@@ -465,6 +472,12 @@ class Retry(Layer):
 
 def _default(outcome: Any) -> Verdict:
     return classify(outcome)
+
+
+def _tell(result: Any, st: _Tries, attempts: int) -> None:
+    """Say on the response of a retried call how many attempts it took (``rh.info``)."""
+    if isinstance(result, ClientResponse):
+        add(result, attempts=attempts, waited=info(result).waited + st.waited)
 
 
 def _status(result: Any) -> int | None:

@@ -53,9 +53,12 @@ DOCUMENTED = {
     "Clock",
     "LOOP_CLOCK",
     "current_deadline",
-    # events
+    # events and where a response came from
     "Event",
     "EventHook",
+    "info",
+    "ResponseInfo",
+    "CacheStats",
     # errors
     "ResilienceError",
     "DeadlineExceeded",
