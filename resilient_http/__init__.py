@@ -15,6 +15,7 @@ from resilient_http import presets
 from resilient_http._clock import LOOP_CLOCK, Clock
 from resilient_http._info import CacheStats, ResponseInfo, info
 from resilient_http._middleware import Layer, Stack, Wrapped, resilient, wrap
+from resilient_http._order import OrderWarning
 from resilient_http._standard import standard
 from resilient_http.backoff import Backoff
 from resilient_http.breaker import CircuitBreaker, CircuitState
@@ -68,6 +69,7 @@ __all__ = [
     # composition
     "Layer",
     "Stack",
+    "OrderWarning",
     "Wrapped",
     "standard",
     "wrap",

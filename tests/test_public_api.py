@@ -45,6 +45,7 @@ DOCUMENTED = {
     # composition
     "Layer",
     "Stack",
+    "OrderWarning",
     "Wrapped",
     "standard",
     "wrap",
