@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import pytest
@@ -17,14 +17,15 @@ from resilient_http.testing import FakeClock, MockServer, Reply
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(autojump=True)
+async def server() -> AsyncIterator[MockServer]:
+    """A MockServer on a FakeClock that jumps over every sleep (``clock`` below)."""
+    async with MockServer(clock=FakeClock(autojump=True)) as s:
+        yield s
 
 
 @pytest.fixture
-async def server(clock: FakeClock) -> AsyncIterator[MockServer]:
-    async with MockServer(clock=clock) as s:
-        yield s
+def clock(server: MockServer) -> FakeClock:
+    return cast(FakeClock, server.clock)
 
 
 async def fetch(session: aiohttp.ClientSession, url: Any) -> tuple[int, rh.ResponseInfo]:
