@@ -52,3 +52,30 @@ def test_the_fixtures_come_from_the_entry_point(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     for name in ("mock_server", "mock_server_factory", "fake_clock"):
         assert f"{name} -- " in done.stdout, done.stdout
+
+
+def test_without_pytest_asyncio_only_the_async_fixtures_complain(tmp_path: Path) -> None:
+    (tmp_path / "test_plain.py").write_text(
+        "def test_sync(fake_clock):\n"
+        "    assert fake_clock.now() == 0.0\n\n"
+        "def test_async_fixture(mock_server):\n"
+        "    pass\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+    no_asyncio = (  # a pytest where pytest_asyncio cannot be imported
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'pytest_asyncio':\n"
+        "            raise ImportError('blocked')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import pytest\n"
+        # --assert=plain: pytest's import hook would otherwise load it past the block
+        "sys.exit(pytest.main(['-p', 'no:asyncio', '--assert=plain', '-p', 'no:cacheprovider', "
+        "'-q', 'test_plain.py']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", no_asyncio], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert "1 passed" in done.stdout and "1 error" in done.stdout, done.stdout + done.stderr
+    assert "the mock_server fixture needs pytest-asyncio" in done.stdout
