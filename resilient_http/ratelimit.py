@@ -128,26 +128,17 @@ class priority:
         return f"priority({self.level!r})"
 
 
-class _Waited:
-    """In a call's slot instead of its lane when the call waited for its token."""
-
-    __slots__ = ("lane", "seconds")
-
-    def __init__(self, lane: _Lane, seconds: float) -> None:
-        self.lane = lane
-        self.seconds = seconds
-
-    def tell(self, result: Any) -> _Lane:
-        """Add the wait to ``result``'s :func:`~resilient_http.info`; the lane."""
-        if isinstance(result, ClientResponse):
-            add(result, waited=info(result).waited + self.seconds)
-        return self.lane
+def _tell(lane: _Lane, call: Call, result: Any) -> None:
+    """Add the seconds ``call`` waited for its token, if it did, to ``result``'s info."""
+    seconds = lane.waited.pop(id(call), None)
+    if seconds is not None and isinstance(result, ClientResponse):
+        add(result, waited=info(result).waited + seconds)
 
 
 class _Lane:
     """One key in this process: its bucket, its waiters, requests in flight, its timer."""
 
-    __slots__ = ("bucket", "queue", "waiting", "inflight", "handle", "loop")
+    __slots__ = ("bucket", "queue", "waiting", "inflight", "handle", "loop", "waited")
 
     def __init__(self, bucket: TokenBucket) -> None:
         self.bucket = bucket
@@ -156,6 +147,8 @@ class _Lane:
         self.inflight = 0
         self.handle: Any = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        # Seconds waited for a token, by id of the call, from the grant to the call's exit.
+        self.waited: dict[int, float] = {}
 
     def adopt(self, loop: asyncio.AbstractEventLoop) -> None:
         """First wait on ``loop``: forget waiters and calls left behind by an event loop that
@@ -167,6 +160,7 @@ class _Lane:
             self.queue = WaitQueue()
             self.waiting = 0
             self.inflight = 0
+            self.waited = {}
         self.loop = loop
 
 
@@ -306,12 +300,12 @@ class RateLimit(Layer):
         if not lane.waiting and lane.inflight < self._limit and lane.bucket.try_take(self._now()):
             lane.inflight += 1
             return None
-        return self._queue(lane, call, i)
+        return self._queue(lane, call)
 
     def exit(self, call: Call, i: int, result: Any, error: BaseException | None) -> Step:
-        lane = call[i]  # a _Lane, or a _Waited holding it
-        if type(lane) is _Waited:  # this call waited for its token: say so (rh.info)
-            lane = lane.tell(result)
+        lane: _Lane = call[i]
+        if lane.waited:  # a call of this lane waited for its token: this one? (rh.info)
+            _tell(lane, call, result)
         lane.inflight -= 1
         if self.adaptive:
             if isinstance(result, ClientResponse):
@@ -374,7 +368,7 @@ class RateLimit(Layer):
             self._per_second, self.burst, now, self.recovery, min_rate=1.0 / self.max_pause
         )
 
-    def _queue(self, lane: _Lane, call: Call, i: int) -> Awaitable[None]:
+    def _queue(self, lane: _Lane, call: Call) -> Awaitable[None]:
         loop = asyncio.get_running_loop()
         if lane.loop is not loop:
             lane.adopt(loop)
@@ -396,11 +390,10 @@ class RateLimit(Layer):
         lane.queue.push(fut, prio)
         lane.waiting += 1
         self._dispatch(lane)
-        return self._wait(lane, fut, prio, now, call, i)
+        return self._wait(lane, fut, prio, now, call)
 
     async def _wait(
-        self, lane: _Lane, fut: asyncio.Future[None], prio: int, since: float, call: Call,
-        i: int,
+        self, lane: _Lane, fut: asyncio.Future[None], prio: int, since: float, call: Call
     ) -> None:
         expiry = None
         if self.max_wait is not None and not fut.done():
@@ -418,8 +411,7 @@ class RateLimit(Layer):
         finally:
             if expiry is not None:
                 expiry.cancel()
-        waited = self.clock.now() - since
-        call[i] = _Waited(lane, waited)
+        waited = lane.waited[id(call)] = self.clock.now() - since
         if self._emit.enabled():
             self._emit.emit_call(
                 "ratelimit.waited", call, logging.DEBUG, seconds=waited, priority=_NAMES[prio]
