@@ -142,8 +142,8 @@ class Retry(Layer):
     transient exception raises :class:`~resilient_http.errors.RetriesExhausted` chained to it,
     with ``.attempts`` (a tuple of :class:`Attempt`), which is also an instance of that
     exception's class (``except aiohttp.ClientConnectorError`` still catches a refused
-    connection; a reset on an idempotent request is the exception, as aiohttp would re-send
-    the call itself on a reset); a permanent exception passes through
+    connection; after a reset on an idempotent request it is a plain ``RetriesExhausted``, as
+    aiohttp would re-send the call itself on a reset); a permanent exception passes through
     unchanged. ``asyncio.CancelledError`` is never retried nor wrapped. A consumed streamed
     request body is never replayed: :class:`~resilient_http.errors.BodyNotReplayable`.
 
