@@ -13,7 +13,9 @@ Three ways in — the same layer objects work in each::
 
 from resilient_http import credentials, presets
 from resilient_http._clock import LOOP_CLOCK, Clock
+from resilient_http._info import CacheStats, ResponseInfo, info
 from resilient_http._middleware import Layer, Stack, Wrapped, resilient, wrap
+from resilient_http._order import OrderWarning
 from resilient_http._standard import standard
 from resilient_http.backoff import Backoff
 from resilient_http.breaker import CircuitBreaker, CircuitState
@@ -34,7 +36,7 @@ from resilient_http.hedge import Hedge
 from resilient_http.pagination import Paginator, paginate
 from resilient_http.polling import JobSpec, Poller, PollUpdate, poll, poll_updates
 from resilient_http.ratelimit import RateLimit, priority
-from resilient_http.retry import Retry, RetryBudget
+from resilient_http.retry import Attempt, Retry, RetryBudget
 from resilient_http.strategies import (
     BodyLink,
     Cursor,
@@ -62,12 +64,14 @@ __all__ = [
     # retry helpers
     "Backoff",
     "RetryBudget",
+    "Attempt",
     "classify",
     "Outcome",
     "Verdict",
     # composition
     "Layer",
     "Stack",
+    "OrderWarning",
     "Wrapped",
     "standard",
     "wrap",
@@ -93,10 +97,13 @@ __all__ = [
     "Clock",
     "LOOP_CLOCK",
     "current_deadline",
-    # events and credentials
+    # events, credentials and where a response came from
     "Event",
     "EventHook",
     "credentials",
+    "info",
+    "ResponseInfo",
+    "CacheStats",
     # errors
     "ResilienceError",
     "DeadlineExceeded",

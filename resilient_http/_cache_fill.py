@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import ClientError, ClientRequest, ClientResponse
@@ -22,6 +23,7 @@ from yarl import URL
 from resilient_http._cache_request import facts, joined, pairs
 from resilient_http._clock import Clock
 from resilient_http._flight import Flight, Pending, hand_over
+from resilient_http._info import STALE, info, tag
 from resilient_http._middleware import REENTER, REQUEST, Call, Short, Step
 from resilient_http._response import body_if_read, entry_response
 from resilient_http._rfc9111 import (
@@ -237,7 +239,8 @@ class Filler:
         result.release()
         for name, _ in pending.added:
             request.headers.popall(name, None)
-        return Short(entry_response(entry, request, self.clock.now()))
+        revalidated = replace(info(result), cache="revalidated")  # the 304's attempts, waits
+        return Short(tag(entry_response(entry, request, self.clock.now()), revalidated))
 
     def _revalidated(
         self, method: str, url: URL, pending: Pending, old: Entry, headers: Headers
@@ -254,7 +257,7 @@ class Filler:
 
     def _serve_stale(self, request: ClientRequest, entry: Entry, why: str) -> Short:
         self._events.emit("cache.served_stale", request.method, request.url, why=why)
-        return Short(entry_response(entry, request, self.clock.now()))
+        return Short(tag(entry_response(entry, request, self.clock.now()), STALE))
 
     def _invalidate(self, request: ClientRequest, result: ClientResponse) -> None:
         urls = invalidated_urls(request.url, result.status, result.headers.items())

@@ -17,6 +17,7 @@ from aiohttp import ClientRequest
 from resilient_http._cache_request import vary_matches
 from resilient_http._clock import Clock
 from resilient_http._flight import LEAD, Flight, Pending, hand_over, land, lead
+from resilient_http._info import HIT, STALE, tag
 from resilient_http._middleware import Call, Short
 from resilient_http._response import entry_response
 from resilient_http.events import Emitter
@@ -32,6 +33,9 @@ class Coalescer:
     clock: Clock
     _events: Emitter
     _flights: dict[Any, Flight]
+
+    def _count(self, hit: bool) -> None:
+        raise NotImplementedError  # Cache counts its lookups
 
     def _lead(self, pending: Pending) -> None:
         lead(self._flights, pending)
@@ -72,6 +76,7 @@ class Coalescer:
                 hand_over(self._flights, pending)
             raise
         if outcome is LEAD:  # the leader was cancelled: we go in its place
+            self._count(False)
             pending.flight = flight
             self._go(request, pending, conditional)
             return None
@@ -81,12 +86,15 @@ class Coalescer:
                 not entry.vary or vary_matches(entry, request.headers)
             ):
                 now = self.clock.now()
+                self._count(True)
                 if why is not None:
                     self._events.emit("cache.served_stale", request.method, request.url, why=why)
                 else:
                     self._events.emit("cache.hit", request.method, request.url, waited=True)
                 call[i] = None
-                return Short(entry_response(entry, request, now))
+                served = tag(entry_response(entry, request, now), HIT if why is None else STALE)
+                return Short(served)
         # The leader failed or its response cannot serve us: go on our own, uncoalesced.
+        self._count(False)
         pending.entry = None
         return None

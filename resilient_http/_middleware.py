@@ -64,6 +64,7 @@ from aiohttp import ClientRequest, ClientResponse, ClientSession
 from aiohttp.client import _RequestContextManager
 from aiohttp.client_middlewares import ClientHandlerType, ClientMiddlewareType
 
+from resilient_http._order import check_order
 from resilient_http._validate import show
 
 __all__ = [
@@ -511,6 +512,7 @@ class Stack(Layer):
 
     def __new__(cls, *layers: Layer, **_: Any) -> Stack:
         plan = _Plan(_flatten(layers))
+        check_order(plan.layers, plan.shape)  # a warning for an order that breaks a guarantee
         # The instance's class is a subclass of ``cls`` made once per shape of layers: its
         # __call__ is the shape's generated code, called by aiohttp with no frame between.
         self = object.__new__(_stack_class(cls, plan.shape))

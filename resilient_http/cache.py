@@ -30,6 +30,7 @@ from resilient_http._cache_request import facts, vary_matches
 from resilient_http._clock import Clock
 from resilient_http._flight import Flight, Pending
 from resilient_http._fresh import config_of, fresh_reduce
+from resilient_http._info import HIT, STALE, CacheStats, tag
 from resilient_http._memo import Memoizer
 from resilient_http._middleware import REQUEST, Call, Layer, Short, Step
 from resilient_http._response import entry_response, not_modified_response, status_response
@@ -122,6 +123,8 @@ class Cache(Coalescer, Filler, Refresher, Memoizer, Layer):
     ``aiohttp.ClientResponse``. Put the cache outside ``Timeout``/``Retry``/``RateLimit``
     (``standard(cache=...)`` does): a hit then costs no attempt and no token. Call
     ``await cache.close()`` when done with it if ``stale_while_revalidate`` is used.
+    ``rh.info(resp).cache`` says whether a response was a hit, revalidated or stale;
+    ``cache.stats()`` counts hits, misses, entries and bytes.
 
     Example::
 
@@ -138,7 +141,7 @@ class Cache(Coalescer, Filler, Refresher, Memoizer, Layer):
         "_config", "ttl", "maxsize", "max_bytes", "shared", "respect_headers", "methods",
         "stale_if_error", "stale_while_revalidate", "store_streams", "key_headers", "key",
         "store", "clock",
-        "_policy", "_events", "_flights", "_tasks", "_memo",
+        "_policy", "_events", "_flights", "_tasks", "_memo", "_hits", "_misses",
     )
 
     __reduce__ = fresh_reduce
@@ -195,6 +198,7 @@ class Cache(Coalescer, Filler, Refresher, Memoizer, Layer):
         self._flights: dict[Any, Flight] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
         self._memo: LRUCache[Any, tuple[float, Any]] = LRUCache(self.maxsize)
+        self._hits = self._misses = 0
 
     # ------------------------------------------------------------------ lifecycle (and close)
 
@@ -204,6 +208,20 @@ class Cache(Coalescer, Filler, Refresher, Memoizer, Layer):
         done = self.store.clear()
         if done is not None:
             await done
+
+    def _count(self, hit: bool) -> None:
+        if hit:
+            self._hits += 1
+        else:
+            self._misses += 1
+
+    def stats(self) -> CacheStats:
+        """Hits and misses of this layer's HTTP lookups since it was made, and what its store
+        holds now (``entries``, ``bytes``: ``None`` when the store does not count them)."""
+        store: Any = self.store
+        return CacheStats(
+            self._hits, self._misses, getattr(store, "count", None), getattr(store, "size", None)
+        )
 
     # ------------------------------------------------------------------ the way in
 
@@ -260,20 +278,25 @@ class Cache(Coalescer, Filler, Refresher, Memoizer, Layer):
         )
         if entry is not None:
             if plain and now < entry.fresh_until and not entry.no_cache:
+                self._hits += 1
                 self._events.emit("cache.hit", method, request.url)
-                return Short(entry_response(entry, request, now))
+                return Short(tag(entry_response(entry, request, now), HIT))
             verdict = decide(self._policy, entry, facts(request, owner), now)
             if type(verdict) is Fresh:
+                self._hits += 1
                 self._events.emit("cache.hit", method, request.url)
-                return Short(entry_response(entry, request, now))
+                return Short(tag(entry_response(entry, request, now), HIT))
             if type(verdict) is NotModified:
+                self._hits += 1
                 self._events.emit("cache.hit", method, request.url, status=304)
-                return Short(not_modified_response(entry, request, verdict.age))
+                return Short(tag(not_modified_response(entry, request, verdict.age), HIT))
             if type(verdict) is ServeStale and self._own_refresh((key, owner), False) is None:
+                self._hits += 1
                 self._refresh_in_background(request, key, owner, entry, verdict.conditional)
                 self._events.emit("cache.served_stale", method, request.url, why="revalidating")
-                return Short(entry_response(entry, request, now))
+                return Short(tag(entry_response(entry, request, now), STALE))
         if cc is not None and "only-if-cached" in parse_cache_control(cc):
+            self._misses += 1
             self._events.emit("cache.miss", method, request.url, only_if_cached=True)
             return Short(status_response(request, 504, "Gateway Timeout"))
         fkey = (key, owner)
@@ -289,6 +312,7 @@ class Cache(Coalescer, Filler, Refresher, Memoizer, Layer):
         if flight is not None:
             return self._wait(call, i, request, pending, flight, conditional)
         self._lead(pending)
+        self._misses += 1
         self._go(request, pending, conditional)
         return None
 

@@ -12,6 +12,11 @@ callers already catch, so adding a layer never breaks an existing ``except`` cla
           ├── BodyNotReplayable     also aiohttp.ClientError
           └── PaginationError       also aiohttp.ClientError
 
+When a :class:`~resilient_http.Retry` gives up after an exception, the error it raises is
+both a ``RetriesExhausted`` and an instance of the last attempt's exception class (a subclass
+made once per class), so ``except aiohttp.ClientConnectorError`` catches a refused connection
+behind ``Retry`` as it does without it; the attributes of the last error are there too.
+
 ``DeadlineExceeded`` is an ``aiohttp.ServerTimeoutError`` (hence an ``aiohttp.ClientError``
 and an ``asyncio.TimeoutError``, which is the builtin ``TimeoutError`` on Python 3.11+), so
 ``except asyncio.TimeoutError`` and ``except aiohttp.ClientError`` both still catch a timeout.
@@ -20,9 +25,12 @@ and an ``asyncio.TimeoutError``, which is the builtin ``TimeoutError`` on Python
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
+
+if TYPE_CHECKING:
+    from resilient_http.retry import Attempt
 
 __all__ = [
     "ResilienceError",
@@ -54,15 +62,77 @@ class DeadlineExceeded(ResilienceError, aiohttp.ServerTimeoutError):
 class RetriesExhausted(ResilienceError, aiohttp.ClientError):
     """A :class:`~resilient_http.Retry` gave up after an exception.
 
-    The last error is chained as ``__cause__``.
+    The last error is chained as ``__cause__``. What ``Retry`` raises is also an instance of
+    that error's class (see :func:`exhausted`): ``except aiohttp.ClientConnectorError`` and
+    ``except RetriesExhausted`` both catch it.
 
     Attributes:
-        attempts: what happened on each attempt, oldest first (layer-defined records).
+        attempts: what happened on each attempt, oldest first: a tuple of
+            :class:`~resilient_http.Attempt` (empty when none were recorded).
     """
 
-    def __init__(self, message: str, *, attempts: Sequence[Any] = ()):
+    attempts: tuple[Attempt, ...]
+
+    def __init__(self, message: str, *, attempts: Sequence[Attempt] = ()):
         super().__init__(message)
         self.attempts = tuple(attempts)
+
+
+_AS: dict[type[BaseException], type[RetriesExhausted]] = {}
+
+
+def _as_class(base: type[BaseException]) -> type[RetriesExhausted]:
+    """``RetriesExhausted`` that is also a ``base``: made once per class, then cached."""
+    made = _AS.get(base)
+    if made is None:
+        try:
+            made = type(
+                f"RetriesExhausted[{base.__name__}]",
+                (RetriesExhausted, base),
+                {"__module__": __name__, "__str__": _str, "__reduce__": _reduce},
+            )
+        except TypeError:  # a base that cannot be combined (an instance layout conflict)
+            made = RetriesExhausted
+        _AS[base] = made
+    return made
+
+
+def _str(self: RetriesExhausted) -> str:
+    return str(self.__dict__.get("_rh_message", ""))
+
+
+def _reduce(self: RetriesExhausted) -> tuple[Any, ...]:
+    base = next(c for c in type(self).__bases__ if c is not RetriesExhausted)
+    return _rebuild, (base, self.args, self.__dict__)
+
+
+def _rebuild(base: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    cls = _as_class(base)
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    if isinstance(error, OSError) and "_rh_oserror" in state:  # slots, not in __dict__
+        error.errno, error.strerror, error.filename, error.filename2 = state["_rh_oserror"]
+    return error
+
+
+def exhausted(
+    message: str, error: BaseException, attempts: Sequence[Attempt]
+) -> RetriesExhausted:
+    """The error a ``Retry`` raises after giving up on ``error``: a :class:`RetriesExhausted`
+    that is also an instance of ``type(error)``, with its ``args`` and attributes, ``str()``
+    of ``message`` and ``.attempts``. Chain it to ``error`` (``raise ... from error``).
+    ``error`` already a ``RetriesExhausted`` (an inner retry) gives a plain one."""
+    if isinstance(error, RetriesExhausted):
+        return RetriesExhausted(message, attempts=attempts)
+    cls = _as_class(type(error))
+    if cls is RetriesExhausted:
+        return RetriesExhausted(message, attempts=attempts)
+    state = {**error.__dict__, "_rh_message": message, "attempts": tuple(attempts)}
+    if isinstance(error, OSError):
+        state["_rh_oserror"] = (error.errno, error.strerror, error.filename, error.filename2)
+    made: RetriesExhausted = _rebuild(type(error), error.args, state)
+    return made
 
 
 class RateLimitExceeded(ResilienceError, aiohttp.ClientError):

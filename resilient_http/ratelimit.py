@@ -59,6 +59,7 @@ from resilient_http._bucket import EPS, TokenBucket, adapt
 from resilient_http._bucket_store import BucketStore, MemoryStore, evict
 from resilient_http._clock import Clock, LoopClock
 from resilient_http._fresh import config_of, fresh_reduce
+from resilient_http._info import add, info
 from resilient_http._middleware import ARGS, KWARGS, REQUEST, Call, Layer, Step
 from resilient_http._ratelimit_headers import parse_limits
 from resilient_http._validate import (
@@ -129,10 +130,17 @@ class priority:
         return f"priority({self.level!r})"
 
 
+def _tell(lane: _Lane, call: Call, result: Any) -> None:
+    """Add the seconds ``call`` waited for its token, if it did, to ``result``'s info."""
+    seconds = lane.waited.pop(id(call), None)
+    if seconds is not None and isinstance(result, ClientResponse):
+        add(result, waited=info(result).waited + seconds)
+
+
 class _Lane:
     """One key in this process: its bucket, its waiters, requests in flight, its timer."""
 
-    __slots__ = ("bucket", "queue", "waiting", "inflight", "handle", "loop")
+    __slots__ = ("bucket", "queue", "waiting", "inflight", "handle", "loop", "waited")
 
     def __init__(self, bucket: TokenBucket) -> None:
         self.bucket = bucket
@@ -141,6 +149,8 @@ class _Lane:
         self.inflight = 0
         self.handle: Any = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        # Seconds waited for a token, by id of the call, from the grant to the call's exit.
+        self.waited: dict[int, float] = {}
 
     def adopt(self, loop: asyncio.AbstractEventLoop) -> None:
         """First wait on ``loop``: forget waiters and calls left behind by an event loop that
@@ -152,6 +162,7 @@ class _Lane:
             self.queue = WaitQueue()
             self.waiting = 0
             self.inflight = 0
+            self.waited = {}
         self.loop = loop
 
 
@@ -302,6 +313,8 @@ class RateLimit(Layer):
 
     def exit(self, call: Call, i: int, result: Any, error: BaseException | None) -> Step:
         lane: _Lane = call[i]
+        if lane.waited:  # a call of this lane waited for its token: this one? (rh.info)
+            _tell(lane, call, result)
         lane.inflight -= 1
         if self.adaptive:
             if isinstance(result, ClientResponse):
@@ -407,13 +420,10 @@ class RateLimit(Layer):
         finally:
             if expiry is not None:
                 expiry.cancel()
+        waited = lane.waited[id(call)] = self.clock.now() - since
         if self._emit.enabled():
             self._emit.emit_call(
-                "ratelimit.waited",
-                call,
-                logging.DEBUG,
-                seconds=self.clock.now() - since,
-                priority=_NAMES[prio],
+                "ratelimit.waited", call, logging.DEBUG, seconds=waited, priority=_NAMES[prio]
             )
 
     def _dispatch(self, lane: _Lane, now: float | None = None) -> None:

@@ -12,7 +12,9 @@ the discarded response, sleeps on its clock and runs the layers inside it again.
 once when an idempotent request meets a reset (``ClientOSError``/``ServerDisconnectedError``)
 on a reused connection; the layer never lets those two errors escape for such a request (it
 raises :class:`~resilient_http.errors.RetriesExhausted`, chained to the reset, instead), so
-aiohttp's extra pass never happens behind its back.
+aiohttp's extra pass never happens behind its back. Any other last exception is raised as a
+``RetriesExhausted`` that is also an instance of its class (a refused connection is still an
+``aiohttp.ClientConnectorError``, a timeout still an ``asyncio.TimeoutError``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from aiohttp.client_exceptions import ClientConnectorError
 from resilient_http._budget import RetryBudget
 from resilient_http._clock import Clock, LoopClock
 from resilient_http._fresh import config_of, fresh_reduce
+from resilient_http._info import add, info
 from resilient_http._middleware import ARGS, HANDLER, REENTER, REQUEST, Call, Layer, Step
 from resilient_http._validate import (
     callable_or_none,
@@ -52,7 +55,7 @@ from resilient_http.classify import (
     classify,
     to_verdict,
 )
-from resilient_http.errors import BodyNotReplayable, RetriesExhausted
+from resilient_http.errors import BodyNotReplayable, RetriesExhausted, exhausted
 from resilient_http.events import DEBUG_LOG, Emitter, EventHook, qualname, redact_url
 from resilient_http.timeout import current_deadline
 
@@ -89,13 +92,14 @@ class Attempt:
 class _Tries:
     """Per-call state once a call has failed at least once."""
 
-    __slots__ = ("start", "count", "history", "prev_delay")
+    __slots__ = ("start", "count", "history", "prev_delay", "waited")
 
     def __init__(self, start: float) -> None:
         self.start = start
         self.count = 0
         self.history: list[Attempt] = []
         self.prev_delay: float | None = None
+        self.waited = 0.0  # rate-limit waits of the discarded responses
 
 
 class Retry(Layer):
@@ -140,7 +144,10 @@ class Retry(Layer):
 
     On giving up: a final response is returned as is (unless ``raise_on_exhausted``); a final
     transient exception raises :class:`~resilient_http.errors.RetriesExhausted` chained to it,
-    with ``.attempts`` (a tuple of :class:`Attempt`); a permanent exception passes through
+    with ``.attempts`` (a tuple of :class:`Attempt`), which is also an instance of that
+    exception's class (``except aiohttp.ClientConnectorError`` still catches a refused
+    connection; after a reset on an idempotent request it is a plain ``RetriesExhausted``, as
+    aiohttp would re-send the call itself on a reset); a permanent exception passes through
     unchanged. ``asyncio.CancelledError`` is never retried nor wrapped. A consumed streamed
     request body is never replayed: :class:`~resilient_http.errors.BodyNotReplayable`.
 
@@ -276,21 +283,23 @@ class Retry(Layer):
                 if ok:
                     if type(call[i]) is float:
                         return None  # first attempt succeeded: nothing to clean up
-                    return self._succeeded(call, i)
+                    return self._succeeded(call, i, result)
             verdict = self._judge(result)
         elif not isinstance(error, Exception):
             return None  # CancelledError, KeyboardInterrupt: never retried, never wrapped
         else:
             verdict = self._judge(error)
         if verdict.outcome is SUCCESS:
-            return self._succeeded(call, i)
+            return self._succeeded(call, i, result)
         return self._failed(call, i, result, error, verdict)
 
     # -- the decision ------------------------------------------------------------------------
 
-    def _succeeded(self, call: Call, i: int) -> Step:
-        if type(call[i]) is _Tries:
+    def _succeeded(self, call: Call, i: int, result: Any) -> Step:
+        st = call[i]
+        if type(st) is _Tries:
             call[i] = None  # drop the history (its exceptions hold frames)
+            _tell(result, st, st.count + 1)
             if self.budget is not None:
                 self.budget.refund(self._now())  # a retry that worked costs nothing
         return None
@@ -372,6 +381,7 @@ class Retry(Layer):
             Attempt(number, verdict.outcome, verdict.reason, _status(result), error, delay)
         )
         if isinstance(result, ClientResponse):
+            st.waited += info(result).waited
             result.release()
         if self._events.hooks or DEBUG_LOG.on:
             self._events.emit_call(
@@ -427,6 +437,8 @@ class Retry(Layer):
                 if isinstance(result, ClientResponse):
                     result.release()
                 raise RetriesExhausted(self._message(call, number, why, verdict), attempts=history)
+            if type(st) is _Tries:
+                _tell(result, st, number)
             return None  # the final response passes through, as without the layer
         # aiohttp would re-send an idempotent request itself on these two errors.
         rerun = (
@@ -437,9 +449,10 @@ class Retry(Layer):
         )
         if (transient and stopped) or rerun:
             history = self._history(st, number, verdict, result, error)
-            raise RetriesExhausted(
-                self._message(call, number, why, verdict), attempts=history
-            ) from error
+            message = self._message(call, number, why, verdict)
+            if rerun:  # an instance of the reset's class would make aiohttp re-send the call
+                raise RetriesExhausted(message, attempts=history) from error
+            raise exhausted(message, error, history) from error
         return None  # a permanent error passes through unchanged
 
     def _history(
@@ -469,6 +482,12 @@ class Retry(Layer):
 
 def _default(outcome: Any) -> Verdict:
     return classify(outcome)
+
+
+def _tell(result: Any, st: _Tries, attempts: int) -> None:
+    """Say on the response of a retried call how many attempts it took (``rh.info``)."""
+    if isinstance(result, ClientResponse):
+        add(result, attempts=attempts, waited=info(result).waited + st.waited)
 
 
 def _status(result: Any) -> int | None:

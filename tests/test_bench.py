@@ -39,6 +39,7 @@ from resilient_http.bench.scenario import (
     Profile,
     ScenarioError,
     TuneSpec,
+    default_dir,
     discover,
     load,
     parse,
@@ -79,7 +80,7 @@ def tiny(**overrides: Any) -> dict[str, Any]:
 
 
 def test_the_shipped_scenarios_parse_and_form_the_default_suite() -> None:
-    suite = discover(REPO / "benchmarks")
+    suite = discover(default_dir())
     names = [s.name for s in suite]
     assert names == ["overhead", "cache-hit", "flaky", "latency-tail", "rate-limited",
                      "outage", "outage-window"]
@@ -237,7 +238,7 @@ def test_an_outage_window_parses_in_seconds(capsys: pytest.CaptureFixture[str]) 
     with pytest.raises(ScenarioError, match="before the last arrival"):
         replace(scenario, load=replace(scenario.load, requests=3))  # as --requests 3 does
     assert cli.main(["bench", "outage-window", "--requests", "10", "--dir",
-                     str(REPO / "benchmarks")]) == 2
+                     str(default_dir())]) == 2
     assert "before the last arrival" in capsys.readouterr().err
 
 

@@ -39,12 +39,14 @@ DOCUMENTED = {
     # retry helpers
     "Backoff",
     "RetryBudget",
+    "Attempt",
     "classify",
     "Outcome",
     "Verdict",
     # composition
     "Layer",
     "Stack",
+    "OrderWarning",
     "Wrapped",
     "standard",
     "wrap",
@@ -53,10 +55,13 @@ DOCUMENTED = {
     "Clock",
     "LOOP_CLOCK",
     "current_deadline",
-    # events
+    # events and where a response came from
     "Event",
     "EventHook",
     "credentials",
+    "info",
+    "ResponseInfo",
+    "CacheStats",
     # errors
     "ResilienceError",
     "DeadlineExceeded",

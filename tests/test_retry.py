@@ -235,6 +235,65 @@ async def test_retries_exhausted_carries_every_attempt(
     assert server.count("/x") == 3
 
 
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on: connecting is refused at once."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+async def test_a_refused_connection_is_still_the_error_users_catch(clock: FakeClock) -> None:
+    url = f"http://127.0.0.1:{closed_port()}/x"
+    async with session(*rh.standard(clock=clock)) as s:
+        try:
+            await s.get(url)
+        except aiohttp.ClientConnectorError as exc:  # as without the layers
+            caught: BaseException = exc
+        assert isinstance(caught, rh.RetriesExhausted)  # and as those who ask for it
+        with pytest.raises(rh.RetriesExhausted) as info:
+            await s.get(url)
+    for err in (caught, info.value):
+        assert isinstance(err, aiohttp.ClientConnectorError)
+        assert isinstance(err.__cause__, aiohttp.ClientConnectorError)
+        assert type(err.__cause__) is aiohttp.ClientConnectorError
+        assert [a.number for a in err.attempts] == [1, 2, 3, 4]
+        assert err.attempts[-1].error is err.__cause__
+        assert all(isinstance(a, rh.Attempt) for a in err.attempts)
+        assert str(err).startswith(f"GET {url} failed after 4 attempts")
+        # the last error's own attributes are there
+        assert err.host == "127.0.0.1" and err.os_error is err.__cause__.os_error
+        assert err.errno == err.__cause__.errno is not None
+
+
+def test_the_exhausted_error_pickles_as_itself() -> None:
+    import pickle
+
+    from resilient_http.errors import exhausted
+
+    cause = aiohttp.ServerTimeoutError("read timed out")
+    attempt = Attempt(1, TRANSIENT, "ServerTimeoutError", None, None, None)
+    err = exhausted("GET / failed after 1 attempt", cause, [attempt])
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is type(err)
+    assert isinstance(back, rh.RetriesExhausted) and isinstance(back, asyncio.TimeoutError)
+    assert str(back) == str(err) == "GET / failed after 1 attempt"
+    assert back.attempts == (attempt,) and back.args == cause.args
+    assert type(exhausted("again", aiohttp.ServerTimeoutError(), [])) is type(err)  # cached
+    inner = exhausted("inner", cause, [])
+    assert type(exhausted("outer", inner, [])) is rh.RetriesExhausted
+
+
+async def test_a_final_503_behind_standard_is_returned(
+    server: MockServer, clock: FakeClock
+) -> None:
+    async with session(*rh.standard(clock=clock)) as s, s.get(server.url("/status/503")) as r:
+        assert r.status == 503
+    assert server.count("/status/503") == 4
+
+
 async def test_final_transient_response_passes_through(
     server: MockServer, clock: FakeClock
 ) -> None:

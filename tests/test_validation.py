@@ -66,7 +66,8 @@ CONSTRUCTORS: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {
 NO_CONFIG = {
     "CircuitState", "Outcome", "classify", "Layer", "Wrapped", "Paginator", "Page",
     "Poller", "PollUpdate", "Clock", "LOOP_CLOCK", "current_deadline", "Event", "EventHook",
-    "presets", "credentials", "poll",  # poll() is poll_updates() awaited: the same checks
+    "presets", "credentials", "info", "ResponseInfo", "CacheStats", "Attempt", "OrderWarning",
+    "poll",  # poll() is poll_updates() awaited: the same checks
     "Stack", "wrap", "resilient",  # layers only: tested below
     "ResilienceError", "DeadlineExceeded", "RetriesExhausted", "RateLimitExceeded",
     "CircuitOpen", "BodyNotReplayable", "PaginationError",

@@ -1,9 +1,10 @@
 """The benchmark and tuning engine behind the ``resilient-http`` command.
 
-``resilient-http bench [SCENARIO...]`` runs scenario files (TOML, in ``benchmarks/``) against a
-server in its own process and prints one table per scenario; ``resilient-http tune PROFILE
---param NAME=v1,v2`` runs a grid of settings against a server profile and recommends the
-stack that does best, as Python code, with the evidence.
+``resilient-http bench [SCENARIO...]`` runs scenario files (TOML, shipped in
+``resilient_http/bench/scenarios/``) against a server in its own process and prints one table
+per scenario; ``resilient-http tune PROFILE --param NAME=v1,v2`` runs a grid of settings
+against a server profile and recommends the stack that does best, as Python code, with the
+evidence.
 
 The pieces, each small:
 

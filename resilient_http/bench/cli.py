@@ -2,7 +2,7 @@
 
 ::
 
-    resilient-http bench                          # the default suite of benchmarks/*.toml
+    resilient-http bench                          # the default suite of the shipped scenarios
     resilient-http bench flaky outage --json out.json --plot plots/
     resilient-http bench overhead --contenders bare,mw1,stack5 --rounds 7
     resilient-http tune flaky --param Retry.attempts=2,3,4 --param Timeout#2.seconds=0.5,2
@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from resilient_http.bench import report
 from resilient_http.bench.contenders import REGISTRY
@@ -34,6 +34,12 @@ from resilient_http.bench.scenario import (
 )
 from resilient_http.bench.tune import TuneResult, parse_param, plot_tune, tune
 from resilient_http.bench.upstream import Upstreams
+
+if TYPE_CHECKING:
+    if sys.version_info >= (3, 11):
+        from importlib.resources.abc import Traversable
+    else:
+        from importlib.abc import Traversable
 
 __all__ = ["main"]
 
@@ -60,7 +66,7 @@ def _positive(text: str) -> int:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dir", type=Path, default=None,
-                   help="scenario directory (default ./benchmarks)")
+                   help="a directory of scenario files (default: the shipped ones)")
     p.add_argument("--rounds", type=_positive, help="override the scenarios' rounds")
     p.add_argument("--requests", type=_positive,
                    help="override the calls per contender per round")
@@ -113,7 +119,7 @@ def _override(s: Scenario, args: argparse.Namespace) -> Scenario:
     return replace(s, load=load)
 
 
-def _list(directory: Path) -> None:
+def _list(directory: Path | Traversable) -> None:
     print(f"scenarios in {directory}:")
     for s in discover(directory):
         flag = "" if s.default else "  (not in the default suite)"

@@ -1,6 +1,6 @@
 """Scenario files: a server profile, a load, the contenders, and an optional tuning grid.
 
-A scenario is a TOML file in ``benchmarks/``::
+A scenario is a TOML file (the shipped ones are in ``resilient_http/bench/scenarios/``)::
 
     [scenario]
     name = "flaky"
@@ -55,8 +55,8 @@ end calls succeed again.
     params = {"Retry.attempts" = [2, 3, 4]}
     objective = ["success", "amplification", "p99"]
 
-Files are read with ``tomllib`` (Python 3.11+) or ``tomli`` (3.10, from the ``[bench]``
-extra). Every value is checked on load; an error names the file, the key and the value.
+Files are read with ``tomllib`` (Python 3.11+) or ``tomli`` (3.10, a dependency there).
+Every value is checked on load; an error names the file, the key and the value.
 """
 
 from __future__ import annotations
@@ -65,8 +65,15 @@ import math
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    if sys.version_info >= (3, 11):
+        from importlib.resources.abc import Traversable
+    else:
+        from importlib.abc import Traversable
 
 __all__ = [
     "LayerSpec",
@@ -245,17 +252,16 @@ class Scenario:
         _check_window(self.source, self.profile, self.load)
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _read_toml(path: Path | Traversable) -> dict[str, Any]:
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - exercised on 3.10 only
         try:
-            # tomli ships types, but is only installed on 3.10 (the [bench] extra).
+            # tomli ships types, but is only installed on 3.10 (a dependency there).
             import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
         except ImportError as exc:
             raise ScenarioError(
-                "reading scenario files on Python 3.10 needs tomli: pip install "
-                "'resilient-http[bench]'"
+                "reading scenario files on Python 3.10 needs tomli: pip install tomli"
             ) from exc
     try:
         with path.open("rb") as f:
@@ -520,30 +526,29 @@ def parse(data: Mapping[str, Any], source: str = "<inline>") -> Scenario:
     )
 
 
-def load(path: str | Path) -> Scenario:
-    """Read and check one scenario file."""
-    p = Path(path)
+def load(path: str | Path | Traversable) -> Scenario:
+    """Read and check one scenario file (a path, or a packaged resource)."""
+    p = Path(path) if isinstance(path, str) else path
     return parse(_read_toml(p), str(p))
 
 
-def default_dir() -> Path:
-    """``./benchmarks`` when it exists, else the ``benchmarks/`` folder beside the package
-    (a source checkout or an editable install)."""
-    here = Path.cwd() / "benchmarks"
-    if here.is_dir():
-        return here
-    return Path(__file__).resolve().parents[2] / "benchmarks"
+def default_dir() -> Traversable:
+    """The scenarios shipped inside the package (``resilient_http/bench/scenarios``), read
+    through :mod:`importlib.resources`, so an installed wheel has them too."""
+    return resources.files("resilient_http.bench") / "scenarios"
 
 
-def discover(directory: Path) -> list[Scenario]:
+def discover(directory: Path | Traversable) -> list[Scenario]:
     """Every scenario file in ``directory``, in suite order (``order``, then name)."""
     if not directory.is_dir():
         raise ScenarioError(f"no scenario directory at {directory}")
-    found = [load(p) for p in sorted(directory.glob("*.toml"))]
+    files = sorted((p for p in directory.iterdir() if p.name.endswith(".toml")),
+                   key=lambda p: p.name)
+    found = [load(p) for p in files]
     return sorted(found, key=lambda s: (s.order, s.name))
 
 
-def resolve(names: list[str], directory: Path) -> list[Scenario]:
+def resolve(names: list[str], directory: Path | Traversable) -> list[Scenario]:
     """Scenarios by name or path; no names → the default suite of ``directory``."""
     if not names:
         return [s for s in discover(directory) if s.default]

@@ -1,7 +1,10 @@
 """pytest fixtures for the test kit.
 
-Enable with ``pytest_plugins = ["resilient_http.testing.pytest_plugin"]`` in a
-``conftest.py``. Needs ``pytest-asyncio``.
+Installing resilient-http registers this module with pytest (a ``pytest11`` entry point), so
+the fixtures are there in every test; nothing to add to ``conftest.py``. Listing it in
+``pytest_plugins`` as before still works (it is loaded once). The async fixtures need
+``pytest-asyncio``; without it they fail with a message saying so, and the rest of pytest is
+untouched.
 
 Fixtures (all function scope):
 
@@ -14,20 +17,45 @@ Fixtures (all function scope):
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import pytest
-import pytest_asyncio
 
 from resilient_http.testing.clock import FakeClock
-from resilient_http.testing.server import MockServer
+
+if TYPE_CHECKING:
+    from resilient_http.testing.server import MockServer
 
 __all__ = ["fake_clock", "mock_server", "mock_server_factory"]
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+_NO_ASYNCIO = "the {} fixture needs pytest-asyncio (pip install pytest-asyncio)"
 
-@pytest_asyncio.fixture
+def _needs_asyncio(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Stands in for ``pytest_asyncio.fixture`` when it is not installed."""
+
+    def missing() -> None:
+        pytest.fail(_NO_ASYNCIO.format(fn.__name__), pytrace=False)
+
+    missing.__name__ = missing.__qualname__ = fn.__name__
+    missing.__doc__ = fn.__doc__
+    fixture: Callable[..., Any] = pytest.fixture(missing)
+    return fixture
+
+
+def _async_fixture(fn: _F) -> _F:
+    try:
+        import pytest_asyncio
+    except ImportError:  # registered for every pytest run: never break one without asyncio
+        return cast(_F, _needs_asyncio(fn))
+    return cast(_F, pytest_asyncio.fixture(fn))
+
+
+@_async_fixture
 async def mock_server() -> AsyncIterator[MockServer]:
     """A started :class:`MockServer` (loop clock, recording on), closed after the test."""
+    from resilient_http.testing.server import MockServer  # aiohttp.web: only when used
+
     async with MockServer() as server:
         yield server
 
@@ -38,9 +66,11 @@ def fake_clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest_asyncio.fixture
+@_async_fixture
 async def mock_server_factory() -> AsyncIterator[Callable[..., Awaitable[MockServer]]]:
     """An async factory of started :class:`MockServer`; every one is closed afterwards."""
+    from resilient_http.testing.server import MockServer
+
     servers: list[MockServer] = []
 
     async def start(**kwargs: Any) -> MockServer:
