@@ -52,6 +52,8 @@ DOCUMENTED = {
     "Clock",
     "LOOP_CLOCK",
     "current_deadline",
+    # shared state
+    "RedisStore",
     # events
     "Event",
     "EventHook",
@@ -63,6 +65,7 @@ DOCUMENTED = {
     "CircuitOpen",
     "BodyNotReplayable",
     "PaginationError",
+    "StoreUnavailable",
 }
 
 
