@@ -364,3 +364,22 @@ async def test_two_processes_retries_are_capped_together(redis_url: str) -> None
         (second,) = await children(("budget", redis_url, str(server.url("/status/503")), "4"))
         stats = await server.stats()
         assert stats["paths"]["/status/503"]["count"] == 4 + 12, (stats, second)
+
+
+async def test_successes_and_deposits_cost_no_round_trip_each(redis_url: str) -> None:
+    async with rh.RedisStore(redis_url) as store, MockServer() as server:
+        retry = rh.Retry(budget=rh.RetryBudget(store=store))
+        async with aiohttp.ClientSession(middlewares=(retry, breaker(store))) as c:
+            assert await get(c, server.url("/ok")) == 200  # the first call reads the state
+            await store.client.config_resetstat()
+            start = time.monotonic()
+            for _ in range(100):
+                assert await get(c, server.url("/ok")) == 200
+            took = time.monotonic() - start
+            stats = await store.client.info("commandstats")
+        trips = stats["cmdstat_evalsha"]["calls"] + stats.get("cmdstat_exists", {}).get("calls", 0)
+        # per interval: a breaker sync and a global-isolation check (0.25 s), a budget flush
+        # (0.1 s); never one per request
+        bound = 3 + 2 * (took / REFRESH + 1) + (took / 0.1 + 1)
+        assert trips <= bound, (trips, took, stats)
+        assert trips < 100
