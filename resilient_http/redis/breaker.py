@@ -169,10 +169,13 @@ class SharedCircuitBreaker(CircuitBreaker):
         self._spawn(self._write("reset", key))
 
     async def aisolate(self, key: Any = None) -> None:
+        """:meth:`isolate`, returning once the fleet's state is written (bounded by the
+        store's ``socket_timeout``; ``StoreUnavailable`` only with ``on_error="closed"``)."""
         CircuitBreaker.isolate(self, key)
         await self._write("isolate", key)
 
     async def areset(self, key: Any = None) -> None:
+        """:meth:`reset`, returning once the fleet's state is written (see :meth:`aisolate`)."""
         CircuitBreaker.reset(self, key)
         await self._write("reset", key)
 
