@@ -383,3 +383,26 @@ async def test_successes_and_deposits_cost_no_round_trip_each(redis_url: str) ->
         bound = 3 + 2 * (took / REFRESH + 1) + (took / 0.1 + 1)
         assert trips <= bound, (trips, took, stats)
         assert trips < 100
+
+
+async def test_redis_paused_a_call_waits_at_most_the_socket_timeout(
+    redis_proc: RedisServer,
+) -> None:
+    seen: list[rh.Event] = []
+    async with (
+        rh.RedisStore(redis_proc.url, on_event=seen.append) as store,
+        MockServer() as server,
+    ):
+        budget = rh.RetryBudget(0.5, min_per_second=0, store=store)
+        retry = rh.Retry(attempts=2, backoff=rh.Backoff(0.01, cap=0.01), budget=budget)
+        async with aiohttp.ClientSession(middlewares=(retry, breaker(store))) as c:
+            assert await get(c, server.url("/ok")) == 200
+            redis_proc.pause()
+            try:
+                await asyncio.sleep(STALE_AFTER + 0.05)  # the next call re-reads the state
+                bound = store.socket_timeout + SLACK
+                assert await timed(c, server.url("/ok"), bound) == 200  # on_error="local"
+                assert await timed(c, server.url("/status/503"), bound) == 503
+            finally:
+                redis_proc.resume()
+        assert [e.name for e in seen] == ["store.degraded"]
