@@ -24,9 +24,13 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from resilient_http._fresh import config_of, fresh_reduce
 from resilient_http._validate import duration, number, positive_int, show
+
+if TYPE_CHECKING:
+    from resilient_http.redis.store import RedisStore
 
 __all__ = ["RetryBudget"]
 
@@ -46,6 +50,11 @@ class RetryBudget:
             (``float``) or a ``timedelta``. Default 10.
         slots: the window's resolution: it slides in ``window / slots`` steps (1 to
             10,000). Default 10.
+        store: ``None`` (default): the budget counts this process's requests and retries. A
+            :class:`~resilient_http.RedisStore`: it counts the whole fleet's (every process
+            using the same store and ``name``); deposits are sent in the background every
+            0.1 s, a retry takes one round trip (see :mod:`resilient_http.redis.budget`).
+        name: with a ``store``, which shared budget this is. Default ``"retry"``.
 
     One budget belongs to one ``Retry`` layer by default; pass the same object to several
     layers to share it. Methods take the current time from the caller's clock.
@@ -71,6 +80,16 @@ class RetryBudget:
 
     __reduce__ = fresh_reduce
 
+    shared: ClassVar[bool] = False
+    """Whether withdrawals must be awaited (:meth:`awithdraw`): a budget on a store."""
+
+    def __new__(cls, *args: Any, store: Any = None, **kwargs: Any) -> RetryBudget:
+        if store is not None and cls is RetryBudget:
+            from resilient_http.redis.budget import SharedRetryBudget
+
+            cls = SharedRetryBudget
+        return super().__new__(cls)
+
     def __init__(
         self,
         ratio: float = 0.2,
@@ -78,8 +97,15 @@ class RetryBudget:
         min_per_second: float = 10.0,
         window: float | timedelta = 10.0,
         slots: int = 10,
+        store: RedisStore | None = None,
+        name: str | None = None,
     ) -> None:
         self._config = config_of(locals())
+        if store is not None or name is not None:
+            raise TypeError(
+                f"store= and name= are only supported by RetryBudget itself, not by "
+                f"{type(self).__name__} (name needs a store), got {show(store)}, {show(name)}"
+            )
         if not isinstance(ratio, (int, float)) or isinstance(ratio, bool):
             raise TypeError(f"ratio must be a number, got {type(ratio).__name__} {show(ratio)}")
         if not 0 <= ratio <= 100:  # also rejects NaN
@@ -152,6 +178,10 @@ class RetryBudget:
                 self._tokens -= 1
                 return True
         return False
+
+    async def awithdraw(self, now: float) -> bool:
+        """:meth:`withdraw`, awaitable: what ``Retry`` calls on a budget with a ``store``."""
+        return self.withdraw(now)
 
     def refund(self, now: float) -> None:
         """Give back one retry that succeeded at time ``now`` (never below zero in the

@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Hashable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import ClientResponse
 from yarl import URL
@@ -48,6 +48,9 @@ from resilient_http._validate import (
 )
 from resilient_http.errors import CircuitOpen
 from resilient_http.events import Emitter, EventHook
+
+if TYPE_CHECKING:
+    from resilient_http.redis.store import RedisStore
 
 __all__ = ["CircuitBreaker", "CircuitState", "is_transient_failure"]
 
@@ -114,6 +117,13 @@ class CircuitBreaker(Layer):
         on_event: a hook or hooks receiving every :class:`~resilient_http.Event`:
             ``breaker.opened``, ``breaker.half_opened``, ``breaker.closed``,
             ``breaker.isolated`` (logged at INFO) and ``breaker.rejected`` (DEBUG).
+        store: ``None`` (default): the circuits live in this process. A
+            :class:`~resilient_http.RedisStore`: every process using the same store shares
+            each circuit's state, window and probe slots (see
+            :mod:`resilient_http.redis.breaker`); the closed path stays synchronous, the
+            state is refreshed at most every 0.25 s while calls end and after each failure,
+            and :meth:`isolate` / :meth:`reset` act on the whole fleet (``await``
+            :meth:`aisolate` / :meth:`areset` to wait until the fleet's state is written).
 
     Raises:
         CircuitOpen: from a call while its circuit is open, half-open with every probe slot
@@ -151,6 +161,13 @@ class CircuitBreaker(Layer):
 
     __reduce__ = fresh_reduce
 
+    def __new__(cls, *args: Any, store: Any = None, **kwargs: Any) -> CircuitBreaker:
+        if store is not None and cls is CircuitBreaker:
+            from resilient_http.redis.breaker import SharedCircuitBreaker
+
+            cls = SharedCircuitBreaker
+        return super().__new__(cls)
+
     def __init__(
         self,
         failure_ratio: float = 0.5,
@@ -163,8 +180,15 @@ class CircuitBreaker(Layer):
         is_failure: Callable[[Any, BaseException | None], bool] | None = None,
         clock: Clock | None = None,
         on_event: EventHook | Sequence[EventHook] | None = None,
+        store: RedisStore | None = None,
     ) -> None:
         self._config = config_of(locals())
+
+        if store is not None:
+            raise TypeError(
+                f"store= is only supported by CircuitBreaker itself, not by "
+                f"{type(self).__name__}, got {show(store)}"
+            )
         self.failure_ratio: float = ratio("failure_ratio", failure_ratio)
         if self.failure_ratio <= 0:
             raise ValueError(
@@ -337,7 +361,7 @@ class CircuitBreaker(Layer):
         if circuit is None:
             if len(self._circuits) >= self._prune_at:
                 self._prune()
-            circuit = Circuit(
+            circuit = self._new_circuit(
                 failure_ratio=self.failure_ratio,
                 min_throughput=self.min_throughput,
                 window=self.window,
@@ -353,6 +377,9 @@ class CircuitBreaker(Layer):
                 self._circuits[canonical] = circuit
         self._circuits[key] = circuit
         return circuit
+
+    def _new_circuit(self, **kwargs: Any) -> Circuit:
+        return Circuit(**kwargs)
 
     def _prune(self) -> None:
         now = self._now()
@@ -570,6 +597,15 @@ class CircuitBreaker(Layer):
             circuit.reset(now)
             if before is not CLOSED:
                 self._changed(None, circuit, before, None, None)
+
+    async def aisolate(self, key: Any = None) -> None:
+        """:meth:`isolate`, awaitable: with a ``store``, returns once the whole fleet's state
+        is written (raises ``StoreUnavailable`` if it cannot be, with ``on_error="closed"``)."""
+        self.isolate(key)
+
+    async def areset(self, key: Any = None) -> None:
+        """:meth:`reset`, awaitable (see :meth:`aisolate`)."""
+        self.reset(key)
 
     def __repr__(self) -> str:
         return (

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final, cast
@@ -372,9 +372,44 @@ class Retry(Layer):
                     f"({verdict.reason}) and its streamed body cannot be sent again; pass "
                     f"bytes, or a payload that can be re-read, to make it retryable"
                 ) from error
-        if self.budget is not None and not self.budget.withdraw(now):
-            self._events.emit_call("retry.budget_exhausted", call, logging.INFO, attempt=number)
-            return self._give_up(call, i, result, error, verdict, number, "retry budget exhausted")
+        budget = self.budget
+        if budget is not None:
+            if budget.shared:  # one round trip to the store before the backoff sleep
+                return self._withdraw(call, i, result, error, verdict, number, st, delay, now)
+            if not budget.withdraw(now):
+                return self._exhausted(call, i, result, error, verdict, number)
+        return self._schedule(call, i, result, error, verdict, number, st, delay)
+
+    def _exhausted(
+        self, call: Call, i: int, result: Any, error: BaseException | None, verdict: Verdict,
+        number: int,
+    ) -> Step:
+        self._events.emit_call("retry.budget_exhausted", call, logging.INFO, attempt=number)
+        return self._give_up(call, i, result, error, verdict, number, "retry budget exhausted")
+
+    async def _withdraw(
+        self, call: Call, i: int, result: Any, error: BaseException | None, verdict: Verdict,
+        number: int, st: _Tries, delay: float, now: float,
+    ) -> Any:
+        assert self.budget is not None
+        try:
+            allowed = await self.budget.awithdraw(now)
+        except BaseException:
+            call[i] = None
+            if isinstance(result, ClientResponse):
+                result.release()
+            raise
+        if not allowed:
+            return self._exhausted(call, i, result, error, verdict, number)
+        if delay <= 0:
+            return self._schedule(call, i, result, error, verdict, number, st, delay)
+        step = self._schedule(call, i, result, error, verdict, number, st, delay)
+        return await cast(Awaitable[Any], step)  # the backoff sleep
+
+    def _schedule(
+        self, call: Call, i: int, result: Any, error: BaseException | None, verdict: Verdict,
+        number: int, st: _Tries, delay: float,
+    ) -> Step:
         st.count = number
         st.prev_delay = delay
         st.history.append(

@@ -55,6 +55,8 @@ DOCUMENTED = {
     "Clock",
     "LOOP_CLOCK",
     "current_deadline",
+    # shared state
+    "RedisStore",
     # events and where a response came from
     "Event",
     "EventHook",
@@ -70,6 +72,7 @@ DOCUMENTED = {
     "CircuitOpen",
     "BodyNotReplayable",
     "PaginationError",
+    "StoreUnavailable",
 }
 
 

@@ -39,6 +39,7 @@ CONSTRUCTORS: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {
     "CircuitBreaker": (rh.CircuitBreaker, {}),
     "RateLimit": (rh.RateLimit, {"rate": 1}),
     "Hedge": (rh.Hedge, {}),
+    "RedisStore": (rh.RedisStore, {"url_or_client": "redis://127.0.0.1:1/0"}),
     "priority": (rh.priority, {"level": "urgent"}),
     "Backoff": (rh.Backoff, {}),
     "RetryBudget": (rh.RetryBudget, {}),
@@ -70,7 +71,7 @@ NO_CONFIG = {
     "poll",  # poll() is poll_updates() awaited: the same checks
     "Stack", "wrap", "resilient",  # layers only: tested below
     "ResilienceError", "DeadlineExceeded", "RetriesExhausted", "RateLimitExceeded",
-    "CircuitOpen", "BodyNotReplayable", "PaginationError",
+    "CircuitOpen", "BodyNotReplayable", "PaginationError", "StoreUnavailable",
 }
 
 PARAMS = [
