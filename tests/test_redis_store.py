@@ -21,7 +21,7 @@ import resilient_http as rh
 from resilient_http.redis.store import hash_tag
 from tests._redis import RedisServer
 
-SLACK = 0.25  # scheduling slack on a shared 2-core machine, seconds
+SLACK = 0.5  # scheduling slack on a shared, often overloaded 2-core machine, seconds
 
 
 def events() -> tuple[list[rh.Event], Any]:
@@ -186,7 +186,8 @@ async def test_killed_then_restarted_degrades_then_recovers(redis_proc: RedisSer
                 await store.server_time()
         assert time.monotonic() - started < 0.05
         redis_proc.restart()
-        await wait_for_event(seen, "store.recovered", within=1.0 + 1.0 + SLACK)
+        # a probe a second (one may miss its 100 ms on a loaded machine)
+        await wait_for_event(seen, "store.recovered", within=5.0)
         assert store.healthy
         assert await store.server_time() > 0
     assert [e.name for e in seen] == ["store.degraded", "store.recovered"]
@@ -212,7 +213,7 @@ async def test_a_paused_server_times_out_within_the_socket_timeout(
             assert not store.healthy
         finally:
             redis_proc.resume()
-        await wait_for_event(seen, "store.recovered", within=1.0 + 0.1 + SLACK)
+        await wait_for_event(seen, "store.recovered", within=5.0)
         assert await store.server_time() > 0
 
 
@@ -230,7 +231,7 @@ async def test_the_probe_runs_again_on_a_new_event_loop(redis_proc: RedisServer)
     redis_proc.restart()
     with pytest.raises(rh.StoreUnavailable):  # still degraded: this call starts a new probe
         await store.server_time()
-    deadline = time.monotonic() + 1.0 + 1.0 + SLACK
+    deadline = time.monotonic() + 5.0
     while not store.healthy:
         assert time.monotonic() < deadline
         await asyncio.sleep(0.02)

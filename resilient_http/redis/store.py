@@ -41,9 +41,11 @@ from redis.exceptions import (
     TryAgainError,
 )
 
+from resilient_http._bucket_store import BucketSpec
 from resilient_http._validate import number, positive_int
 from resilient_http.errors import StoreUnavailable
 from resilient_http.events import Emitter, EventHook
+from resilient_http.redis.ratelimit import RedisBuckets
 
 __all__ = ["RedisStore", "ON_ERROR"]
 
@@ -260,6 +262,13 @@ class RedisStore:
                 f"the Redis store failed ({type(exc).__name__}: {exc}); "
                 f"on_error={self.on_error!r}"
             ) from exc
+
+    # -- the layers' views ----------------------------------------------------------------
+
+    def rate_buckets(self, spec: BucketSpec) -> RedisBuckets:
+        """The shared buckets of a ``RateLimit`` configured as ``spec`` (``RateLimit`` calls
+        this when given the store)."""
+        return RedisBuckets(self, spec)
 
     # -- health ---------------------------------------------------------------------------
 
