@@ -48,9 +48,9 @@ async def spacing(b: RedisBuckets, url: str, name: str, n: int) -> float:
     """Seconds between consecutive slots, read from the script's own state (the GCRA time
     ``t``) over ``n`` reservations made at once: exact, whatever the machine's load."""
     await b.reserve(name, None)
-    first = float(admin(url).hget(name, "t") or 0)
+    first = float((admin(url).get(name) or b"0").split()[0])
     await asyncio.gather(*(b.reserve(name, None) for _ in range(n - 1)))
-    last = float(admin(url).hget(name, "t") or 0)
+    last = float((admin(url).get(name) or b"0").split()[0])
     return (last - first) / (n - 1) / 1e6
 
 

@@ -1,6 +1,7 @@
 -- RateLimit's shared bucket: GCRA on the server's clock, with the adaptive rate.
 --
--- KEYS[1]  the bucket's hash (fields below); every call touches this one key.
+-- KEYS[1]  the bucket's state, one string "t h [r s]" (below); every call touches this key
+--          only, with GET and SET (3 commands inside the script, TIME included).
 -- ARGV[1]  "take" or "adapt"
 -- ARGV[2]  configured rate, permits per second       ARGV[3]  burst, permits
 -- ARGV[4]  recovery step, permits/s per second        ARGV[5]  lowest rate, permits per second
@@ -11,7 +12,7 @@
 --        ARGV[12] requests in flight   ARGV[13] longest pause (s)   ("" = absent)
 --        returns {reason, pause_s, old_rate, new_rate} (numbers as strings)
 --
--- State (integer-valued times are microseconds of the server's TIME, the only clock):
+-- State (times are microseconds of the server's TIME, the only clock):
 --   t  GCRA theoretical arrival time: the next permit is free at t - tau (tau = (cap-1)/rate)
 --   r  the adapted rate (permits/s) as of s; absent = the configured rate
 --   s  when r was set        h  recovery holds until then
@@ -28,11 +29,14 @@ local min_rate = tonumber(ARGV[5])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 
-local state = redis.call('HMGET', key, 't', 'r', 's', 'h')
-local tat = tonumber(state[1]) or 0
-local r = tonumber(state[2])
-local s = tonumber(state[3]) or now
-local h = tonumber(state[4]) or 0
+local state = {}
+for field in string.gmatch(redis.call('GET', key) or '', '%S+') do
+  table.insert(state, tonumber(field))
+end
+local tat = state[1] or 0
+local h = state[2] or 0
+local r = state[3]
+local s = state[4] or now
 
 -- the rate now: r, recovering additively from max(s, h) up to base
 local rate = base
@@ -52,23 +56,17 @@ end
 shape()
 
 local function save()
-  local fields = {'t', string.format('%.3f', tat), 'h', string.format('%d', h)}
+  local text = string.format('%.3f %d', tat, h)
   local done = math.max(tat, h)
   if rate < base then
-    r = rate
-    s = now
-    table.insert(fields, 'r'); table.insert(fields, string.format('%.17g', r))
-    table.insert(fields, 's'); table.insert(fields, string.format('%d', s))
-    done = math.max(done, math.max(s, h) + (base - r) / step * 1e6)
-  else
-    redis.call('HDEL', key, 'r', 's')
+    text = text .. string.format(' %.17g %d', rate, now)
+    done = math.max(done, math.max(now, h) + (base - rate) / step * 1e6)
   end
   if done <= now then  -- the state of a new bucket: nothing to keep
     redis.call('DEL', key)
     return
   end
-  redis.call('HSET', key, unpack(fields))
-  redis.call('PEXPIRE', key, math.ceil((done - now) / 1000) + 1000)
+  redis.call('SET', key, text, 'PX', math.ceil((done - now) / 1000) + 1000)
 end
 
 if op == 'take' then

@@ -17,9 +17,9 @@ Differences from the in-process bucket (:class:`~resilient_http._bucket.TokenBuc
   clock before it reaches the server; ``Retry-After`` and every other duration are applied
   from the server's own ``TIME``.
 
-Keys: ``{prefix}:ratelimit:{{<config>|<key>}}``, one hash per bucket (the layer's rate, period
-and burst are part of the name, so differently configured layers never share a bucket); each
-expires once it would be indistinguishable from a new bucket.
+Keys: ``{prefix}:ratelimit:{{<rate>/s,<burst>|<key>}}``, one short string per bucket (the
+layer's rate and burst are part of the name, so differently configured layers never share a
+bucket); each expires once it would be indistinguishable from a new bucket.
 """
 
 from __future__ import annotations

