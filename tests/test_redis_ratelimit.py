@@ -388,3 +388,23 @@ async def test_four_processes_share_one_limit(redis_url: str) -> None:
     start = min(times)
     steady = [t for t in times if start + 1.0 <= t < start + seconds - 0.2]
     assert len(steady) / (seconds - 1.2) == pytest.approx(rate, rel=0.1)
+
+
+# -- configuration ------------------------------------------------------------------------
+
+
+def test_store_must_be_an_in_process_or_a_shared_store() -> None:
+    with pytest.raises(TypeError, match=r"store must be a BucketStore.*rh\.RedisStore"):
+        rh.RateLimit(10, store=object())  # type: ignore[arg-type]
+
+
+async def test_the_standard_stack_with_a_shared_rate_limit(
+    redis_url: str, store: rh.RedisStore
+) -> None:
+    stack = rh.standard(rate=rh.RateLimit(10, store=store))
+    async with MockServer() as server, aiohttp.ClientSession(middlewares=stack) as s:
+        for _ in range(3):
+            async with s.get(server.url("/ok")) as resp:
+                assert resp.status == 200
+    key = f"rh:ratelimit:{{10/s,10|http://127.0.0.1:{server.port}}}"
+    assert admin(redis_url).exists(key)
