@@ -12,13 +12,16 @@ request arrived. Reported, from the server's own arrival times:
   first second ("later"). A request leaves at its slot or later, never earlier; a window
   that opens on a late arrival spans slots of 1 s plus that lateness, so cold connections
   at the start (slower than the warm ones after) can add a few;
-- Redis commands per permit: ``INFO commandstats`` calls during the run / requests sent
-  (target <= 1.2). ``cmd/permit`` counts the commands clients sent (``EVALSHA``, and the few
-  ``SCRIPT LOAD``, ``HELLO``, ``PING`` of start-up); ``in script`` adds those the script runs
-  on the server (``TIME``, ``GET``, ``SET``: commandstats counts them too).
+- Redis commands per permit, from ``INFO commandstats`` over the run / requests (target
+  <= 1.2): ``sent`` counts the commands clients sent, i.e. round trips (``EVALSHA``, and the
+  few ``SCRIPT LOAD``, ``HELLO``, ``PING`` of start-up); ``all`` adds those the scripts run on
+  the server (commandstats counts them too: ``TIME``, ``GET``, ``SET`` for ours).
 
-Scenarios: ``shared`` (``store=RedisStore``, 4 x 16 at 100/s, and 8 x 16 at 1,000/s) and the
-anchor ``memory`` (no shared state: each process has its own limit, so P x R).
+Scenarios: ``shared`` (``store=RedisStore``, 4 x 16 at 100/s, and 8 x 16 at 1,000/s), and the
+anchors ``memory`` (no shared state: each process has its own limit, so P x R) and
+``limits`` (the ``limits`` library's moving window on the same Redis, used the way its
+users wait: ``hit()``, and when refused ``get_window_stats()`` and a sleep until the reset,
+then again).
 
     python benchmarks/redis_ratelimit.py [--seconds 10] [--only shared-100]
 
@@ -48,28 +51,50 @@ from tests._redis import RedisServer, server_binary  # noqa: E402
 
 CALLERS = 16
 SCENARIOS = {
-    # name: (processes, rate, shared)
+    # name (mode-rate): (processes, rate, shared state)
     "shared-100": (4, 100.0, True),
     "shared-1000": (8, 1000.0, True),
     "memory-100": (4, 100.0, False),
+    "limits-100": (4, 100.0, True),
 }
 
 
-async def worker(url: str, redis_url: str, rate: float, shared: bool, start: float,
+def limits_gate(redis_url: str, rate: float) -> Any:
+    """The ``limits`` moving window as a wait-until-allowed gate (polling, as documented)."""
+    from limits import RateLimitItemPerSecond
+    from limits.aio.storage import RedisStorage
+    from limits.aio.strategies import MovingWindowRateLimiter
+
+    storage = RedisStorage("async+" + redis_url, implementation="redispy")
+    limiter = MovingWindowRateLimiter(storage)
+    item = RateLimitItemPerSecond(int(rate))
+
+    async def gate() -> None:
+        while not await limiter.hit(item, "bench"):
+            stats = await limiter.get_window_stats(item, "bench")
+            await asyncio.sleep(max(0.0, stats.reset_time - time.time()))
+
+    return gate
+
+
+async def worker(url: str, redis_url: str, rate: float, mode: str, start: float,
                  seconds: float) -> int:
     import resilient_http as rh
 
-    store = rh.RedisStore(redis_url, socket_timeout=1.0) if shared else None
-    rl = rh.RateLimit(rate, store=store)
+    store = rh.RedisStore(redis_url, socket_timeout=1.0) if mode == "shared" else None
+    gate = limits_gate(redis_url, rate) if mode == "limits" else None
+    middlewares = () if gate is not None else (rh.RateLimit(rate, store=store),)
     sent = 0
     connector = aiohttp.TCPConnector(limit=CALLERS)
-    async with aiohttp.ClientSession(middlewares=(rl,), connector=connector) as session:
+    async with aiohttp.ClientSession(middlewares=middlewares, connector=connector) as session:
         await asyncio.sleep(max(0.0, start - time.time()))
         end = time.monotonic() + seconds
 
         async def caller() -> None:
             nonlocal sent
             while time.monotonic() < end:
+                if gate is not None:
+                    await gate()
                 async with session.get(url) as resp:
                     await resp.read()
                 sent += 1
@@ -90,23 +115,30 @@ def max_in_window(times: list[float], window: float = 1.0) -> int:
     return best
 
 
-_IN_SCRIPT = {"cmdstat_time", "cmdstat_get", "cmdstat_set", "cmdstat_del"}
+# What clients send (every contender here runs its logic in Lua scripts); the rest of
+# commandstats is what those scripts run on the server.
+_SENT = {"cmdstat_evalsha", "cmdstat_eval", "cmdstat_evalsha_ro", "cmdstat_hello",
+         "cmdstat_ping", "cmdstat_select"}
 
 
 def commands(client: redis.Redis) -> tuple[int, int]:
-    """(commands sent by clients, commands run inside scripts) so far, INFO excluded."""
+    """(commands sent by clients, commands run inside scripts) so far; INFO and FLUSHALL
+    (this script's own) excluded."""
     stats: dict[str, Any] = client.info("commandstats")
     sent = inside = 0
     for name, value in stats.items():
-        if name in _IN_SCRIPT:
-            inside += int(value["calls"])
-        elif name != "cmdstat_info":
+        if name in ("cmdstat_info", "cmdstat_flushall"):
+            continue
+        if name in _SENT or name.startswith(("cmdstat_script|", "cmdstat_client|")):
             sent += int(value["calls"])
+        else:
+            inside += int(value["calls"])
     return sent, inside
 
 
 async def run(name: str, redis_url: str, seconds: float) -> dict[str, float]:
-    processes, rate, shared = SCENARIOS[name]
+    processes, rate, _ = SCENARIOS[name]
+    mode = name.split("-")[0]
     arrivals: list[float] = []
 
     async def handle(request: web.Request) -> web.Response:
@@ -125,8 +157,7 @@ async def run(name: str, redis_url: str, seconds: float) -> dict[str, float]:
     before = commands(admin)
     start = time.time() + 2.0  # every process up before the clock starts
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    args = [f"http://127.0.0.1:{port}/", redis_url, str(rate), str(int(shared)), str(start),
-            str(seconds)]
+    args = [f"http://127.0.0.1:{port}/", redis_url, str(rate), mode, str(start), str(seconds)]
     procs = [
         await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--worker", *args, env=env, stdout=subprocess.PIPE
@@ -179,12 +210,13 @@ async def main() -> None:
         print(f"server: {version.get('server_name', 'redis')} {version['redis_version']}, "
               f"{CALLERS} callers per process, {args.seconds:g} s")
         print(f"{'scenario':12s} {'procs':>5s} {'rate':>6s} {'requests':>8s} {'steady':>7s} "
-              f"{'max 1s':>7s} {'later':>6s} {'bound':>6s} {'cmd/permit':>10s} {'in script':>9s}")
+              f"{'max 1s':>7s} {'later':>6s} {'bound':>6s} {'sent/permit':>11s} "
+              f"{'all/permit':>10s}")
         for name in args.only or list(SCENARIOS):
             r = await run(name, redis_url, args.seconds)
             print(f"{name:12s} {r['processes']:5.0f} {r['rate']:6.0f} {r['requests']:8.0f} "
                   f"{r['steady']:6.3f}x {r['window']:7.0f} {r['later']:6.0f} {r['bound']:6.0f} "
-                  f"{r['per_permit']:10.3f} {r['all_per_permit']:9.3f}", flush=True)
+                  f"{r['per_permit']:11.3f} {r['all_per_permit']:10.3f}", flush=True)
     finally:
         if server is not None:
             server.close()
@@ -192,8 +224,8 @@ async def main() -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--worker"]:
-        url, redis_url, rate, shared, start, seconds = sys.argv[2:8]
-        print(asyncio.run(worker(url, redis_url, float(rate), shared == "1", float(start),
+        url, redis_url, rate, mode, start, seconds = sys.argv[2:8]
+        print(asyncio.run(worker(url, redis_url, float(rate), mode, float(start),
                                  float(seconds))))
     else:
         asyncio.run(main())
