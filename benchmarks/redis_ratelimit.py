@@ -12,6 +12,8 @@ request arrived. Reported, from the server's own arrival times:
   first second ("later"). A request leaves at its slot or later, never earlier; a window
   that opens on a late arrival spans slots of 1 s plus that lateness, so cold connections
   at the start (slower than the warm ones after) can add a few;
+- degraded: how many times a process's store went degraded (a call past its 100 ms
+  ``socket_timeout``; that process then limits itself to R / P until it reconnects);
 - Redis commands per permit, from ``INFO commandstats`` over the run / requests (target
   <= 1.2): ``sent`` counts the commands clients sent, i.e. round trips (``EVALSHA``, and the
   few ``SCRIPT LOAD``, ``HELLO``, ``PING`` of start-up); ``all`` adds those the scripts run on
@@ -78,10 +80,18 @@ def limits_gate(redis_url: str, rate: float) -> Any:
 
 
 async def worker(url: str, redis_url: str, rate: float, mode: str, start: float,
-                 seconds: float) -> int:
+                 seconds: float, processes: int) -> tuple[int, int]:
     import resilient_http as rh
 
-    store = rh.RedisStore(redis_url, socket_timeout=1.0) if mode == "shared" else None
+    degraded = 0
+
+    def count(event: Any) -> None:
+        nonlocal degraded
+        degraded += event.name == "store.degraded"
+
+    store = None
+    if mode == "shared":  # as deployed: the fallback runs at this process's share
+        store = rh.RedisStore(redis_url, processes=processes, on_event=count)
     gate = limits_gate(redis_url, rate) if mode == "limits" else None
     middlewares = () if gate is not None else (rh.RateLimit(rate, store=store),)
     sent = 0
@@ -102,7 +112,7 @@ async def worker(url: str, redis_url: str, rate: float, mode: str, start: float,
         await asyncio.gather(*(caller() for _ in range(CALLERS)))
     if store is not None:
         await store.aclose()
-    return sent
+    return sent, degraded
 
 
 def max_in_window(times: list[float], window: float = 1.0) -> int:
@@ -157,7 +167,8 @@ async def run(name: str, redis_url: str, seconds: float) -> dict[str, float]:
     before = commands(admin)
     start = time.time() + 2.0  # every process up before the clock starts
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    args = [f"http://127.0.0.1:{port}/", redis_url, str(rate), mode, str(start), str(seconds)]
+    args = [f"http://127.0.0.1:{port}/", redis_url, str(rate), mode, str(start), str(seconds),
+            str(processes)]
     procs = [
         await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--worker", *args, env=env, stdout=subprocess.PIPE
@@ -165,7 +176,9 @@ async def run(name: str, redis_url: str, seconds: float) -> dict[str, float]:
         for _ in range(processes)
     ]
     outs = [await p.communicate() for p in procs]
-    sent = sum(int(out.decode().strip() or 0) for out, _ in outs)
+    results = [out.decode().split() or ["0", "0"] for out, _ in outs]
+    sent = sum(int(r[0]) for r in results)
+    degraded = sum(int(r[1]) for r in results)
     after = commands(admin)
     used = after[0] - before[0]
     inside = after[1] - before[1]
@@ -188,6 +201,7 @@ async def run(name: str, redis_url: str, seconds: float) -> dict[str, float]:
         "bound": 2 * rate + 2,
         "per_permit": used / max(1, len(arrivals)),
         "all_per_permit": (used + inside) / max(1, len(arrivals)),
+        "degraded": degraded,
     }
 
 
@@ -211,12 +225,13 @@ async def main() -> None:
               f"{CALLERS} callers per process, {args.seconds:g} s")
         print(f"{'scenario':12s} {'procs':>5s} {'rate':>6s} {'requests':>8s} {'steady':>7s} "
               f"{'max 1s':>7s} {'later':>6s} {'bound':>6s} {'sent/permit':>11s} "
-              f"{'all/permit':>10s}")
+              f"{'all/permit':>10s} {'degraded':>8s}")
         for name in args.only or list(SCENARIOS):
             r = await run(name, redis_url, args.seconds)
             print(f"{name:12s} {r['processes']:5.0f} {r['rate']:6.0f} {r['requests']:8.0f} "
                   f"{r['steady']:6.3f}x {r['window']:7.0f} {r['later']:6.0f} {r['bound']:6.0f} "
-                  f"{r['per_permit']:11.3f} {r['all_per_permit']:10.3f}", flush=True)
+                  f"{r['per_permit']:11.3f} {r['all_per_permit']:10.3f} {r['degraded']:8.0f}",
+                  flush=True)
     finally:
         if server is not None:
             server.close()
@@ -224,8 +239,8 @@ async def main() -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--worker"]:
-        url, redis_url, rate, mode, start, seconds = sys.argv[2:8]
-        print(asyncio.run(worker(url, redis_url, float(rate), mode, float(start),
-                                 float(seconds))))
+        url, redis_url, rate, mode, start, seconds, procs = sys.argv[2:9]
+        print(*asyncio.run(worker(url, redis_url, float(rate), mode, float(start),
+                                  float(seconds), int(procs))))
     else:
         asyncio.run(main())
