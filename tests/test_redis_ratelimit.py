@@ -335,7 +335,8 @@ WORKER = """
 import asyncio, sys, time, aiohttp, resilient_http as rh
 
 async def main(url, redis_url, seconds, callers, rate):
-    store = rh.RedisStore(redis_url, socket_timeout=1.0)
+    # as deployed (the fallback at this process's share), with room for a loaded machine
+    store = rh.RedisStore(redis_url, socket_timeout=2.0, processes=4)
     rl = rh.RateLimit(rate, store=store)
     sent = 0
     async with aiohttp.ClientSession(middlewares=(rl,)) as session:
@@ -367,7 +368,7 @@ def max_in_window(times: list[float], window: float = 1.0) -> int:
 
 
 async def test_four_processes_share_one_limit(redis_url: str) -> None:
-    rate, seconds = 100, 3.0
+    rate, seconds = 100, 4.0
     async with MockServer() as server:
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         args = [str(server.url("/ok")), redis_url, str(seconds), "16", str(rate)]
@@ -386,10 +387,10 @@ async def test_four_processes_share_one_limit(redis_url: str) -> None:
     # its slot or later, so a window opened by a late arrival spans slots of 1 s + the delay
     # (benchmarks/redis_ratelimit.py measures the exact figure)
     assert max_in_window(times) <= rate + rate + 2 + 0.05 * rate
-    # after the first second (the burst), the fleet runs at the configured rate
+    # after the start (the burst, whose requests may arrive late), the configured rate
     start = min(times)
-    steady = [t for t in times if start + 1.0 <= t < start + seconds - 0.2]
-    assert len(steady) / (seconds - 1.2) == pytest.approx(rate, rel=0.1)
+    steady = [t for t in times if start + 2.0 <= t < start + seconds - 0.5]
+    assert len(steady) / (seconds - 2.5) == pytest.approx(rate, rel=0.1)
 
 
 # -- configuration ------------------------------------------------------------------------
