@@ -15,7 +15,8 @@ priorities past ``max_wait`` expires as with the memory store.
 
 When the store cannot answer (it says so within its ``socket_timeout``, or at once while
 degraded), its ``on_error`` decides: ``"local"`` reserves from the lane's in-process bucket,
-which runs at ``rate / processes`` (and ``burst / processes``, at least 1); ``"open"`` lets the
+which runs at ``rate / processes`` (and ``burst / processes``, at least 1; kept empty while the
+shared bucket answers, so a switch adds no burst); ``"open"`` lets the
 request go; ``"closed"`` raises :class:`~resilient_http.StoreUnavailable`. A response's
 rate-limit headers are applied to the shared bucket before the response is handed on (one
 more call, only for responses that carry them), and to the in-process one too.
@@ -118,7 +119,11 @@ class SharedPath:
 
     async def _reserve(self, lane: _Lane, bound: float | None) -> tuple[bool, float]:
         try:
-            return await self.buckets.reserve(lane.name, bound)
+            reply = await self.buckets.reserve(lane.name, bound)
+            # While the shared bucket answers, the local one holds no spare tokens: a switch
+            # to the fallback goes on at this process's share, without a burst on top.
+            lane.bucket.cap_tokens(0.0, self.layer.clock.now())
+            return reply
         except StoreUnavailable:
             mode = self.store.on_error
             if mode == "closed":

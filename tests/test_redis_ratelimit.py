@@ -291,6 +291,20 @@ async def test_local_fallback_runs_at_the_process_share(redis_proc: RedisServer)
     await store.aclose()
 
 
+async def test_the_switch_to_the_fallback_adds_no_burst(redis_proc: RedisServer) -> None:
+    store = rh.RedisStore(redis_proc.url, processes=4, socket_timeout=0.5)
+    rl = rh.RateLimit(40, store=store)  # burst 40; fallback 10/s, burst 10
+    async with MockServer() as server, aiohttp.ClientSession(middlewares=(rl,)) as s:
+        for _ in range(3):
+            await timed_get(s, server.url("/ok"))
+        redis_proc.kill()
+        started = time.monotonic()
+        for _ in range(5):
+            await timed_get(s, server.url("/ok"))
+        assert time.monotonic() - started > 0.3  # paced at 10/s, not a burst of 10
+    await store.aclose()
+
+
 async def test_a_paused_server_costs_at_most_the_socket_timeout(
     redis_proc: RedisServer,
 ) -> None:
