@@ -1,19 +1,38 @@
-"""Where rate-limit bucket state lives, by key: the store interface and the in-process store.
+"""Where rate-limit bucket state lives, by key: the two kinds of store, and the in-process one.
 
-The queue of waiters stays local to the process (in the layer); only the token arithmetic
-(:class:`~resilient_http._bucket.TokenBucket`) sits behind the store, so a shared store
-(Redis, for many processes) can be added later without touching the layer.
+The queue of waiters, priorities and FIFO order stay local to the process (in the layer);
+only the token arithmetic sits behind a store. Two kinds, so the common case keeps a
+synchronous fast path and a networked store is not forced into it:
+
+:class:`BucketStore` (in-process, synchronous)
+    hands out :class:`~resilient_http._bucket.TokenBucket` objects; the layer takes a free
+    token without an ``await``. :class:`MemoryStore` is the default.
+:class:`SharedStore` (many processes, awaited)
+    hands out a :class:`SharedBuckets` for one layer's configuration: one awaited call per
+    permit reserves the next slot on the shared clock and says how long to wait (refusing,
+    without reserving, a wait past the bound), and one per adapting response applies what
+    the server said for everyone. ``rh.RedisStore`` is one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from resilient_http._bucket import TokenBucket
+from resilient_http._ratelimit_headers import Limits
 from resilient_http._validate import positive_int
 
-__all__ = ["BucketStore", "MemoryStore", "evict"]
+__all__ = [
+    "BucketStore",
+    "MemoryStore",
+    "SharedStore",
+    "SharedBuckets",
+    "BucketSpec",
+    "Adapted",
+    "evict",
+]
 
 
 @runtime_checkable
@@ -26,6 +45,75 @@ class BucketStore(Protocol):
         self, key: Hashable, now: float, make: Callable[[float], TokenBucket]
     ) -> TokenBucket:
         """The bucket of ``key``, created with ``make(now)`` if there is none."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class BucketSpec:
+    """One ``RateLimit``'s bucket configuration, as a shared store needs it.
+
+    Attributes:
+        rate: the configured rate, permits per second.
+        burst: the configured capacity, permits.
+        recovery: seconds an adapted rate takes to climb from zero back to ``rate``.
+        max_pause: the longest pause a server's headers can impose, seconds (the rate never
+            drops below one permit per ``max_pause`` either).
+    """
+
+    rate: float
+    burst: float
+    recovery: float
+    max_pause: float
+
+
+@dataclass(frozen=True, slots=True)
+class Adapted:
+    """What one response changed in a shared bucket: ``reason`` as
+    :func:`~resilient_http._bucket.adapt` returns it (``""``: nothing), the ``pause`` imposed
+    (seconds, 0 for none), and the rate before and after (permits per second)."""
+
+    reason: str
+    pause: float
+    old_rate: float
+    new_rate: float
+
+
+class SharedBuckets(Protocol):
+    """The buckets of one layer configuration in a :class:`SharedStore`. Both calls are
+    bounded in time and raise :class:`~resilient_http.StoreUnavailable` when the store
+    cannot answer (the layer then applies the store's ``on_error``)."""
+
+    def name(self, key: Hashable) -> str:
+        """The store's name for the bucket of ``key`` (computed once per key)."""
+        ...
+
+    async def reserve(self, name: str, bound: float | None) -> tuple[bool, float]:
+        """Reserve the next permit of bucket ``name``: ``(True, wait)``, the seconds to wait
+        before using it (0: now), or ``(False, wait)`` when that wait would exceed ``bound``
+        seconds (nothing is reserved then). ``bound=None``: no bound."""
+        ...
+
+    async def adapt(self, name: str, limits: Limits, status: int, in_flight: int) -> Adapted:
+        """Apply what a response said (the rules of :func:`~resilient_http._bucket.adapt`)
+        to bucket ``name`` for every process sharing it."""
+        ...
+
+
+@runtime_checkable
+class SharedStore(Protocol):
+    """A store shared by many processes (e.g. ``rh.RedisStore``).
+
+    Attributes:
+        on_error: ``"local"``, ``"open"`` or ``"closed"``: what a layer does when the store
+            cannot answer.
+        processes: how many processes share it (the ``"local"`` fallback divides the rate).
+    """
+
+    on_error: str
+    processes: int
+
+    def rate_buckets(self, spec: BucketSpec) -> SharedBuckets:
+        """The shared buckets of a ``RateLimit`` configured as ``spec``."""
         ...
 
 

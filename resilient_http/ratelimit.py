@@ -36,9 +36,12 @@ wait past ``max_wait`` or a deadline without taking a token; it has no prioritie
 per-key buckets. Hence :mod:`resilient_http._bucket`; aiolimiter stays the baseline of
 ``benchmarks/ratelimit_overhead.py`` and ``benchmarks/ratelimit_accuracy.py``.
 
-Bucket state lives in a :class:`BucketStore` (default :class:`MemoryStore`); the queue of
-waiters is local to the process. A shared store (Redis, for many processes) only has to hand
-out objects with :class:`~resilient_http._bucket.TokenBucket`'s methods.
+Bucket state lives in a store; the queue of waiters is always local to the process. The
+default :class:`MemoryStore` keeps it in this process and a free token is taken without an
+``await``. A shared store (``store=rh.RedisStore(...)``) makes one limit hold across many
+processes: each permit is reserved on the server in one round trip, and a server's
+``Retry-After`` or rate-limit headers seen by one process pause or slow the key for all (see
+:mod:`resilient_http._ratelimit_shared` and :mod:`resilient_http.redis.ratelimit`).
 """
 
 from __future__ import annotations
@@ -48,20 +51,21 @@ import logging
 import sys
 import time
 from collections.abc import Awaitable, Callable, Hashable
-from contextvars import ContextVar, Token
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from aiohttp import ClientResponse, ClientResponseError
 from multidict import istr
 
 from resilient_http._bucket import EPS, TokenBucket, adapt
-from resilient_http._bucket_store import BucketStore, MemoryStore, evict
+from resilient_http._bucket_store import BucketStore, MemoryStore, SharedStore, evict
 from resilient_http._clock import Clock, LoopClock
 from resilient_http._fresh import config_of, fresh_reduce
 from resilient_http._info import add, info
 from resilient_http._middleware import ARGS, KWARGS, REQUEST, Call, Layer, Step
-from resilient_http._ratelimit_headers import parse_limits
+from resilient_http._priority import LEVEL_NAMES, PRIORITY, priority
+from resilient_http._ratelimit_headers import Limits, parse_limits
+from resilient_http._ratelimit_shared import SharedPath
 from resilient_http._validate import (
     callable_or_none,
     clock_or_default,
@@ -72,16 +76,12 @@ from resilient_http._validate import (
     positive_int,
     show,
 )
-from resilient_http._waitqueue import BACKGROUND, NORMAL, URGENT, WaitQueue
+from resilient_http._waitqueue import WaitQueue
 from resilient_http.errors import RateLimitExceeded
 from resilient_http.events import Emitter, EventHook
 from resilient_http.timeout import current_deadline
 
-__all__ = ["RateLimit", "priority", "BucketStore", "MemoryStore"]
-
-_PRIORITY: ContextVar[int] = ContextVar("resilient_http_priority", default=NORMAL)
-_LEVELS = {"urgent": URGENT, "normal": NORMAL, "background": BACKGROUND}
-_NAMES = {v: k for k, v in _LEVELS.items()}
+__all__ = ["RateLimit", "priority", "BucketStore", "MemoryStore", "SharedStore"]
 
 # Headers whose presence makes a response worth parsing (istr: cheaper lookups). Without
 # any of them (and without a 429/503) parse_limits finds nothing that adapt() acts on.
@@ -93,43 +93,6 @@ _X_REMAINING_TWITTER = istr("X-Rate-Limit-Remaining")
 _NO_MEMO: tuple[Any, Any] = (None, None)
 
 
-class priority:
-    """Mark the requests (or decorated calls) made inside a ``with`` block as ``"urgent"``,
-    ``"normal"`` (the default) or ``"background"``::
-
-        with rh.priority("background"):
-            await session.get(url)          # waits behind urgent and normal requests
-
-    It only matters when a request has to wait for a token: urgent waiters go first and
-    background work fills the gaps, FIFO within a class; a class with waiters is never passed
-    over more than four times in a row, so background work is never starved. The setting
-    follows the task's context (``contextvars``), so it also covers tasks created inside the
-    block, and it works the same for ``@resilient`` functions.
-    """
-
-    __slots__ = ("level", "_token")
-
-    def __init__(self, level: str) -> None:
-        if not isinstance(level, str) or level not in _LEVELS:
-            raise ValueError(
-                f"priority level must be 'urgent', 'normal' or 'background', got {show(level)}"
-            )
-        self.level = level
-        self._token: Token[int] | None = None
-
-    def __enter__(self) -> priority:
-        self._token = _PRIORITY.set(_LEVELS[self.level])
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._token is not None:
-            _PRIORITY.reset(self._token)
-            self._token = None
-
-    def __repr__(self) -> str:
-        return f"priority({self.level!r})"
-
-
 def _tell(lane: _Lane, call: Call, result: Any) -> None:
     """Add the seconds ``call`` waited for its token, if it did, to ``result``'s info."""
     seconds = lane.waited.pop(id(call), None)
@@ -138,12 +101,18 @@ def _tell(lane: _Lane, call: Call, result: Any) -> None:
 
 
 class _Lane:
-    """One key in this process: its bucket, its waiters, requests in flight, its timer."""
+    """One key in this process: its bucket, its waiters, requests in flight, its timer; with
+    a shared store also the key's name there and the reserved slots due but not yet handed
+    out (``ready``)."""
 
-    __slots__ = ("bucket", "queue", "waiting", "inflight", "handle", "loop", "waited")
+    __slots__ = (
+        "bucket", "queue", "waiting", "inflight", "handle", "loop", "waited", "name", "ready",
+    )
 
-    def __init__(self, bucket: TokenBucket) -> None:
+    def __init__(self, bucket: TokenBucket, name: str = "") -> None:
         self.bucket = bucket
+        self.name = name
+        self.ready = 0
         self.queue = WaitQueue()
         self.waiting = 0
         self.inflight = 0
@@ -163,6 +132,7 @@ class _Lane:
             self.waiting = 0
             self.inflight = 0
             self.waited = {}
+            self.ready = 0
         self.loop = loop
 
 
@@ -194,7 +164,11 @@ class RateLimit(Layer):
             increase of ``rate / recovery`` per second). Default 10.
         max_pause: longest pause a server's ``Retry-After``/reset can impose, seconds; the
             rate is never adapted below one request per ``max_pause`` either. Default 60.
-        store: the :class:`BucketStore`; default a new :class:`MemoryStore`.
+        store: where the token arithmetic lives: a :class:`BucketStore` (in this process;
+            default a new :class:`MemoryStore`), or a shared store such as
+            :class:`~resilient_http.RedisStore`, which makes the limit hold across every
+            process using it (one awaited round trip per permit; see
+            :mod:`resilient_http._ratelimit_shared`).
         max_keys: keys (hosts) tracked before idle ones are forgotten. Default 10 000.
         clock: the time source; default the event loop's. Tests pass a ``FakeClock``.
         on_event: hook(s) receiving ``ratelimit.waited`` (seconds), ``ratelimit.rejected``
@@ -228,6 +202,7 @@ class RateLimit(Layer):
         "_limit",
         "_now",
         "_memo",
+        "_shared",
     )
 
     __reduce__ = fresh_reduce
@@ -244,7 +219,7 @@ class RateLimit(Layer):
         max_concurrency: int | None = None,
         recovery: float | timedelta = 10.0,
         max_pause: float | timedelta = 60.0,
-        store: BucketStore | None = None,
+        store: BucketStore | SharedStore | None = None,
         max_keys: int = 10_000,
         clock: Clock | None = None,
         on_event: EventHook | list[EventHook] | tuple[EventHook, ...] | None = None,
@@ -265,12 +240,21 @@ class RateLimit(Layer):
         self.max_concurrency = (
             None if max_concurrency is None else positive_int("max_concurrency", max_concurrency)
         )
+        self._per_second = self.rate / self.per
         self.recovery = duration("recovery", recovery)
         self.max_pause = duration("max_pause", max_pause)
-        if store is not None and not isinstance(store, BucketStore):
-            raise TypeError(f"store must be a BucketStore (a bucket() method), got {show(store)}")
-        self.store: BucketStore = store if store is not None else MemoryStore(max_keys)
         self.max_keys = positive_int("max_keys", max_keys)
+        self._shared: SharedPath | None = None
+        if store is None:
+            store = MemoryStore(max_keys)
+        elif not isinstance(store, BucketStore):
+            if not isinstance(store, SharedStore):
+                raise TypeError(
+                    "store must be a BucketStore (a bucket() method) or a shared store such as "
+                    f"rh.RedisStore (a rate_buckets() method), got {show(store)}"
+                )
+            self._shared = SharedPath(self, store)
+        self.store: BucketStore | SharedStore = store
         self.clock: Clock = clock_or_default(clock)
         # The loop clock's now() is time.monotonic(): call it directly on the fast path.
         self._now = time.monotonic if type(self.clock) is LoopClock else self.clock.now
@@ -278,7 +262,6 @@ class RateLimit(Layer):
         self._memo: tuple[Any, Any] = _NO_MEMO
         self._emit = Emitter("RateLimit", on_event)
         self._lanes: dict[Hashable, _Lane] = {}
-        self._per_second = self.rate / self.per
         self._limit = sys.maxsize if self.max_concurrency is None else self.max_concurrency
 
     # -- the hooks ------------------------------------------------------------------------
@@ -336,7 +319,7 @@ class RateLimit(Layer):
                 or _X_REMAINING in headers
                 or _X_REMAINING_TWITTER in headers
             ):
-                self._adapt(lane, status, headers, call)
+                return self._adapt(lane, status, headers, call)
         if lane.waiting and (self._limit != sys.maxsize or lane.handle is None):
             self._dispatch(lane)
         return None
@@ -368,7 +351,11 @@ class RateLimit(Layer):
                     and lane.bucket.is_idle(now)
                 ),
             )
-        lane = lanes[key] = _Lane(self.store.bucket(key, now, self._new_bucket))
+        if self._shared is not None:
+            lane = _Lane(self._shared.local_bucket(now), self._shared.buckets.name(key))
+        else:
+            lane = _Lane(self.store.bucket(key, now, self._new_bucket))  # type: ignore[union-attr]
+        lanes[key] = lane
         return lane
 
     def _new_bucket(self, now: float) -> TokenBucket:
@@ -378,28 +365,37 @@ class RateLimit(Layer):
         )
 
     def _queue(self, lane: _Lane, call: Call) -> Awaitable[None]:
+        if self._shared is not None:
+            return self._shared.queue(lane, call)
         loop = asyncio.get_running_loop()
         if lane.loop is not loop:
             lane.adopt(loop)
         now = self.clock.now()
-        prio = _PRIORITY.get()
+        prio = PRIORITY.get()
         wait = lane.bucket.wait_for(lane.queue.ahead(prio) + 1, now)
-        bound = self.max_wait
-        deadline = current_deadline()
-        if deadline is not None and (bound is None or deadline - now < bound):
-            bound = max(0.0, deadline - now)
+        bound = self._bound(now)
         if bound is not None and wait > bound + EPS:
-            what = "max_wait" if bound == self.max_wait else "the deadline"
-            self._emit.emit_call("ratelimit.rejected", call, logging.INFO, wait=wait, bound=bound)
-            raise RateLimitExceeded(
-                f"a token would take {wait:.3g} s, longer than {what} ({bound:.3g} s)",
-                wait=wait,
-            )
+            self._reject(call, wait, bound)
         fut: asyncio.Future[None] = loop.create_future()
         lane.queue.push(fut, prio)
         lane.waiting += 1
         self._dispatch(lane)
         return self._wait(lane, fut, prio, now, call)
+
+    def _bound(self, now: float) -> float | None:
+        """The longest wait allowed from ``now``: ``max_wait`` or the deadline, if any."""
+        bound = self.max_wait
+        deadline = current_deadline()
+        if deadline is not None and (bound is None or deadline - now < bound):
+            bound = max(0.0, deadline - now)
+        return bound
+
+    def _reject(self, call: Call, wait: float, bound: float) -> NoReturn:
+        what = "max_wait" if bound == self.max_wait else "the deadline"
+        self._emit.emit_call("ratelimit.rejected", call, logging.INFO, wait=wait, bound=bound)
+        raise RateLimitExceeded(
+            f"a token would take {wait:.3g} s, longer than {what} ({bound:.3g} s)", wait=wait
+        )
 
     async def _wait(
         self, lane: _Lane, fut: asyncio.Future[None], prio: int, since: float, call: Call
@@ -414,8 +410,11 @@ class RateLimit(Layer):
                 self._discard(lane, prio)
             elif fut.exception() is None:  # granted, but the call is gone: undo the grant
                 lane.inflight -= 1
-                lane.bucket.give_back(self.clock.now())
-                self._dispatch(lane)
+                if self._shared is not None:
+                    self._shared.give_back(lane)
+                else:
+                    lane.bucket.give_back(self.clock.now())
+                    self._dispatch(lane)
             raise
         finally:
             if expiry is not None:
@@ -423,7 +422,8 @@ class RateLimit(Layer):
         waited = lane.waited[id(call)] = self.clock.now() - since
         if self._emit.enabled():
             self._emit.emit_call(
-                "ratelimit.waited", call, logging.DEBUG, seconds=waited, priority=_NAMES[prio]
+                "ratelimit.waited", call, logging.DEBUG, seconds=waited,
+                priority=LEVEL_NAMES[prio],
             )
 
     def _dispatch(self, lane: _Lane, now: float | None = None) -> None:
@@ -434,6 +434,9 @@ class RateLimit(Layer):
         ``burst=1`` every late timer would otherwise shave a little off the rate).
         """
         if not lane.waiting:
+            return
+        if self._shared is not None:
+            self._shared.serve(lane)
             return
         if now is None:
             now = self._now()
@@ -472,20 +475,34 @@ class RateLimit(Layer):
 
     # -- adapting -------------------------------------------------------------------------
 
-    def _adapt(self, lane: _Lane, status: int, headers: Any, call: Call) -> None:
-        limits = parse_limits(headers, time.time(), retry_after=status == 429 or status == 503)
+    def _adapt(self, lane: _Lane, status: int, headers: Any, call: Call) -> Step:
+        """Apply a response's limits, then serve waiters as ``exit`` does."""
+        limits: Limits = parse_limits(
+            headers, time.time(), retry_after=status == 429 or status == 503
+        )
+        if self._shared is not None:
+            return self._shared.adapt(lane, limits, status, call)
         bucket = lane.bucket
         old = bucket.rate
         reason, pause = adapt(
             bucket, limits, status, self.clock.now(), lane.inflight, self.max_pause
         )
-        if reason and self._emit.enabled(logging.INFO):
+        if reason:
+            self._adapted(call, old, bucket.rate, reason, pause, status)
+        if lane.waiting and (self._limit != sys.maxsize or lane.handle is None):
+            self._dispatch(lane)
+        return None
+
+    def _adapted(
+        self, call: Call, old: float, new: float, reason: str, pause: float, status: int
+    ) -> None:
+        if self._emit.enabled(logging.INFO):
             self._emit.emit_call(
                 "ratelimit.adapted",
                 call,
                 logging.INFO,
                 old_rate=old,
-                new_rate=bucket.rate,
+                new_rate=new,
                 reason=reason,
                 pause=pause or None,
                 status=status,
@@ -495,7 +512,8 @@ class RateLimit(Layer):
 
     def bucket(self, key: Hashable) -> TokenBucket | None:
         """The bucket state of ``key`` (e.g. ``("https", "api.example.com", 443)``), or
-        ``None`` if no request used it yet. For tests and monitoring."""
+        ``None`` if no request used it yet. For tests and monitoring. With a shared store,
+        the in-process bucket the ``"local"`` fallback uses."""
         lane = self._lanes.get(key)
         return None if lane is None else lane.bucket
 

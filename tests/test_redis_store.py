@@ -21,7 +21,7 @@ import resilient_http as rh
 from resilient_http.redis.store import hash_tag
 from tests._redis import RedisServer
 
-SLACK = 0.25  # scheduling slack on a shared 2-core machine, seconds
+SLACK = 0.5  # scheduling slack on a shared, often overloaded 2-core machine, seconds
 
 
 def events() -> tuple[list[rh.Event], Any]:
@@ -123,7 +123,7 @@ def test_unsafe_names_are_hashed_into_the_tag(name: str) -> None:
 
 
 async def test_scripts_run_by_evalsha_and_reload_after_script_flush(redis_url: str) -> None:
-    async with rh.RedisStore(redis_url) as store:
+    async with rh.RedisStore(redis_url, socket_timeout=2.0) as store:
         before = time.time()
         micros = await store.server_time()
         assert isinstance(micros, int)
@@ -135,7 +135,7 @@ async def test_scripts_run_by_evalsha_and_reload_after_script_flush(redis_url: s
 
 async def test_a_script_error_is_raised_and_does_not_degrade(redis_url: str) -> None:
     seen, hook = events()
-    async with rh.RedisStore(redis_url, on_event=hook) as store:
+    async with rh.RedisStore(redis_url, on_event=hook, socket_timeout=2.0) as store:
         with pytest.raises(ResponseError):
             await store.call(store.client.eval, "return redis.call('nosuchcommand')", 0)
         assert store.healthy
@@ -144,7 +144,7 @@ async def test_a_script_error_is_raised_and_does_not_degrade(redis_url: str) -> 
 
 async def test_a_server_refusing_writes_degrades_the_store(redis_url: str) -> None:
     seen, hook = events()
-    async with rh.RedisStore(redis_url, on_event=hook) as store:
+    async with rh.RedisStore(redis_url, on_event=hook, socket_timeout=2.0) as store:
         await store.call(store.client.set, "filler", "x" * 10_000)
         await store.call(store.client.config_set, "maxmemory", 1)  # noeviction: OOM on writes
         with pytest.raises(rh.StoreUnavailable) as info:
@@ -158,7 +158,7 @@ async def test_a_server_refusing_writes_degrades_the_store(redis_url: str) -> No
 async def test_a_client_passed_in_is_not_closed(redis_url: str) -> None:
     client = aioredis.Redis.from_url(redis_url)
     try:
-        async with rh.RedisStore(client) as store:
+        async with rh.RedisStore(client, socket_timeout=2.0) as store:
             assert store.client is client
             await store.server_time()
         assert await client.ping()
@@ -171,22 +171,23 @@ async def test_a_client_passed_in_is_not_closed(redis_url: str) -> None:
 
 async def test_killed_then_restarted_degrades_then_recovers(redis_proc: RedisServer) -> None:
     seen, hook = events()
-    async with rh.RedisStore(redis_proc.url, on_event=hook, socket_timeout=0.1) as store:
+    async with rh.RedisStore(redis_proc.url, on_event=hook, socket_timeout=0.5) as store:
         await store.server_time()
         redis_proc.kill()
         started = time.monotonic()
         with pytest.raises(rh.StoreUnavailable):
             await store.server_time()
-        assert time.monotonic() - started < 0.1 + SLACK
+        assert time.monotonic() - started < store.socket_timeout + SLACK
         assert not store.healthy
         # while degraded, calls fail at once without touching the network
         started = time.monotonic()
         for _ in range(100):
             with pytest.raises(rh.StoreUnavailable, match="degraded"):
                 await store.server_time()
-        assert time.monotonic() - started < 0.05
+        assert time.monotonic() - started < SLACK
         redis_proc.restart()
-        await wait_for_event(seen, "store.recovered", within=1.0 + 1.0 + SLACK)
+        # a probe a second (one may miss its 100 ms on a loaded machine)
+        await wait_for_event(seen, "store.recovered", within=5.0)
         assert store.healthy
         assert await store.server_time() > 0
     assert [e.name for e in seen] == ["store.degraded", "store.recovered"]
@@ -197,14 +198,14 @@ async def test_a_paused_server_times_out_within_the_socket_timeout(
     redis_proc: RedisServer,
 ) -> None:
     seen, hook = events()
-    async with rh.RedisStore(redis_proc.url, on_event=hook, socket_timeout=0.1) as store:
+    async with rh.RedisStore(redis_proc.url, on_event=hook, socket_timeout=0.5) as store:
         await store.server_time()
         redis_proc.pause()
         try:
             started = time.monotonic()
             with pytest.raises(rh.StoreUnavailable) as info:
                 await store.server_time()
-            assert time.monotonic() - started < 0.1 + SLACK
+            assert time.monotonic() - started < store.socket_timeout + SLACK
             timeouts = (TimeoutError, asyncio.TimeoutError, redis.exceptions.TimeoutError)
             assert isinstance(info.value.__cause__, timeouts)  # the client's or the store's
             assert [e.name for e in seen] == ["store.degraded"]
@@ -212,12 +213,12 @@ async def test_a_paused_server_times_out_within_the_socket_timeout(
             assert not store.healthy
         finally:
             redis_proc.resume()
-        await wait_for_event(seen, "store.recovered", within=1.0 + 0.1 + SLACK)
+        await wait_for_event(seen, "store.recovered", within=5.0)
         assert await store.server_time() > 0
 
 
 async def test_the_probe_runs_again_on_a_new_event_loop(redis_proc: RedisServer) -> None:
-    store = rh.RedisStore(redis_proc.url)
+    store = rh.RedisStore(redis_proc.url, socket_timeout=0.5)
     redis_proc.kill()
 
     async def fail_once() -> None:
@@ -230,7 +231,7 @@ async def test_the_probe_runs_again_on_a_new_event_loop(redis_proc: RedisServer)
     redis_proc.restart()
     with pytest.raises(rh.StoreUnavailable):  # still degraded: this call starts a new probe
         await store.server_time()
-    deadline = time.monotonic() + 1.0 + 1.0 + SLACK
+    deadline = time.monotonic() + 5.0
     while not store.healthy:
         assert time.monotonic() < deadline
         await asyncio.sleep(0.02)

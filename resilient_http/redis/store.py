@@ -41,13 +41,18 @@ from redis.exceptions import (
     TryAgainError,
 )
 
+from resilient_http._bucket_store import BucketSpec
 from resilient_http._validate import number, positive_int, show
 from resilient_http.errors import StoreUnavailable
 from resilient_http.events import Emitter, EventHook
+from resilient_http.redis.ratelimit import RedisBuckets
 
 __all__ = ["RedisStore", "ON_ERROR"]
 
 T = TypeVar("T")
+
+POOL_SIZE = 4
+"""Connections of a client built from a URL (per process)."""
 
 ON_ERROR = ("local", "open", "closed")
 """The allowed values of ``on_error``."""
@@ -169,9 +174,13 @@ class RedisStore:
         self.probe_interval: float = 1.0
         """Seconds between two reconnection tries while degraded."""
         if isinstance(url_or_client, str):
+            # A few connections, shared: a burst of callers waits a moment for one instead
+            # of opening one each (a connection costs far more than a script call).
             try:
-                self._client: Any = aioredis.Redis.from_url(
+                pool = aioredis.BlockingConnectionPool.from_url(
                     url_or_client,
+                    max_connections=POOL_SIZE,
+                    timeout=None,  # the wait for a connection is inside the call's bound
                     socket_timeout=self.socket_timeout,
                     socket_connect_timeout=self.socket_timeout,
                     retry=Retry(NoBackoff(), 0),
@@ -179,6 +188,7 @@ class RedisStore:
                 )
             except ValueError as exc:  # redis-py's words on a malformed URL
                 raise ValueError(f"url_or_client: {exc} (got {show(url_or_client)})") from None
+            self._client: Any = aioredis.Redis(connection_pool=pool)
             self._owned = True
         elif isinstance(url_or_client, (aioredis.Redis, aioredis.RedisCluster)):
             self._client = url_or_client
@@ -260,6 +270,13 @@ class RedisStore:
                 f"on_error={self.on_error!r}"
             ) from exc
 
+    # -- the layers' views ----------------------------------------------------------------
+
+    def rate_buckets(self, spec: BucketSpec) -> RedisBuckets:
+        """The shared buckets of a ``RateLimit`` configured as ``spec`` (``RateLimit`` calls
+        this when given the store)."""
+        return RedisBuckets(self, spec)
+
     # -- health ---------------------------------------------------------------------------
 
     def _degrade(self, exc: BaseException) -> None:
@@ -312,6 +329,7 @@ class RedisStore:
         if self._owned:
             close = getattr(self._client, "aclose", None) or self._client.close  # redis < 5.0.1
             await close()
+            await self._client.connection_pool.disconnect()
 
     async def __aenter__(self) -> RedisStore:
         return self
