@@ -56,6 +56,8 @@ from aiohttp import ClientRequest, ClientResponse, ClientSession
 from aiohttp.client import _RequestContextManager
 from aiohttp.client_middlewares import ClientHandlerType, ClientMiddlewareType
 
+from resilient_http._response import replay as _replay
+
 __all__ = [
     "ARGS",
     "Call",
@@ -121,7 +123,9 @@ class Layer:
     """Whether the layer only makes sense on HTTP requests (not in the decorator)."""
     reads_body: bool = False
     """Whether the stack must read the response body inside the call (before the layers'
-    ``exit`` hooks run), so that the body phase is covered by timeouts and retries. A body
+    ``exit`` hooks run), so that the body phase is covered by timeouts and retries. The body
+    read stays readable through every aiohttp API (``read()``, ``text()``, ``json()`` and
+    ``content``'s, see :func:`resilient_http._response.replay`). A body
     that arrived in full with the headers (the response's stream is at EOF) is left for the
     caller's ``read()``: nothing is left to wait for or to fail, and reading it twice costs
     two coroutines per request."""
@@ -258,14 +262,14 @@ def _compile(hooks: Hooks, mode: str) -> Callable[..., Coroutine[Any, Any, Any]]
         src += [
             f"{pad}result = await handler(request)",
             f"{pad}if {reads} and not result.content.is_eof():  # else nothing is left to wait for",
-            f"{pad}    await result.read()",
+            f"{pad}    _replay(result, await result.read())  # and content reads it again",
         ]
     else:
         src += [
             f"{pad}result = await handler(*args, **kwargs)",
             f"{pad}if {reads} and isinstance(result, ClientResponse):",
             f"{pad}    if not result.content.is_eof():",
-            f"{pad}        await result.read()",
+            f"{pad}        _replay(result, await result.read())",
         ]
     src += [
         "    except BaseException as exc:",
@@ -309,7 +313,7 @@ def _chain(src: list[str], pad: str, calls: Iterable[tuple[int, str]]) -> str:
 
 
 def _build(src: list[str]) -> Callable[..., Any]:
-    scope: dict[str, Any] = {"_drive": _drive, "_plan_of": _plan_of}
+    scope: dict[str, Any] = {"_drive": _drive, "_plan_of": _plan_of, "_replay": _replay}
     scope["ClientResponse"] = ClientResponse
     exec("\n".join(src), scope)  # our own generated source, see _compile
     run = scope["__call__"]
@@ -361,7 +365,8 @@ async def _drive(
                     if args is None:
                         result = await handler(request)
                         if plan.reads_body and not result.content.is_eof():
-                            await result.read()  # releases the connection itself on failure
+                            # read() releases the connection itself on failure
+                            _replay(result, await result.read())
                     else:
                         result = await handler(*args, **(call[KWARGS] or {}))
                         if (
@@ -369,7 +374,7 @@ async def _drive(
                             and isinstance(result, ClientResponse)
                             and not result.content.is_eof()
                         ):
-                            await result.read()
+                            _replay(result, await result.read())
             except BaseException as exc:
                 error = exc
                 step = None
