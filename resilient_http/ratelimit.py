@@ -141,16 +141,34 @@ class _Lane:
         self.loop: asyncio.AbstractEventLoop | None = None
 
     def adopt(self, loop: asyncio.AbstractEventLoop) -> None:
-        """First wait on ``loop``: forget waiters and calls left behind by an event loop that
-        ended without cancelling them (a layer reused across ``asyncio.run`` calls)."""
-        if self.loop is not None:
+        """First wait on ``loop`` (a layer reused across ``asyncio.run`` calls, say).
+
+        The counts stay: a call in flight holds its slot whatever loop it runs on, and gives
+        it back in its ``exit``. What belongs to the old loop moves: its timer is re-armed on
+        ``loop`` (by the next dispatch), and the waiters of a loop that was closed without
+        cancelling them (they can never run again) are dropped. The waiting itself (futures,
+        timer) serves one running loop at a time: while the old loop runs in another thread,
+        a wait on this key from ``loop`` raises ``RuntimeError``.
+        """
+        old = self.loop
+        if old is not None:
+            if old.is_running():
+                raise RuntimeError(
+                    f"RateLimit: requests of one key wait on event loop {old!r}, which is "
+                    f"running in another thread; a RateLimit serves one running event loop "
+                    f"at a time (loops that run one after another are fine): give each "
+                    f"thread its own RateLimit"
+                )
             if self.handle is not None:
                 self.handle.cancel()
                 self.handle = None
-            self.queue = WaitQueue()
-            self.waiting = 0
-            self.inflight = 0
+            if self.waiting:
+                self.waiting -= self.queue.drop(_on_closed_loop)
         self.loop = loop
+
+
+def _on_closed_loop(fut: asyncio.Future[None]) -> bool:
+    return fut.get_loop().is_closed()
 
 
 class RateLimit(Layer):

@@ -1,0 +1,124 @@
+"""Layers shared across event loops (``asyncio.run`` after ``asyncio.run``, loops left
+stopped) and across threads that each run their own loop: every layer either keeps its
+guarantee or raises a clear ``RuntimeError`` (see the README, "Threads and event loops")."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import aiohttp
+import pytest
+from _threads import ThreadServer, run_in_threads
+
+import resilient_http as rh
+
+
+async def _until(predicate: Callable[[], bool], limit: float = 5.0) -> None:
+    end = time.monotonic() + limit
+    while not predicate():
+        assert time.monotonic() < end, "condition not reached"
+        await asyncio.sleep(0.005)
+
+
+async def _status(session: aiohttp.ClientSession, url: str) -> int:
+    async with session.get(url) as resp:
+        await resp.read()
+        return resp.status
+
+
+# -- RateLimit ------------------------------------------------------------------------------
+
+
+def test_ratelimit_counts_held_on_a_stopped_loop_survive_a_new_loop() -> None:
+    """Two calls in flight and one waiting on loop A, A stopped; a call on loop B must not be
+    admitted past max_concurrency=2 (it waits, until its Timeout); when A runs again its calls
+    finish and the counts come back to zero, never below."""
+    rl = rh.RateLimit(1000, max_concurrency=2)
+    with ThreadServer() as srv:
+        key = ("http", "127.0.0.1", srv.port)
+        old = asyncio.new_event_loop()
+        try:
+
+            async def start() -> tuple[aiohttp.ClientSession, list[asyncio.Task[int]]]:
+                session = aiohttp.ClientSession(middlewares=(rl,))
+                url = srv.url("/slow?s=0.5")
+                tasks = [asyncio.create_task(_status(session, url)) for _ in range(3)]
+                await _until(lambda: rl.in_flight(key) == 2 and rl.waiting(key) == 1)
+                return session, tasks
+
+            session, tasks = old.run_until_complete(start())  # A stops, its calls live on
+
+            async def on_another_loop() -> int:
+                async with aiohttp.ClientSession(middlewares=(rh.Timeout(0.3), rl)) as s:
+                    with pytest.raises(rh.DeadlineExceeded):
+                        await _status(s, srv.url("/ok"))
+                return rl.in_flight(key)
+
+            assert asyncio.run(on_another_loop()) == 2
+            assert old.run_until_complete(asyncio.gather(*tasks)) == [200] * 3
+            assert rl.in_flight(key) == 0 and rl.waiting(key) == 0
+            old.run_until_complete(session.close())
+        finally:
+            old.close()
+        assert srv.hits.get("ok", 0) == 0
+        assert srv.max_in_flight <= 2
+
+
+def test_ratelimit_on_three_threads_never_admits_more_than_max_concurrency() -> None:
+    """Three threads, each its own asyncio.run, three calls each through one RateLimit with
+    max_concurrency=2: never more than 2 at the server; a call that would have to wait while
+    another thread's loop owns the key's waiting raises a RuntimeError naming RateLimit."""
+    rl = rh.RateLimit(1000, max_concurrency=2, max_wait=2.0)
+    with ThreadServer() as srv:
+        key = ("http", "127.0.0.1", srv.port)
+
+        def main(k: int) -> Callable[[], object]:
+            async def run() -> list[object]:
+                await asyncio.sleep(0.1 * k)
+                async with aiohttp.ClientSession(middlewares=(rl,)) as s:
+                    calls = [_status(s, srv.url("/slow?s=0.4")) for _ in range(3)]
+                    return await asyncio.gather(*calls, return_exceptions=True)
+
+            return run
+
+        results = run_in_threads(main(0), main(1), main(2))
+        assert srv.max_in_flight <= 2
+        assert rl.in_flight(key) == 0 and rl.waiting(key) == 0
+        outcomes = [o for per_loop in results for o in per_loop]
+        assert all(
+            o == 200 or (isinstance(o, RuntimeError) and "RateLimit" in str(o)) for o in outcomes
+        ), outcomes
+        assert outcomes.count(200) >= 3
+
+
+def test_ratelimit_waiters_of_a_closed_loop_are_dropped_counts_kept() -> None:
+    """A loop closed with a call in flight and a waiter never cancelled: the next loop drops the
+    dead waiter, and the slot of the live call is only given back when that call ends."""
+    rl = rh.RateLimit(1000, max_concurrency=1, max_wait=0.2)
+
+    @rh.resilient(rl)
+    async def hold(gate: asyncio.Event) -> str:
+        await gate.wait()
+        return "ok"
+
+    old = asyncio.new_event_loop()
+    gate = asyncio.Event()
+    try:
+        first = old.create_task(hold(gate))
+        second = old.create_task(hold(gate))
+        old.run_until_complete(asyncio.sleep(0.01))
+        assert rl.in_flight(None) == 1 and rl.waiting(None) == 1
+    finally:
+        first._log_destroy_pending = False  # type: ignore[attr-defined]
+        second._log_destroy_pending = False  # type: ignore[attr-defined]
+        old.close()
+
+    async def later() -> None:
+        with pytest.raises(rh.RateLimitExceeded):  # the slot is still held: not admitted
+            await asyncio.wait_for(hold(asyncio.Event()), 2.0)
+        assert rl.waiting(None) == 0  # the dead waiter is gone
+
+    asyncio.run(later())
+    assert rl.in_flight(None) == 1
