@@ -122,3 +122,41 @@ def test_ratelimit_waiters_of_a_closed_loop_are_dropped_counts_kept() -> None:
 
     asyncio.run(later())
     assert rl.in_flight(None) == 1
+
+
+# -- Timeout --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shared", ["alone", "in a Stack"])
+def test_one_timeout_on_two_threads_enforces_both_deadlines(shared: str) -> None:
+    """Two threads, each its own loop, one Timeout(0.5): both 3 s answers are cut at 0.5 s
+    (the second thread's first call does not disarm the first thread's deadline)."""
+    timeout = rh.Timeout(0.5)
+    layer = timeout if shared == "alone" else rh.Stack(timeout, rh.Retry())
+    with ThreadServer() as srv:
+
+        def main(k: int) -> Callable[[], object]:
+            async def run() -> object:
+                await asyncio.sleep(0.15 * k)
+                async with aiohttp.ClientSession(middlewares=(layer,)) as s:
+                    started = time.monotonic()
+                    with pytest.raises(rh.DeadlineExceeded):
+                        await _status(s, srv.url("/slow?s=3"))
+                    return time.monotonic() - started
+
+            return run
+
+        elapsed = run_in_threads(main(0), main(1))
+    assert all(isinstance(e, float) and 0.45 < e < 1.5 for e in elapsed), elapsed
+
+
+def test_timeout_forgets_the_state_of_closed_loops() -> None:
+    timeout = rh.Timeout(5)
+
+    @rh.resilient(timeout)
+    async def call() -> str:
+        return "ok"
+
+    for _ in range(3):
+        assert asyncio.run(call()) == "ok"
+    assert len(timeout._loops) == 1  # the last loop's; the closed ones were dropped
