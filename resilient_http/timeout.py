@@ -82,14 +82,19 @@ else:  # in C since 3.12
     _current_task = asyncio.current_task
 
 
-class _Deadlines:
-    """The live calls of one ``Timeout`` on one event loop, oldest first, and its one timer."""
+_LOCK = threading.Lock()
+"""Guards every Timeout's ``_loops`` (taken only by a call on another loop than the last)."""
 
-    __slots__ = ("loop", "live", "timer")
+
+class _Deadlines(deque[list[Any]]):
+    """The live calls of one ``Timeout`` on one event loop, oldest first (a deque, one
+    attribute lookup less per call than holding one), and its one timer."""
+
+    __slots__ = ("loop", "timer")
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        super().__init__()
         self.loop = loop
-        self.live: deque[list[Any]] = deque()
         self.timer: TimerHandle | None = None
 
 
@@ -115,7 +120,7 @@ class Timeout(Layer):
     In decorator mode it bounds the whole decorated call.
     """
 
-    __slots__ = ("seconds", "stream", "clock", "reads_body", "_now", "_here", "_loops", "_lock")
+    __slots__ = ("seconds", "stream", "clock", "reads_body", "_now", "_here", "_loops")
 
     def __init__(
         self,
@@ -132,7 +137,6 @@ class Timeout(Layer):
         self._now = time.monotonic if isinstance(self.clock, LoopClock) else self.clock.now
         self._here = _Deadlines(None)  # the pair of the loop used last
         self._loops: dict[asyncio.AbstractEventLoop, _Deadlines] = {}
-        self._lock = threading.Lock()
 
     def enter(self, call: Call, i: int) -> Step:
         when = self._now() + self.seconds
@@ -151,7 +155,7 @@ class Timeout(Layer):
             here = self._deadlines(loop)
         cancelling = task.cancelling() if _COUNTS_CANCELS else 0
         call[i] = armed = [when, task, _set_deadline(when), cancelling, False, here]  # see above
-        here.live.append(armed)
+        here.append(armed)
         if here.timer is None:
             here.timer = self.clock.call_at(when, self._expire, here)
         return None
@@ -162,7 +166,7 @@ class Timeout(Layer):
             return None
         call[i] = None
         _reset_deadline(armed[2])
-        live = armed[5].live
+        live = armed[5]
         if live and live[0] is armed:  # the common case: the oldest live call finished
             live.popleft()
             while live and live[0][1] is None:  # and those that finished before it
@@ -182,7 +186,7 @@ class Timeout(Layer):
     def _expire(self, here: _Deadlines) -> None:
         """The timer fired: cancel every live call that is due, re-arm for the next one."""
         here.timer = None
-        live = here.live
+        live = here
         now = self.clock.now()
         while live:
             head = live[0]
@@ -199,7 +203,7 @@ class Timeout(Layer):
 
     def _deadlines(self, loop: asyncio.AbstractEventLoop) -> _Deadlines:
         """The FIFO and timer of ``loop`` (made on its first call); forgets closed loops'."""
-        with self._lock:
+        with _LOCK:
             here = self._loops.get(loop)
             if here is None:
                 for old in [old for old in self._loops if old.is_closed()]:
@@ -213,7 +217,7 @@ class Timeout(Layer):
     @property
     def _live(self) -> deque[list[Any]]:
         """The live calls of the loop used last (for tests)."""
-        return self._here.live
+        return self._here
 
     def __repr__(self) -> str:
         extra = ", stream=True" if self.stream else ""

@@ -14,13 +14,16 @@ from aiohttp import web
 
 class ThreadServer:
     """``/slow?s=SECONDS`` answers 200 after that many real seconds; ``/ok`` at once;
-    ``/fail`` 503 at once. Counts requests in flight and their maximum."""
+    ``/fail`` 503 at once; ``/items?page=N`` three items for pages 1 to 3, then none;
+    ``/job`` a finished job. Counts requests per path, in flight and their maximum; the
+    query of the last request per path is in ``queries``."""
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
         self.in_flight = 0
         self.max_in_flight = 0
         self.hits: dict[str, int] = {}
+        self.queries: dict[str, str] = {}
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -60,6 +63,7 @@ class ThreadServer:
         name = request.match_info["name"]
         with self._lock:
             self.hits[name] = self.hits.get(name, 0) + 1
+            self.queries[name] = request.query_string
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
@@ -67,6 +71,11 @@ class ThreadServer:
                 await asyncio.sleep(float(request.query.get("s", "1")))
             if name == "fail":
                 return web.Response(status=503, text="down")
+            if name == "items":
+                page = int(request.query.get("page", "1"))
+                return web.json_response([f"{page}.{k}" for k in range(3)] if page <= 3 else [])
+            if name == "job":
+                return web.json_response({"status": "done", "id": 7})
             return web.json_response({"path": name})
         finally:
             with self._lock:

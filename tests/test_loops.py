@@ -160,3 +160,172 @@ def test_timeout_forgets_the_state_of_closed_loops() -> None:
     for _ in range(3):
         assert asyncio.run(call()) == "ok"
     assert len(timeout._loops) == 1  # the last loop's; the closed ones were dropped
+
+
+def test_ratelimit_waiting_from_a_second_running_loop_raises_a_clear_error() -> None:
+    rl = rh.RateLimit(1000, max_concurrency=1)
+    with ThreadServer() as srv:
+        key = ("http", "127.0.0.1", srv.port)
+
+        async def owner() -> list[object]:
+            async with aiohttp.ClientSession(middlewares=(rl,)) as s:
+                calls = [_status(s, srv.url("/slow?s=0.6")) for _ in range(2)]
+                return await asyncio.gather(*calls, return_exceptions=True)
+
+        async def second() -> object:
+            await _until(lambda: rl.waiting(key) == 1)  # the owner's loop waits on the key
+            async with aiohttp.ClientSession(middlewares=(rl,)) as s:
+                try:
+                    return await _status(s, srv.url("/ok"))
+                except RuntimeError as exc:
+                    return exc
+
+        first, other = run_in_threads(owner, second)
+    assert first == [200, 200]
+    assert isinstance(other, RuntimeError)
+    assert "RateLimit" in str(other) and "give each thread its own RateLimit" in str(other)
+    assert srv.hits.get("ok", 0) == 0 and srv.max_in_flight == 1
+    assert rl.in_flight(key) == 0 and rl.waiting(key) == 0
+
+
+# -- the layers safe to share: Retry (and its budget), CircuitBreaker, FieldMask, Stack ----
+
+
+def test_retry_and_its_budget_shared_by_two_threads() -> None:
+    """Each thread's calls get their own attempts; one budget caps the retries of both."""
+    budget = rh.RetryBudget(ratio=0.5, min_per_second=0)
+    retry = rh.Retry(attempts=3, backoff=rh.Backoff(0.01, cap=0.01), budget=budget)
+    with ThreadServer() as srv:
+
+        def main() -> object:
+            async def run() -> list[object]:
+                async with aiohttp.ClientSession(middlewares=(retry,)) as s:
+                    ok = [await _status(s, srv.url("/ok")) for _ in range(10)]
+                    failed = await asyncio.gather(
+                        *(_status(s, srv.url("/fail")) for _ in range(4)),
+                        return_exceptions=True,
+                    )
+                    return [*ok, *failed]
+
+            return run
+
+        results = run_in_threads(main(), main())
+    for per_thread in results:
+        assert per_thread[:10] == [200] * 10
+        assert all(o == 503 or isinstance(o, rh.RetriesExhausted) for o in per_thread[10:])
+    # 28 logical calls: at most 14 retries; 8 calls to /fail, up to 2 retries each.
+    assert 8 <= srv.hits["fail"] <= 8 + 14
+    assert srv.hits["fail"] - 8 <= 0.5 * 28
+
+
+def test_circuit_breaker_shared_by_two_threads_opens_and_admits_one_probe() -> None:
+    breaker = rh.CircuitBreaker(0.5, min_throughput=4, break_for=0.4, half_open_probes=1)
+    with ThreadServer() as srv:
+        url = srv.url("/fail")
+
+        def main(k: int) -> object:
+            async def run() -> tuple[list[object], list[object]]:
+                async with aiohttp.ClientSession(middlewares=(breaker,)) as s:
+                    first = [await _outcome(s, url) for _ in range(4)]
+                    await asyncio.sleep(0.5 - 0.05 * k)  # the break is over: half-open
+                    probes = await asyncio.gather(
+                        *(_outcome(s, srv.url("/slow?s=0.3")) for _ in range(5))
+                    )
+                    return first, probes
+
+            return run
+
+        results = run_in_threads(main(0), main(1))
+    firsts = [o for first, _ in results for o in first]
+    assert firsts.count(503) >= 4 and "CircuitOpen" in firsts  # opened after 4 outcomes
+    probes = [o for _, p in results for o in p]
+    assert srv.hits.get("slow", 0) == 1  # one probe slot, for both threads
+    assert probes.count(200) == 1 and probes.count("CircuitOpen") == 9
+
+
+async def _outcome(session: aiohttp.ClientSession, url: str) -> object:
+    try:
+        return await _status(session, url)
+    except rh.CircuitOpen:
+        return "CircuitOpen"
+
+
+def test_fieldmask_and_a_stack_shared_by_two_threads() -> None:
+    stack = rh.Stack(rh.Timeout(5), rh.Retry(), rh.FieldMask(["id", "name"]))
+    with ThreadServer() as srv:
+
+        def main() -> object:
+            async def run() -> list[int]:
+                async with aiohttp.ClientSession(middlewares=(stack,)) as s:
+                    return [await _status(s, srv.url("/ok")) for _ in range(20)]
+
+            return run
+
+        results = run_in_threads(main(), main())
+        assert results == [[200] * 20] * 2
+        assert srv.hits["ok"] == 40 and srv.queries["ok"] == "fields=id,name"
+
+
+def test_paginate_and_poll_from_two_threads() -> None:
+    strategy = rh.PageNumber()
+    with ThreadServer() as srv:
+
+        def main() -> object:
+            async def run() -> tuple[list[str], object]:
+                async with aiohttp.ClientSession(middlewares=(rh.Retry(),)) as s:
+                    items = [x async for x in rh.paginate(s, srv.url("/items"), strategy)]
+                    job = await rh.poll(s, srv.url("/job"), done={"done"}, status="status")
+                    return items, job
+
+            return run
+
+        results = run_in_threads(main(), main())
+    pages = [f"{p}.{k}" for p in (1, 2, 3) for k in range(3)]
+    assert results == [(pages, {"status": "done", "id": 7})] * 2
+
+
+# -- Cache ----------------------------------------------------------------------------------
+
+
+def test_cache_reused_on_a_later_loop_keeps_its_entries() -> None:
+    cache = rh.Cache(ttl=60)
+    with ThreadServer() as srv:
+
+        async def once() -> int:
+            async with aiohttp.ClientSession(middlewares=(cache,)) as s:
+                return await _status(s, srv.url("/ok"))
+
+        assert asyncio.run(once()) == 200
+        assert asyncio.run(once()) == 200
+        assert srv.hits["ok"] == 1
+
+
+def test_cache_from_a_second_running_loop_raises_a_clear_error() -> None:
+    cache = rh.Cache(ttl=60)
+    with ThreadServer() as srv:
+        import threading
+
+        served = threading.Event()
+        done = threading.Event()
+
+        async def owner() -> object:
+            async with aiohttp.ClientSession(middlewares=(cache,)) as s:
+                status = await _status(s, srv.url("/ok"))
+                served.set()
+                await asyncio.get_running_loop().run_in_executor(None, done.wait, 10)
+                return status
+
+        async def second() -> object:
+            await asyncio.get_running_loop().run_in_executor(None, served.wait, 10)
+            try:
+                async with aiohttp.ClientSession(middlewares=(cache,)) as s:
+                    return await _status(s, srv.url("/ok"))
+            except RuntimeError as exc:
+                return exc
+            finally:
+                done.set()
+
+        first, other = run_in_threads(owner, second)
+    assert first == 200
+    assert isinstance(other, RuntimeError)
+    assert "Cache" in str(other) and "give each thread its own Cache" in str(other)
