@@ -36,6 +36,14 @@ wait past ``max_wait`` or a deadline without taking a token; it has no prioritie
 per-key buckets. Hence :mod:`resilient_http._bucket`; aiolimiter stays the baseline of
 ``benchmarks/ratelimit_overhead.py`` and ``benchmarks/ratelimit_accuracy.py``.
 
+Threads. The counts and buckets are shared by every event loop using the layer, in any
+thread: admission claims the slot right after checking it and takes the token in one
+straight-line method with no call inside, so on CPython no other thread runs in between and
+``max_concurrency`` holds across threads. The waiting (futures, the key's timer) belongs to
+one running loop: the first that had to wait on the key, until it stops; a call on another
+thread's loop that has to wait meanwhile raises ``RuntimeError``, and a call ending there
+hands the serving of the waiters to their loop (``call_soon_threadsafe``).
+
 Bucket state lives in a :class:`BucketStore` (default :class:`MemoryStore`); the queue of
 waiters is local to the process. A shared store (Redis, for many processes) only has to hand
 out objects with :class:`~resilient_http._bucket.TokenBucket`'s methods.
@@ -304,9 +312,13 @@ class RateLimit(Layer):
             if lane is None:
                 lane = self._new_lane(key)
         call[i] = lane
-        if not lane.waiting and lane.inflight < self._limit and lane.bucket.try_take(self._now()):
+        if not lane.waiting and lane.inflight < self._limit:
+            # The slot is claimed right after the check, with no call between them: no other
+            # thread's loop can take the same last slot in between (see the module docstring).
             lane.inflight += 1
-            return None
+            if lane.bucket.try_take(self._now()):
+                return None
+            lane.inflight -= 1
         return self._queue(lane, call)
 
     def exit(self, call: Call, i: int, result: Any, error: BaseException | None) -> Step:
@@ -334,7 +346,7 @@ class RateLimit(Layer):
             ):
                 self._adapt(lane, status, headers, call)
         if lane.waiting and (self._limit != sys.maxsize or lane.handle is None):
-            self._dispatch(lane)
+            self._serve(lane)
         return None
 
     def _key(self, call: Call) -> Hashable:
@@ -449,6 +461,15 @@ class RateLimit(Layer):
             lane.waiting -= 1
             lane.inflight += 1
             fut.set_result(None)
+
+    def _serve(self, lane: _Lane) -> None:
+        """A call ended with waiters queued: serve them, on their loop (the loop that waits on
+        the key may run in another thread, whose futures and timer only it may touch)."""
+        owner = lane.loop
+        if owner is None or owner is asyncio.get_running_loop() or not owner.is_running():
+            self._dispatch(lane)
+        else:
+            owner.call_soon_threadsafe(self._dispatch, lane)
 
     def _on_timer(self, lane: _Lane, when: float) -> None:
         lane.handle = None

@@ -329,3 +329,27 @@ def test_cache_from_a_second_running_loop_raises_a_clear_error() -> None:
     assert first == 200
     assert isinstance(other, RuntimeError)
     assert "Cache" in str(other) and "give each thread its own Cache" in str(other)
+
+
+def test_ratelimit_a_call_ending_in_one_thread_wakes_a_waiter_of_another() -> None:
+    """Thread B holds the one slot; thread A's call waits for it (A's loop serves the key's
+    waiting). B's call ends in B: A's waiter is served on A's loop at once."""
+    rl = rh.RateLimit(1000, max_concurrency=1)
+    with ThreadServer() as srv:
+        key = ("http", "127.0.0.1", srv.port)
+
+        async def holder() -> object:
+            async with aiohttp.ClientSession(middlewares=(rl,)) as s:
+                return await _status(s, srv.url("/slow?s=0.5"))
+
+        async def waiter() -> object:
+            await _until(lambda: rl.in_flight(key) == 1)
+            async with aiohttp.ClientSession(middlewares=(rl,)) as s:
+                started = time.monotonic()
+                status = await asyncio.wait_for(_status(s, srv.url("/ok")), 5)
+                return status, time.monotonic() - started
+
+        held, (status, waited) = run_in_threads(holder, waiter)
+    assert held == 200 and status == 200
+    assert waited < 1.0  # served when the slot came free (~0.5 s), not later
+    assert srv.max_in_flight == 1
