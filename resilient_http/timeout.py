@@ -56,7 +56,7 @@ def current_deadline() -> float | None:
 
 
 # A live call under one ``Timeout`` is a record
-# ``[deadline, task, token, cancelling, fired, deadlines]``:
+# ``[deadline, task, token, cancelling, fired, live]``:
 # a list, not an object, because one is made per call on the fast path (a list display costs
 # ~35 ns, a slotted object's ``__init__`` ~140 ns).
 #   deadline    the call's deadline, on the layer's clock
@@ -67,7 +67,7 @@ def current_deadline() -> float | None:
 #               the way in, as ``asyncio.timeout`` does, so that a caller's cancel landing in
 #               the same loop iteration as the deadline, before it, stays a cancellation
 #   fired       whether the timer cancelled the task
-#   deadlines   the _Deadlines (FIFO and timer) of the call's event loop
+#   live        the FIFO of the call's event loop (see _Deadlines)
 _COUNTS_CANCELS = sys.version_info >= (3, 11)
 
 if sys.version_info < (3, 12):
@@ -86,15 +86,14 @@ _LOCK = threading.Lock()
 """Guards every Timeout's ``_loops`` (taken only by a call on another loop than the last)."""
 
 
-class _Deadlines(deque[list[Any]]):
-    """The live calls of one ``Timeout`` on one event loop, oldest first (a deque, one
-    attribute lookup less per call than holding one), and its one timer."""
+class _Deadlines:
+    """The live calls of one ``Timeout`` on one event loop, oldest first, and its one timer."""
 
-    __slots__ = ("loop", "timer")
+    __slots__ = ("loop", "live", "timer")
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
-        super().__init__()
         self.loop = loop
+        self.live: deque[list[Any]] = deque()
         self.timer: TimerHandle | None = None
 
 
@@ -154,8 +153,9 @@ class Timeout(Layer):
         if here.loop is not loop:  # first use, another thread's loop, or a new event loop
             here = self._deadlines(loop)
         cancelling = task.cancelling() if _COUNTS_CANCELS else 0
-        call[i] = armed = [when, task, _set_deadline(when), cancelling, False, here]  # see above
-        here.append(armed)
+        live = here.live
+        call[i] = armed = [when, task, _set_deadline(when), cancelling, False, live]  # see above
+        live.append(armed)
         if here.timer is None:
             here.timer = self.clock.call_at(when, self._expire, here)
         return None
@@ -186,7 +186,7 @@ class Timeout(Layer):
     def _expire(self, here: _Deadlines) -> None:
         """The timer fired: cancel every live call that is due, re-arm for the next one."""
         here.timer = None
-        live = here
+        live = here.live
         now = self.clock.now()
         while live:
             head = live[0]
@@ -217,7 +217,7 @@ class Timeout(Layer):
     @property
     def _live(self) -> deque[list[Any]]:
         """The live calls of the loop used last (for tests)."""
-        return self._here
+        return self._here.live
 
     def __repr__(self) -> str:
         extra = ", stream=True" if self.stream else ""
