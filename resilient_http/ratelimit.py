@@ -37,9 +37,10 @@ per-key buckets. Hence :mod:`resilient_http._bucket`; aiolimiter stays the basel
 ``benchmarks/ratelimit_overhead.py`` and ``benchmarks/ratelimit_accuracy.py``.
 
 Threads. The counts and buckets are shared by every event loop using the layer, in any
-thread: admission claims the slot right after checking it and takes the token in one
-straight-line method with no call inside, so on CPython no other thread runs in between and
-``max_concurrency`` holds across threads. The waiting (futures, the key's timer) belongs to
+thread: admission claims the slot right after checking it, with no call in between, so on
+CPython no other thread runs in between and ``max_concurrency`` holds across threads (the
+token is taken by a method with no call inside either, unless the server lowered the rate).
+The waiting (futures, the key's timer) belongs to
 one running loop: the first that had to wait on the key, until it stops; a call on another
 thread's loop that has to wait meanwhile raises ``RuntimeError``, and a call ending there
 hands the serving of the waiters to their loop (``call_soon_threadsafe``).
