@@ -18,11 +18,17 @@ Deposits are the hot path (one per request, while withdrawals happen only on fai
 deposit into the current slot only bumps a counter (``_fresh``), which the window folds into
 its slot when it next slides or is read. ``Retry`` does that bump inline (see
 :meth:`RetryBudget.deposit`).
+
+Threads: everything but that bump runs under one lock (:data:`_LOCK`), so one budget shared by
+event loops in several threads never allows more retries than with one loop. The bump takes
+no lock; folding it in subtracts what was read (``_fresh -= n``), so a bump made meanwhile by
+another thread is kept, not lost.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -36,6 +42,9 @@ __all__ = ["RetryBudget"]
 
 _MAX_SLOTS = 10_000
 """The window's finest resolution (each slot costs two list entries)."""
+
+_LOCK = threading.Lock()
+"""Serializes every budget's window (never taken by the per-request bump of ``_fresh``)."""
 
 
 class RetryBudget:
@@ -129,10 +138,11 @@ class RetryBudget:
 
     def _sync(self, now: float) -> None:
         """Bring the window up to ``now``, every deposit counted in its slot."""
-        if self._fresh:
-            self._dep[self._idx] += self._fresh
-            self._dep_total += self._fresh
-            self._fresh = 0
+        fresh = self._fresh
+        if fresh:
+            self._dep[self._idx] += fresh
+            self._dep_total += fresh
+            self._fresh -= fresh  # not = 0: a bump made meanwhile by another thread stays
         if now >= self._slot_end:
             self._slide(now)
 
@@ -157,11 +167,16 @@ class RetryBudget:
         The same as ``if now < budget._slot_end: budget._fresh += 1`` and this call
         otherwise, which is how ``Retry`` deposits (a method call costs as much as the rest)."""
         if now >= self._slot_end:
-            self._sync(now)
+            with _LOCK:
+                self._sync(now)
         self._fresh += 1
 
     def withdraw(self, now: float) -> bool:
         """Take one retry at time ``now``; ``False`` (nothing taken) when the budget is spent."""
+        with _LOCK:
+            return self._withdraw(now)
+
+    def _withdraw(self, now: float) -> bool:
         self._sync(now)
         if self._wd_total + 1 <= self.ratio * self._dep_total + 1e-9:
             self._wd[self._idx] += 1
@@ -186,14 +201,19 @@ class RetryBudget:
     def refund(self, now: float) -> None:
         """Give back one retry that succeeded at time ``now`` (never below zero in the
         window)."""
-        self._sync(now)
-        if self._wd_total > 0:
-            self._wd[self._idx] -= 1
-            self._wd_total -= 1
+        with _LOCK:
+            self._sync(now)
+            if self._wd_total > 0:
+                self._wd[self._idx] -= 1
+                self._wd_total -= 1
 
     def available(self, now: float) -> int:
         """How many retries :meth:`withdraw` would allow right now (for metrics and tests)."""
-        self._sync(now)
+        with _LOCK:
+            self._sync(now)
+            return self._available(now)
+
+    def _available(self, now: float) -> int:
         by_ratio = max(0, math.floor(self.ratio * self._dep_total + 1e-9) - self._wd_total)
         tokens = self._tokens
         if self.min_per_second > 0 and now > self._tokens_at:

@@ -25,11 +25,18 @@ earlier period change nothing, so a call that started before the circuit opened 
 close it or count in a later window. A probe keeps its slot until it ends, whatever the
 period: never more than ``probes`` probe calls are in flight at once, even when a probe of
 an earlier half-open period is still running (bound probes with a per-attempt timeout).
+
+Threads: every method but the short way of :meth:`Circuit.success` runs under one lock
+(:data:`_LOCK`), so circuits shared by event loops in several threads change state and hand
+out probe slots exactly as with one loop. The short way (one ``ok += 1``) takes no lock: it
+is what almost every call does, and a fold of ``ok`` racing with it in another thread can at
+worst leave one success uncounted.
 """
 
 from __future__ import annotations
 
 import enum
+import threading
 
 __all__ = ["CircuitState", "Circuit", "Ticket"]
 
@@ -52,6 +59,9 @@ OPEN = CircuitState.OPEN
 HALF_OPEN = CircuitState.HALF_OPEN
 ISOLATED = CircuitState.ISOLATED
 
+
+_LOCK = threading.Lock()
+"""Serializes the state changes of every circuit (never taken by the short way of success)."""
 
 _NEVER = float("-inf")
 """The ``end`` of every ticket but the current closed period's: no success counts the short way."""
@@ -166,20 +176,23 @@ class Circuit:
         An open circuit whose break is over turns half-open here; a half-open circuit admits
         up to ``probes`` calls at once.
         """
-        state = self.state
-        if state is CLOSED:
+        if self.state is CLOSED:
             return self.ticket
-        if state is OPEN:
-            if now < self.until:
+        with _LOCK:
+            state = self.state
+            if state is CLOSED:
+                return self.ticket
+            if state is OPEN:
+                if now < self.until:
+                    return None
+                self.state = HALF_OPEN
+                self._new_ticket(True)
+            elif state is ISOLATED:
                 return None
-            self.state = HALF_OPEN
-            self._new_ticket(True)
-        elif state is ISOLATED:
-            return None
-        if self.in_flight >= self.probes:
-            return None
-        self.in_flight += 1
-        return self.ticket
+            if self.in_flight >= self.probes:
+                return None
+            self.in_flight += 1
+            return self.ticket
 
     def retry_in(self, now: float) -> float | None:
         """Seconds until a rejected call might be admitted: what is left of the break while
@@ -213,20 +226,25 @@ class Circuit:
         if now < ticket.end:  # the current closed period, and the current bucket
             self.ok += 1
             return
-        if ticket.probe:
-            self._probe_done()
-            if ticket is self.ticket:
-                self._close(now)
-            return
-        if ticket is self.ticket:  # else admitted in an earlier period
-            if now >= self._end:
-                self._roll(now)
-            self.ok += 1
+        with _LOCK:
+            if ticket.probe:
+                self._probe_done()
+                if ticket is self.ticket:
+                    self._close(now)
+                return
+            if ticket is self.ticket:  # else admitted in an earlier period
+                if now >= self._end:
+                    self._roll(now)
+                self.ok += 1
 
     def failure(self, ticket: Ticket, now: float) -> None:
         """Record a failed call. It opens the circuit when the window's failure ratio
         reaches ``failure_ratio`` with at least ``min_throughput`` outcomes; a probe's
         failure re-opens it."""
+        with _LOCK:
+            self._failure(ticket, now)
+
+    def _failure(self, ticket: Ticket, now: float) -> None:
         if ticket.probe:
             self._probe_done()
             if ticket is self.ticket:
@@ -253,7 +271,8 @@ class Circuit:
         """Forget a call that ended without an outcome (cancelled): a probe frees its slot,
         the state does not change."""
         if ticket.probe:
-            self._probe_done()
+            with _LOCK:
+                self._probe_done()
 
     def _probe_done(self) -> None:
         if self.in_flight > 0:
@@ -264,24 +283,27 @@ class Circuit:
     def isolate(self) -> None:
         """Open the circuit until :meth:`reset`. Outcomes of calls in flight no longer count
         (probes in flight keep their slots until they end)."""
-        self.state = ISOLATED
-        self._new_ticket(False)
-        self._clear()
+        with _LOCK:
+            self.state = ISOLATED
+            self._new_ticket(False)
+            self._clear()
 
     def reset(self, now: float) -> None:
         """Close the circuit and forget the window. Outcomes of calls in flight no longer
         count (probes in flight keep their slots until they end)."""
-        self._close(now)
+        with _LOCK:
+            self._close(now)
 
     # -- the window --------------------------------------------------------------------------
 
     def counts(self, now: float) -> tuple[int, int]:
         """``(failures, throughput)`` in the window at ``now``."""
-        if now >= self._end:
-            self._roll(now)
-        else:
-            self._fold()
-        return self._failed, self._total
+        with _LOCK:
+            if now >= self._end:
+                self._roll(now)
+            else:
+                self._fold()
+            return self._failed, self._total
 
     def _fold(self) -> None:
         """Add the successes counted the short way (``ok``) to the current bucket."""
@@ -289,7 +311,7 @@ class Circuit:
         if ok:
             self._totals[self._slot] += ok
             self._total += ok
-            self.ok = 0
+            self.ok -= ok  # not = 0: keeps an increment made meanwhile by another thread
 
     def _roll(self, now: float) -> None:
         self._fold()

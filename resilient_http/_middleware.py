@@ -65,6 +65,7 @@ from aiohttp.client import _RequestContextManager
 from aiohttp.client_middlewares import ClientHandlerType, ClientMiddlewareType
 
 from resilient_http._order import check_order
+from resilient_http._response import replay as _replay
 from resilient_http._validate import show
 
 __all__ = [
@@ -144,7 +145,9 @@ class Layer:
     """Whether the layer only makes sense on HTTP requests (not in the decorator)."""
     reads_body: bool = False
     """Whether the stack must read the response body inside the call (before the layers'
-    ``exit`` hooks run), so that the body phase is covered by timeouts and retries. A body
+    ``exit`` hooks run), so that the body phase is covered by timeouts and retries. The body
+    read stays readable through every aiohttp API (``read()``, ``text()``, ``json()`` and
+    ``content``'s, see :func:`resilient_http._response.replay`). A body
     that arrived in full with the headers (the response's stream is at EOF) is left for the
     caller's ``read()``: nothing is left to wait for or to fail, and reading it twice costs
     two coroutines per request."""
@@ -315,14 +318,14 @@ def _compile(hooks: Hooks, mode: str) -> Callable[..., Coroutine[Any, Any, Any]]
         src += [
             f"{pad}result = await handler(request)",
             f"{pad}if {reads} and not result.content.is_eof():  # else nothing is left to wait for",
-            f"{pad}    await result.read()",
+            f"{pad}    _replay(result, await result.read())  # and content reads it again",
         ]
     else:
         src += [
             f"{pad}result = await handler(*args, **kwargs)",
             f"{pad}if {reads} and isinstance(result, ClientResponse):",
             f"{pad}    if not result.content.is_eof():",
-            f"{pad}        await result.read()",
+            f"{pad}        _replay(result, await result.read())",
         ]
     src += [
         "    except BaseException as exc:",
@@ -366,7 +369,7 @@ def _chain(src: list[str], pad: str, calls: Iterable[tuple[int, str]]) -> str:
 
 
 def _build(src: list[str]) -> Callable[..., Any]:
-    scope: dict[str, Any] = {"_drive": _drive, "_plan_of": _plan_of}
+    scope: dict[str, Any] = {"_drive": _drive, "_plan_of": _plan_of, "_replay": _replay}
     scope["ClientResponse"] = ClientResponse
     exec("\n".join(src), scope)  # our own generated source, see _compile
     run = scope["__call__"]
@@ -423,7 +426,8 @@ async def _drive(
                     if args is None:
                         result = await handler(request)
                         if plan.reads_body and not result.content.is_eof():
-                            await result.read()  # releases the connection itself on failure
+                            # read() releases the connection itself on failure
+                            _replay(result, await result.read())
                     else:
                         result = await handler(*args, **(call[KWARGS] or {}))
                         if (
@@ -431,7 +435,7 @@ async def _drive(
                             and isinstance(result, ClientResponse)
                             and not result.content.is_eof()
                         ):
-                            await result.read()
+                            _replay(result, await result.read())
             except BaseException as exc:
                 error = exc
                 step = None

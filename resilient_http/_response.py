@@ -192,3 +192,20 @@ def _respond(
         loop=request.loop,
         session=getattr(request, "_session", None),
     )
+
+
+def replay(resp: ClientResponse, body: bytes) -> None:
+    """Make the ``body`` a layer read from a live response readable again through
+    ``resp.content`` (``read``, ``iter_chunked``, ``readline``, ``async for line``, ...).
+
+    aiohttp's ``read()`` keeps the body for ``read()``/``text()``/``json()`` but leaves
+    ``content`` at its end; a fresh reader holding the body, its end already fed, takes its
+    place (same buffer limit, so ``readline`` refuses the same long lines). It never pauses a
+    transport: the body is all there.
+    """
+    old = resp.content
+    content = StreamReader(_PROTOCOL, getattr(old, "_low_water", _STREAM_LIMIT), loop=resp._loop)
+    if body:
+        content.feed_data(body)
+    content.feed_eof()
+    resp.content = content

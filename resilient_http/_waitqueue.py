@@ -4,6 +4,7 @@ rule across classes. Pure: entries are anything with ``done()`` (asyncio futures
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["WaitQueue", "URGENT", "NORMAL", "BACKGROUND", "MAX_BYPASS"]
@@ -55,6 +56,18 @@ class WaitQueue:
             keep = [x for x in q if not x.done()]
             q.clear()
             q.extend(keep)
+
+    def drop(self, dead: Callable[[Any], bool]) -> int:
+        """Remove the live entries for which ``dead(entry)`` is true; return how many."""
+        gone = 0
+        live = self.live
+        for c, q in enumerate(self.queues):
+            keep = [x for x in q if not x.done() and not dead(x)]
+            gone += live[c] - len(keep)
+            live[c] = len(keep)
+            q.clear()
+            q.extend(keep)
+        return gone
 
     def pick(self) -> int:
         """The class whose head is served next (the queue must not be empty)."""

@@ -126,6 +126,10 @@ class Cache(Coalescer, Filler, Refresher, Memoizer, Layer):
     ``rh.info(resp).cache`` says whether a response was a hit, revalidated or stale;
     ``cache.stats()`` counts hits, misses, entries and bytes.
 
+    One ``Cache`` serves one running event loop at a time (its waiters, background tasks and
+    in-memory store are not shared between threads): reusing it on a later loop is fine;
+    using it while the loop it last served runs in another thread raises ``RuntimeError``.
+
     Example::
 
         cache = rh.Cache(ttl=30, stale_if_error=300)
@@ -142,6 +146,7 @@ class Cache(Coalescer, Filler, Refresher, Memoizer, Layer):
         "stale_if_error", "stale_while_revalidate", "store_streams", "key_headers", "key",
         "store", "clock",
         "_policy", "_events", "_flights", "_tasks", "_memo", "_hits", "_misses",
+        "_loop",
     )
 
     __reduce__ = fresh_reduce
@@ -199,6 +204,7 @@ class Cache(Coalescer, Filler, Refresher, Memoizer, Layer):
         self._tasks: set[asyncio.Future[Any]] = set()
         self._memo: LRUCache[Any, tuple[float, Any]] = LRUCache(self.maxsize)
         self._hits = self._misses = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # ------------------------------------------------------------------ lifecycle (and close)
 
@@ -225,8 +231,22 @@ class Cache(Coalescer, Filler, Refresher, Memoizer, Layer):
 
     # ------------------------------------------------------------------ the way in
 
+    def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Serve ``loop`` from now on, unless the loop served so far runs in another thread."""
+        old = self._loop
+        if old is not None and old.is_running():
+            raise RuntimeError(
+                f"Cache: used from an event loop while the loop it serves ({old!r}) runs in "
+                f"another thread; a Cache serves one running event loop at a time (loops that "
+                f"run one after another are fine): give each thread its own Cache"
+            )
+        self._loop = loop
+
     def enter(self, call: Call, i: int) -> Step:
         request = call[REQUEST]
+        loop = request.loop if request is not None else asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._bind(loop)
         if request is None:
             return self._enter_call(call, i)
         method = request.method

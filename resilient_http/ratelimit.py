@@ -36,6 +36,15 @@ wait past ``max_wait`` or a deadline without taking a token; it has no prioritie
 per-key buckets. Hence :mod:`resilient_http._bucket`; aiolimiter stays the baseline of
 ``benchmarks/ratelimit_overhead.py`` and ``benchmarks/ratelimit_accuracy.py``.
 
+Threads. The counts and buckets are shared by every event loop using the layer, in any
+thread: admission claims the slot right after checking it, with no call in between, so on
+CPython no other thread runs in between and ``max_concurrency`` holds across threads (the
+token is taken by a method with no call inside either, unless the server lowered the rate).
+The waiting (futures, the key's timer) belongs to
+one running loop: the first that had to wait on the key, until it stops; a call on another
+thread's loop that has to wait meanwhile raises ``RuntimeError``, and a call ending there
+hands the serving of the waiters to their loop (``call_soon_threadsafe``).
+
 Bucket state lives in a store; the queue of waiters is always local to the process. The
 default :class:`MemoryStore` keeps it in this process and a free token is taken without an
 ``await``. A shared store (``store=rh.RedisStore(...)``) makes one limit hold across many
@@ -122,18 +131,34 @@ class _Lane:
         self.waited: dict[int, float] = {}
 
     def adopt(self, loop: asyncio.AbstractEventLoop) -> None:
-        """First wait on ``loop``: forget waiters and calls left behind by an event loop that
-        ended without cancelling them (a layer reused across ``asyncio.run`` calls)."""
-        if self.loop is not None:
+        """First wait on ``loop`` (a layer reused across ``asyncio.run`` calls, say).
+
+        The counts stay: a call in flight holds its slot whatever loop it runs on, and gives
+        it back in its ``exit``. What belongs to the old loop moves: its timer is re-armed on
+        ``loop`` (by the next dispatch), and the waiters of a loop that was closed without
+        cancelling them (they can never run again) are dropped. The waiting itself (futures,
+        timer) serves one running loop at a time: while the old loop runs in another thread,
+        a wait on this key from ``loop`` raises ``RuntimeError``.
+        """
+        old = self.loop
+        if old is not None:
+            if old.is_running():
+                raise RuntimeError(
+                    f"RateLimit: requests of one key wait on event loop {old!r}, which is "
+                    f"running in another thread; a RateLimit serves one running event loop "
+                    f"at a time (loops that run one after another are fine): give each "
+                    f"thread its own RateLimit"
+                )
             if self.handle is not None:
                 self.handle.cancel()
                 self.handle = None
-            self.queue = WaitQueue()
-            self.waiting = 0
-            self.inflight = 0
-            self.waited = {}
-            self.ready = 0
+            if self.waiting:
+                self.waiting -= self.queue.drop(_on_closed_loop)
         self.loop = loop
+
+
+def _on_closed_loop(fut: asyncio.Future[None]) -> bool:
+    return fut.get_loop().is_closed()
 
 
 class RateLimit(Layer):
@@ -289,9 +314,13 @@ class RateLimit(Layer):
             if lane is None:
                 lane = self._new_lane(key)
         call[i] = lane
-        if not lane.waiting and lane.inflight < self._limit and lane.bucket.try_take(self._now()):
+        if not lane.waiting and lane.inflight < self._limit:
+            # The slot is claimed right after the check, with no call between them: no other
+            # thread's loop can take the same last slot in between (see the module docstring).
             lane.inflight += 1
-            return None
+            if lane.bucket.try_take(self._now()):
+                return None
+            lane.inflight -= 1
         return self._queue(lane, call)
 
     def exit(self, call: Call, i: int, result: Any, error: BaseException | None) -> Step:
@@ -321,7 +350,7 @@ class RateLimit(Layer):
             ):
                 return self._adapt(lane, status, headers, call)
         if lane.waiting and (self._limit != sys.maxsize or lane.handle is None):
-            self._dispatch(lane)
+            self._serve(lane)
         return None
 
     def _key(self, call: Call) -> Hashable:
@@ -453,6 +482,15 @@ class RateLimit(Layer):
             lane.waiting -= 1
             lane.inflight += 1
             fut.set_result(None)
+
+    def _serve(self, lane: _Lane) -> None:
+        """A call ended with waiters queued: serve them, on their loop (the loop that waits on
+        the key may run in another thread, whose futures and timer only it may touch)."""
+        owner = lane.loop
+        if owner is None or owner is asyncio.get_running_loop() or not owner.is_running():
+            self._dispatch(lane)
+        else:
+            owner.call_soon_threadsafe(self._dispatch, lane)
 
     def _on_timer(self, lane: _Lane, when: float) -> None:
         lane.handle = None

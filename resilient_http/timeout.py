@@ -15,13 +15,21 @@ microseconds, more than the rest of a stack. Since one ``Timeout`` adds the same
 seconds to a monotonic clock, its deadlines come in order: the layer keeps its live calls in a
 FIFO and arms ONE timer, for the oldest live call. Calls that finish are dropped from the
 front; the timer, when it fires, expires what is due and re-arms for the next live call. A
-call costs a five-item list and two deque operations.
+call costs a six-item list and two deque operations.
+
+Event loops and threads: the FIFO and its timer belong to one event loop, so the layer keeps
+one pair per loop (:class:`_Deadlines`) and remembers the last one used. One ``Timeout`` can
+serve loops that run one after another (``asyncio.run`` again) and loops that run at the same
+time in other threads: each loop's calls are timed by a timer on that loop, touched only by
+that loop's thread. Only a call on another loop than the last one looks its pair up (under a
+lock); the pairs of closed loops are forgotten then.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -48,7 +56,8 @@ def current_deadline() -> float | None:
     return _DEADLINE.get()
 
 
-# A live call under one ``Timeout`` is a record ``[deadline, task, token, cancelling, fired]``:
+# A live call under one ``Timeout`` is a record
+# ``[deadline, task, token, cancelling, fired, live]``:
 # a list, not an object, because one is made per call on the fast path (a list display costs
 # ~35 ns, a slotted object's ``__init__`` ~140 ns).
 #   deadline    the call's deadline, on the layer's clock
@@ -59,6 +68,7 @@ def current_deadline() -> float | None:
 #               the way in, as ``asyncio.timeout`` does, so that a caller's cancel landing in
 #               the same loop iteration as the deadline, before it, stays a cancellation
 #   fired       whether the timer cancelled the task
+#   live        the FIFO of the call's event loop (see _Deadlines)
 _COUNTS_CANCELS = sys.version_info >= (3, 11)
 
 if sys.version_info < (3, 12):
@@ -71,6 +81,21 @@ if sys.version_info < (3, 12):
     _current_task = _current_tasks.get
 else:  # in C since 3.12
     _current_task = asyncio.current_task
+
+
+_LOCK = threading.Lock()
+"""Guards every Timeout's ``_loops`` (taken only by a call on another loop than the last)."""
+
+
+class _Deadlines:
+    """The live calls of one ``Timeout`` on one event loop, oldest first, and its one timer."""
+
+    __slots__ = ("loop", "live", "timer")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        self.loop = loop
+        self.live: deque[list[Any]] = deque()
+        self.timer: TimerHandle | None = None
 
 
 class Timeout(Layer):
@@ -98,9 +123,7 @@ class Timeout(Layer):
     configuration and none of the state (see the README's "Pickling and copying").
     """
 
-    __slots__ = (
-        "_config", "seconds", "stream", "clock", "reads_body", "_now", "_live", "_timer", "_loop"
-    )
+    __slots__ = ("_config", "seconds", "stream", "clock", "reads_body", "_now", "_here", "_loops")
 
     __reduce__ = fresh_reduce
 
@@ -118,9 +141,8 @@ class Timeout(Layer):
         self.reads_body = not stream
         # The loop clock's now() is time.monotonic(): call it directly on the fast path.
         self._now = time.monotonic if isinstance(self.clock, LoopClock) else self.clock.now
-        self._live: deque[list[Any]] = deque()
-        self._timer: TimerHandle | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._here = _Deadlines(None)  # the pair of the loop used last
+        self._loops: dict[asyncio.AbstractEventLoop, _Deadlines] = {}
 
     def enter(self, call: Call, i: int) -> Step:
         when = self._now() + self.seconds
@@ -134,13 +156,15 @@ class Timeout(Layer):
             task = call[TASK] = _current_task(loop)
             if task is None:
                 raise RuntimeError("Timeout must run inside an asyncio task")
-        if loop is not self._loop:  # first use, or reused on a new event loop: start afresh
-            self._restart(loop)
+        here = self._here
+        if here.loop is not loop:  # first use, another thread's loop, or a new event loop
+            here = self._deadlines(loop)
         cancelling = task.cancelling() if _COUNTS_CANCELS else 0
-        call[i] = armed = [when, task, _set_deadline(when), cancelling, False]  # see above
-        self._live.append(armed)
-        if self._timer is None:
-            self._timer = self.clock.call_at(when, self._expire)
+        live = here.live
+        call[i] = armed = [when, task, _set_deadline(when), cancelling, False, live]  # see above
+        live.append(armed)
+        if here.timer is None:
+            here.timer = self.clock.call_at(when, self._expire, here)
         return None
 
     def exit(self, call: Call, i: int, result: Any, error: BaseException | None) -> Step:
@@ -149,7 +173,7 @@ class Timeout(Layer):
             return None
         call[i] = None
         _reset_deadline(armed[2])
-        live = self._live
+        live = armed[5]
         if live and live[0] is armed:  # the common case: the oldest live call finished
             live.popleft()
             while live and live[0][1] is None:  # and those that finished before it
@@ -166,10 +190,10 @@ class Timeout(Layer):
             ) from error
         return None
 
-    def _expire(self) -> None:
+    def _expire(self, here: _Deadlines) -> None:
         """The timer fired: cancel every live call that is due, re-arm for the next one."""
-        self._timer = None
-        live = self._live
+        here.timer = None
+        live = here.live
         now = self.clock.now()
         while live:
             head = live[0]
@@ -181,15 +205,26 @@ class Timeout(Layer):
                 head[4] = True
                 task.cancel()
             else:
-                self._timer = self.clock.call_at(head[0], self._expire)
+                here.timer = self.clock.call_at(head[0], self._expire, here)
                 break
 
-    def _restart(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._live.clear()
-        self._loop = loop
+    def _deadlines(self, loop: asyncio.AbstractEventLoop) -> _Deadlines:
+        """The FIFO and timer of ``loop`` (made on its first call); forgets closed loops'."""
+        with _LOCK:
+            here = self._loops.get(loop)
+            if here is None:
+                for old in [old for old in self._loops if old.is_closed()]:
+                    gone = self._loops.pop(old)
+                    if gone.timer is not None:
+                        gone.timer.cancel()
+                here = self._loops[loop] = _Deadlines(loop)
+            self._here = here
+        return here
+
+    @property
+    def _live(self) -> deque[list[Any]]:
+        """The live calls of the loop used last (for tests)."""
+        return self._here.live
 
     def __repr__(self) -> str:
         extra = ", stream=True" if self.stream else ""
