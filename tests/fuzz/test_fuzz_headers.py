@@ -67,7 +67,7 @@ def test_parse_reset_and_retry_after_ranges(value: str, wall: float) -> None:
 
 
 @FUZZ
-@given(st.integers(0, int(TEN_YEARS)), st.integers(0, 10**9))
+@given(st.integers(0, int(TEN_YEARS) - 1), st.integers(0, 10**9))
 def test_retry_after_round_trip(seconds: int, fraction: int) -> None:
     assert parse_retry_after(str(seconds), WALL) == float(seconds)
     assert parse_retry_after(f" {seconds}.{fraction} ", WALL) == float(f"{seconds}.{fraction}")
