@@ -24,7 +24,7 @@ settings.register_profile(
     "fuzz-e2e-quick", max_examples=60, deadline=None, suppress_health_check=_QUIET
 )
 settings.register_profile(
-    "fuzz-e2e", max_examples=2_000, deadline=None, suppress_health_check=_QUIET
+    "fuzz-e2e", max_examples=750, deadline=None, suppress_health_check=_QUIET
 )
 
 LONG = os.environ.get("HYPOTHESIS_PROFILE") == "fuzz"

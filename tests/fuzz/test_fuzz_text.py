@@ -35,11 +35,10 @@ names = st.one_of(st.just("*"), st.text("abcXYZ019_-", min_size=1, max_size=6))
 
 
 def _field_exprs(depth: int = 2) -> st.SearchStrategy[str]:
-    path = st.lists(names, min_size=1, max_size=3).flatmap(
-        lambda parts: st.lists(st.sampled_from("./"), min_size=len(parts) - 1,
-                               max_size=len(parts) - 1).map(
-            lambda seps: parts[0] + "".join(s + p for s, p in zip(seps, parts[1:], strict=True))
-        )
+    """``field ("," field)*`` with ``field = path ["(" list ")"]``, ``path = name (("."|"/")
+    name)*`` (FieldMask's grammar)."""
+    path = st.tuples(names, st.lists(st.tuples(st.sampled_from("./"), names), max_size=2)).map(
+        lambda t: t[0] + "".join(sep + name for sep, name in t[1])
     )
     if depth == 0:
         return path
