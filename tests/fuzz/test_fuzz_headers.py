@@ -7,6 +7,7 @@ import email.utils
 import math
 import re
 
+import pytest
 from _gen import digits, hostile, http_dates, numbers
 from _profiles import FUZZ
 from hypothesis import given
@@ -129,6 +130,7 @@ def test_parse_limits_never_raises(fields: list[tuple[str, str]], wall: float, r
                                  and value >= 0), (name, value)
     assert limits.rate is None or limits.rate > 0
     assert _delay_ok(limits.retry_after)
+    assert _delay_ok(limits.reset)
 
 
 class _Response:
@@ -150,6 +152,22 @@ def test_delay_hint_and_classify(status: int, fields: list[tuple[str, str]], wal
     assert verdict.outcome in (SUCCESS, TRANSIENT, PERMANENT)
     assert verdict.outcome is SUCCESS if status < 400 else verdict.outcome is not SUCCESS
     assert verdict.delay is None or (verdict.outcome is TRANSIENT and _delay_ok(verdict.delay))
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        [("X-RateLimit-Reset-After", "320000000")],
+        [("RateLimit-Remaining", "0"), ("RateLimit-Reset", "400000000")],
+        [("RateLimit", '"d";r=0;t=400000000')],
+    ],
+)
+def test_a_reset_over_ten_years_is_ignored(fields: list[tuple[str, str]]) -> None:
+    # Found by this harness at 10,000 examples: the reset delays were not bounded like the
+    # others, so a nonsense value asked for a wait of ten years and more.
+    headers = CIMultiDict(fields)
+    assert parse_limits(headers, WALL).reset is None
+    assert delay_hint(429, headers, WALL) is None
 
 
 # --------------------------------------------------------------------------- Link
