@@ -52,7 +52,7 @@ test: lint typecheck unit compat
 # property with 10,000 examples, the end-to-end fuzzes with 750, the fault soak with
 # 6,000 requests; on both cores (pytest-xdist). Under 10 minutes on an idle 2-core machine.
 fuzz: $(VENV)/.dev-installed
-	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest tests/fuzz -n 2 --timeout=600 --durations=20
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest tests/fuzz -n 2 --timeout=1800 --durations=20
 
 bench: $(VENV)/.bench-installed
 	$(BIN)/resilient-http bench
