@@ -88,7 +88,8 @@ SECRET_NAMES = [
     "X-Amz-Signature", "X-Amz-Credential", "sig", "Authorization", "Cookie", "X-Api-Key",
 ]
 secret_names = st.sampled_from(SECRET_NAMES)
-plain_names = st.sampled_from(["page", "q", "per_page", "Accept", "X-Title", "sort"])
+PLAIN_NAMES = ["page", "q", "per_page", "Accept", "X-Title", "sort"]
+plain_names = st.sampled_from(PLAIN_NAMES)
 
 
 def _marker(n: int) -> str:
@@ -157,10 +158,11 @@ def test_redact_headers(pairs: list[tuple[str, str]], as_multidict: bool) -> Non
     out = redact_headers(source)
     assert isinstance(out, dict)
     assert set(out) == {k for k, _ in pairs}
+    secret = {name.lower() for name in SECRET_NAMES}
     for k, v in pairs:
-        if k in SECRET_NAMES:
+        if k.lower() in secret:
             assert set(out[k].split(", ")) == {REDACTED}
-        elif v:
+        elif k in PLAIN_NAMES and v:  # random names may look secret ("my_token"): not checked
             assert v in out[k]
 
 
