@@ -50,8 +50,8 @@ test: lint typecheck unit compat
 
 # The long run of tests/fuzz (`make test` runs the same harnesses briefly): every parser
 # property with 10,000 examples, the end-to-end fuzzes with 750, the fault soak with
-# 6,000 requests; on both cores (pytest-xdist). Under 10 minutes on an idle 2-core machine
-# (tests/fuzz/conftest.py sets the per-test time limit).
+# 6,000 requests. About 10 CPU-minutes, spread over both cores by pytest-xdist (~5-6 min on
+# an idle 2-core machine, longer on a busy one); tests/fuzz/conftest.py sets the time limits.
 fuzz: $(VENV)/.dev-installed
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest tests/fuzz -n 2 --durations=20
 
