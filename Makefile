@@ -12,7 +12,7 @@ COMPAT_PYTHON  ?= $(or $(PY310),$(PYTHON))
 COMPAT_AIOHTTP ?= aiohttp==3.12.15
 COMPAT_VENV    ?= .venv-compat
 
-.PHONY: test bench lint typecheck unit compat clean
+.PHONY: test bench lint typecheck unit compat fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,13 @@ compat: $(COMPAT_VENV)/.installed $(VENV)/.dev-installed
 		$(COMPAT_VENV)/bin/pytest -p no:cacheprovider
 
 test: lint typecheck unit compat
+
+# The long run of tests/fuzz (`make test` runs the same harnesses briefly): every parser
+# property with 10,000 examples, the end-to-end fuzzes with 750, the fault soak with
+# 6,000 requests. About 10 CPU-minutes, spread over both cores by pytest-xdist (~5-6 min on
+# an idle 2-core machine, longer on a busy one); tests/fuzz/conftest.py sets the time limits.
+fuzz: $(VENV)/.dev-installed
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest tests/fuzz -n 2 --durations=20
 
 bench: $(VENV)/.bench-installed
 	$(BIN)/resilient-http bench

@@ -359,6 +359,8 @@ def _parse_limits(headers: Mapping[str, str], wall_now: float, want_retry: bool)
                 )
     if limits.reset is None:
         limits.reset = parse_number(_field(headers, "X-RateLimit-Reset-After"))
+    if limits.reset is not None:
+        limits.reset = _delay(limits.reset)  # over ten years: nonsense, ignored
     if want_retry:
         limits.retry_after = parse_retry_after(_field(headers, "Retry-After"), wall_now, headers)
     return limits

@@ -79,20 +79,38 @@ class WaitQueue:
                 return c
         return top
 
-    def pop(self) -> Any:
-        """Remove and return the next live entry, by the rule above."""
+    def pop(self) -> Any | None:
+        """Remove and return the next live entry, by the rule above; ``None`` when every entry
+        still counted is done: cancelled, its owner not yet run to :meth:`discard` it (a task
+        is cancelled at once, it learns so on its next step)."""
         c = self.pick()
-        live = self.live
+        item = self._take(c)
+        if item is None:
+            for other in range(3):
+                if other != c and self.live[other]:
+                    item = self._take(other)
+                    if item is not None:
+                        c = other
+                        break
+            else:
+                return None
         bypassed = self.bypassed
         bypassed[c] = 0
+        live = self.live
         for lower in range(c + 1, 3):
             if live[lower]:
                 bypassed[lower] += 1
-        q = self.queues[c]
-        item = q.popleft()
-        while item.done():
-            item = q.popleft()
-        live[c] -= 1
-        if not live[c]:
-            q.clear()  # drop dead entries left behind
         return item
+
+    def _take(self, c: int) -> Any | None:
+        """The first entry of class ``c`` that is not done (dropping the done ones before it)."""
+        q = self.queues[c]
+        while q:
+            item = q.popleft()
+            if not item.done():
+                live = self.live
+                live[c] -= 1
+                if not live[c]:
+                    q.clear()  # drop dead entries left behind
+                return item
+        return None

@@ -88,7 +88,8 @@ class JobSpec:
                 raise ValueError("done= as a set of statuses needs status= to read the status")
             final = frozenset(done)
             read = self._status
-            self._done = lambda body: read(body) in final
+            # A status that is a JSON array or object is not final (nor hashable).
+            self._done = lambda body: _is_final(read(body), final)
         else:
             raise TypeError(
                 f"done must be a non-empty collection of final statuses or a callable "
@@ -97,6 +98,10 @@ class JobSpec:
 
     def __repr__(self) -> str:
         return f"JobSpec(status={self.status!r}, done={self.done!r}, name={self.name!r})"
+
+
+def _is_final(status: Any, final: frozenset[str]) -> bool:
+    return isinstance(status, str) and status in final
 
 
 def _status_fn(status: StatusSpec) -> Callable[[Any], Any] | None:

@@ -479,6 +479,9 @@ class RateLimit(Layer):
                     lane.handle = self.clock.call_at(when, self._on_timer, lane, when)
                 return
             fut = queue.pop()
+            if fut is None:  # only cancelled waiters, not yet discarded: nobody to serve
+                bucket.give_back(now)
+                return
             lane.waiting -= 1
             lane.inflight += 1
             fut.set_result(None)

@@ -85,3 +85,21 @@ def test_cancelled_waiters_are_skipped_and_counted_out() -> None:
     assert q.ahead(NORMAL) == 50
     assert names(q, 50) == [f"n{i}" for i in range(150, 200)]
     assert len(q.queues[NORMAL]) == 0
+
+
+def test_entries_done_before_their_discard_are_skipped_not_popped_past_the_end() -> None:
+    # A cancelled waiter is done at once but discards itself only when its task next runs.
+    q = WaitQueue()
+    urgent, normal = [F("u0"), F("u1")], F("n0")
+    for w in urgent:
+        q.push(w, URGENT)
+    q.push(normal, NORMAL)
+    for w in urgent:
+        w.dead = True  # not discarded yet
+    assert q.pop() is normal  # the picked class had only done entries: the next one serves
+    assert q.pop() is None  # every entry still counted is done
+    for _ in urgent:
+        q.discard(URGENT)
+    assert len(q) == 0
+    q.push(F("u2"), URGENT)
+    assert names(q, 1) == ["u2"]
