@@ -1,0 +1,119 @@
+"""Every script in examples/ runs as a user would run it, against its local stand-in."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from resilient_http.testing.standins.fine_tuning import FineTuningAPI
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+async def run_example(
+    script: str, app: web.Application, *args: str, timeout: float = 30
+) -> tuple[int, str, str]:
+    """Serve ``app`` on loopback and run ``examples/script`` against it in a child Python
+    process; return its exit code, stdout and stderr."""
+    async with TestServer(app) as server:
+        base = str(server.make_url("")).rstrip("/")
+        env = {**os.environ, "PYTHONWARNINGS": "error"}
+        env.pop("OPENAI_API_KEY", None)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(EXAMPLES / script), "--base-url", base, *args,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def fingerprint(path: Path) -> tuple[int, str]:
+    """A file's size and SHA-256."""
+    data = path.read_bytes()
+    return len(data), hashlib.sha256(data).hexdigest()
+
+
+def chat_lines(n: int) -> str:
+    line = {"messages": [{"role": "system", "content": "You answer in French."},
+                         {"role": "user", "content": "Hello, how are you today?"},
+                         {"role": "assistant", "content": "Bonjour, je vais bien, merci."}]}
+    return "".join(json.dumps(line) + "\n" for _ in range(n))
+
+
+@pytest.fixture
+def training(tmp_path: Path) -> Path:
+    path = tmp_path / "train.jsonl"
+    path.write_text(chat_lines(400))  # ~80 kB: several chunks on the wire
+    return path
+
+
+async def test_fine_tune_survives_a_reset_and_a_429(training: Path, tmp_path: Path) -> None:
+    valid = tmp_path / "valid.jsonl"
+    valid.write_text(chat_lines(20))
+    api = FineTuningAPI()
+    code, out, err = await run_example(
+        "fine_tune.py", api.app(), str(training), "--validation", str(valid),
+        "--poll-interval", "0.05", "--n-epochs", "4", "--batch-size", "16",
+        "--learning-rate-multiplier", "0.5",
+    )
+    assert code == 0, err
+    # the training upload: cut once, then sent whole, under one key; the validation file once
+    first, second, third = api.uploads
+    size, sha = fingerprint(training)
+    assert not first.complete and 0 < first.received < size
+    assert second.complete and (second.received, second.sha256) == (size, sha)
+    assert first.idempotency_key and first.idempotency_key == second.idempotency_key
+    assert third.complete and third.idempotency_key not in (None, first.idempotency_key)
+    assert (third.received, third.sha256) == fingerprint(valid)
+    assert "uploaded train.jsonl: file-0001" in out
+    (job,) = api.jobs.values()
+    assert job["training_file"] == "file-0001" and job["validation_file"] == "file-0002"
+    assert job["hyperparameters"] == {"n_epochs": 4, "batch_size": 16,
+                                      "learning_rate_multiplier": 0.5}
+    # polled to the end through the 429: five polls on the server, four answered
+    assert api.polls == 5
+    assert "queued (poll 1)" in out and "succeeded (poll" in out
+    # 32 events (30 with metrics), 12 to a page, newest first, printed by step
+    assert api.event_pages == 3
+    steps = [line for line in out.splitlines() if line.startswith("step ")]
+    assert len(steps) == 30
+    assert steps[0].split()[1] == "1" and steps[-1].split()[1] == "30"
+    assert "training loss 1.7430" in steps[0]
+    assert "WARNING: overfitting: from step 20 to 30" in out
+    assert f"job {job['id']} succeeded: ft:" in out
+
+
+def break_line(path: Path, number: int, text: str) -> None:
+    lines = path.read_text().splitlines(keepends=True)
+    lines[number - 1] = text
+    path.write_text("".join(lines))
+
+
+async def test_fine_tune_rejects_a_bad_line(training: Path) -> None:
+    break_line(training, 17, '{"messages": [{"role": "user", "content": "unterminated}\n')
+    api = FineTuningAPI()
+    code, _, err = await run_example("fine_tune.py", api.app(), str(training))
+    assert code == 2
+    assert "train.jsonl: line 17: not valid JSON" in err
+    assert api.uploads == []
+
+
+async def test_fine_tune_plots(training: Path, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "loss.png"
+    code, out, err = await run_example(
+        "fine_tune.py", FineTuningAPI(reset_uploads=0, throttle_poll=0).app(), str(training),
+        "--poll-interval", "0.01", "--plot", str(png),
+    )
+    assert code == 0, err
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"plot written to {png}" in out
