@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from resilient_http.testing.standins.fine_tuning import FineTuningAPI
+from resilient_http.testing.standins.github import GitHubAPI
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -117,3 +118,16 @@ async def test_fine_tune_plots(training: Path, tmp_path: Path) -> None:
     assert code == 0, err
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"plot written to {png}" in out
+
+
+async def test_github_repos_pages_and_waits_for_the_reset() -> None:
+    api = GitHubAPI(repos=25, quota=2)
+    code, out, err = await run_example("github_repos.py", api.app(), "aio-libs",
+                                       "--per-page", "10")
+    assert code == 0, err
+    assert (api.served, api.refused) == (3, 0)  # the third page waited for the reset
+    assert "page 1: 10 repositories (rate limit: 1 of 2 left)" in out
+    assert "page 2: 10 repositories (rate limit: 0 of 2 left)" in out
+    assert "page 3: 5 repositories (rate limit: 1 of 2 left)" in out
+    assert "aio-libs/repo-25" in out and "25 repositories" in out
+    assert "s for the rate limit to reset" in out
