@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestServer
 
 from resilient_http.testing.standins.fine_tuning import FineTuningAPI
 from resilient_http.testing.standins.github import GitHubAPI
+from resilient_http.testing.standins.stripe import StripeAPI
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -131,3 +132,24 @@ async def test_github_repos_pages_and_waits_for_the_reset() -> None:
     assert "page 3: 5 repositories (rate limit: 1 of 2 left)" in out
     assert "aio-libs/repo-25" in out and "25 repositories" in out
     assert "s for the rate limit to reset" in out
+
+
+async def test_stripe_list_follows_the_cursor() -> None:
+    api = StripeAPI(customers=23)
+    code, out, err = await run_example("stripe_list.py", api.app(), "--limit", "10",
+                                       "--domain", "example.org")
+    assert code == 0, err
+    assert api.cursors == [None, "cus_0014", "cus_0004"]
+    ids = [line.split()[0] for line in out.splitlines() if line.startswith("cus_")]
+    assert ids == [f"cus_{n:04d}" for n in range(23, 0, -1)]
+    assert "23 customers: 16 at example.com, 7 at example.org" in out
+    assert out.endswith("\n7 at example.org\n")
+
+
+async def test_stripe_list_stops_at_max_items() -> None:
+    api = StripeAPI(customers=23)
+    code, out, err = await run_example("stripe_list.py", api.app(), "--limit", "5",
+                                       "--max-items", "7")
+    assert code == 0, err
+    assert api.cursors == [None, "cus_0019"]
+    assert "7 customers:" in out
