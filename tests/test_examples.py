@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestServer
 
 from resilient_http.testing.standins.fine_tuning import FineTuningAPI
 from resilient_http.testing.standins.github import GitHubAPI
+from resilient_http.testing.standins.llm import LLMAPI
 from resilient_http.testing.standins.stripe import StripeAPI
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -153,3 +154,30 @@ async def test_stripe_list_stops_at_max_items() -> None:
     assert code == 0, err
     assert api.cursors == [None, "cus_0019"]
     assert "7 customers:" in out
+
+
+def ahead_of_chats(out: str) -> list[int]:
+    line = next(x for x in out.splitlines() if x.startswith("batch requests ahead"))
+    return [int(n) for n in line.split(": ")[1].strip("[]").split(", ")]
+
+
+async def test_llm_chat_goes_ahead_of_the_batch() -> None:
+    api = LLMAPI()
+    code, out, err = await run_example("llm_chat_and_batch.py", api.app(), "--rate", "50",
+                                       "--batch", "40", "--chats", "5")
+    assert code == 0, err
+    assert "sent: 40 batch, 5 chat" in out
+    assert (api.order.count("embeddings"), api.order.count("chat")) == (40, 5)
+    # urgent: each chat takes the next token (a batch request already let go may precede it)
+    ahead = ahead_of_chats(out)
+    assert len(ahead) == 5 and max(ahead) <= 2, ahead
+    # and every chat reached the server while the batch was still going
+    assert api.order.index("chat") < api.order.index("embeddings", api.order.index("chat"))
+    assert max(i for i, kind in enumerate(api.order) if kind == "chat") < len(api.order) - 10
+
+
+async def test_llm_chat_without_priority_waits_behind_the_batch() -> None:
+    code, out, err = await run_example("llm_chat_and_batch.py", LLMAPI().app(), "--rate", "50",
+                                       "--batch", "40", "--chats", "2", "--no-priority")
+    assert code == 0, err
+    assert ahead_of_chats(out)[0] > 20  # first in, first out: behind most of the batch
