@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib.util
 import json
 import os
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from aiohttp import web
@@ -55,7 +57,7 @@ def chat_lines(n: int) -> str:
 @pytest.fixture
 def training(tmp_path: Path) -> Path:
     path = tmp_path / "train.jsonl"
-    path.write_text(chat_lines(400))  # ~80 kB: several chunks on the wire
+    path.write_text(chat_lines(5000))  # ~1 MB: the reset comes in the middle of the upload
     return path
 
 
@@ -77,7 +79,8 @@ async def test_fine_tune_survives_a_reset_and_a_429(training: Path, tmp_path: Pa
     assert first.idempotency_key and first.idempotency_key == second.idempotency_key
     assert third.complete and third.idempotency_key not in (None, first.idempotency_key)
     assert (third.received, third.sha256) == fingerprint(valid)
-    assert "uploaded train.jsonl: file-0001" in out
+    assert "uploaded train.jsonl: file-0001 (980000 bytes, 2 attempt(s))" in out
+    assert "uploaded valid.jsonl: file-0002 (3920 bytes, 1 attempt(s))" in out
     (job,) = api.jobs.values()
     assert job["training_file"] == "file-0001" and job["validation_file"] == "file-0002"
     assert job["hyperparameters"] == {"n_epochs": 4, "batch_size": 16,
@@ -93,6 +96,38 @@ async def test_fine_tune_survives_a_reset_and_a_429(training: Path, tmp_path: Pa
     assert "training loss 1.7430" in steps[0]
     assert "WARNING: overfitting: from step 20 to 30" in out
     assert f"job {job['id']} succeeded: ft:" in out
+
+
+def load_example(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+GOOD = '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}'
+
+
+@pytest.mark.parametrize(("line", "problem"), [
+    ("{not json", "line 3: not valid JSON"),
+    ("", "line 3: not valid JSON"),
+    ('{"prompt": "hi", "completion": "yo"}', 'line 3: no "messages" list'),
+    ('{"messages": []}', 'line 3: no "messages" list'),
+    ('[1, 2]', 'line 3: no "messages" list'),
+    ('{"messages": [{"role": "robot", "content": "hi"}]}', "line 3: message 0 has no valid role"),
+    ('{"messages": [{"role": "user", "content": "a"}, {"role": "user"}]}',
+     "line 3: message 1 has no text content"),
+])
+def test_check_jsonl_names_the_first_bad_line(tmp_path: Path, line: str, problem: str) -> None:
+    path = tmp_path / "train.jsonl"
+    path.write_text(f"{GOOD}\n{GOOD}\n{line}\n{GOOD}\n{{bad\n")
+    check = load_example("fine_tune").check_jsonl
+    assert check(path).startswith(problem)
+    path.write_text(f"{GOOD}\n{GOOD}\n")
+    assert check(path) is None
+    path.write_text("")
+    assert check(path) == "the file is empty"
 
 
 def break_line(path: Path, number: int, text: str) -> None:
@@ -113,11 +148,13 @@ async def test_fine_tune_rejects_a_bad_line(training: Path) -> None:
 async def test_fine_tune_plots(training: Path, tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     png = tmp_path / "loss.png"
+    healthy = [(step, 1 / step, 1 / step + 0.3) for step in range(1, 31)]  # no overfitting
+    api = FineTuningAPI(reset_uploads=0, throttle_poll=0, curve=healthy)
     code, out, err = await run_example(
-        "fine_tune.py", FineTuningAPI(reset_uploads=0, throttle_poll=0).app(), str(training),
-        "--poll-interval", "0.01", "--plot", str(png),
+        "fine_tune.py", api.app(), str(training), "--poll-interval", "0.01", "--plot", str(png),
     )
     assert code == 0, err
+    assert "WARNING" not in out and "step   30  training loss 0.0333" in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"plot written to {png}" in out
 
