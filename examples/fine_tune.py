@@ -8,7 +8,9 @@
 2. Uploads it (``POST /v1/files``, multipart, ``purpose=fine-tune``) streamed from disk.
    ``Retry(idempotency_key=True)`` gives the POST one ``Idempotency-Key`` for all its
    attempts, so a connection reset mid-upload is retried without creating two files; the
-   open file is re-read from its start on each attempt, never held in memory.
+   open file is re-read from its start on each attempt (aiohttp seeks it back), never held
+   in memory. A body that cannot be re-read (a generator) is never re-sent empty: the retry
+   raises ``rh.BodyNotReplayable`` instead.
 3. Creates the job with ``n_epochs``, ``batch_size`` and ``learning_rate_multiplier``.
 4. ``rh.poll()`` waits for it with backoff (a 429 on the way is retried after Retry-After).
 5. Pages through its events with the ``after`` cursor (``rh.presets.openai()``), prints the
