@@ -27,10 +27,10 @@ $(VENV)/.bench-installed: $(BIN)/python pyproject.toml
 	touch $@
 
 lint: $(VENV)/.dev-installed
-	$(BIN)/ruff check resilient_http tests benchmarks
+	$(BIN)/ruff check resilient_http tests benchmarks examples
 
 typecheck: $(VENV)/.dev-installed
-	$(BIN)/mypy --strict resilient_http
+	$(BIN)/mypy --strict resilient_http examples
 
 unit: $(VENV)/.dev-installed
 	$(BIN)/pytest

@@ -151,6 +151,8 @@ class SharedPath:
         limit = self.layer._limit
         while lane.ready and lane.waiting and lane.inflight < limit:
             fut = lane.queue.pop()
+            if fut is None:  # only cancelled waiters, not yet discarded: the slot stays ready
+                return
             lane.waiting -= 1
             lane.inflight += 1
             lane.ready -= 1
