@@ -10,6 +10,7 @@ from resilient_http._middleware import Layer, Stack
 from resilient_http._validate import duration, show
 from resilient_http.breaker import CircuitBreaker
 from resilient_http.cache import Cache
+from resilient_http.events import Emitter, EventHook
 from resilient_http.fieldmask import FieldMask
 from resilient_http.ratelimit import RateLimit
 from resilient_http.retry import Retry
@@ -29,6 +30,7 @@ def standard(
     breaker: bool | CircuitBreaker = True,
     rate: float | RateLimit | None = None,
     clock: Clock | None = None,
+    on_event: EventHook | Sequence[EventHook] | None = None,
 ) -> tuple[Stack]:
     """The recommended stack as a one-element tuple, ready for ``middlewares=``.
 
@@ -36,8 +38,6 @@ def standard(
     field mask outside it::
 
         FieldMask → Cache → Timeout(total) → Retry → CircuitBreaker → RateLimit → Timeout(attempt)
-
-    Layers that are not built yet are left out (see the README's status table).
 
     Args:
         fields: a field mask for every request: field names (``["id", "name"]`` →
@@ -65,10 +65,14 @@ def standard(
             adaptive to the server's rate-limit headers), or a configured ``RateLimit``.
             Inside ``Retry``: each attempt costs a token. Default ``None``: no rate limit.
         clock: the clock every layer reads; default the event loop's.
+        on_event: hook(s) receiving the events of every layer this function builds (the
+            layers you pass in keep their own ``on_event``). Default ``None``: events go to
+            the ``resilient_http`` logger only.
 
     Raises:
         ValueError: an attempt timeout longer than the total deadline.
     """
+    Emitter("standard", on_event)  # on_event checked here, whichever layers are built
     total = None if total_timeout is None else duration("total_timeout", total_timeout)
     attempt = None if attempt_timeout is None else duration("attempt_timeout", attempt_timeout)
     if total is not None and attempt is not None and attempt > total:
@@ -81,7 +85,7 @@ def standard(
             raise ValueError("pass attempts= or retry=Retry(...), not both")
         retry_layer: Retry | None = retry
     elif isinstance(retry, bool):
-        retry_layer = Retry(attempts, clock=clock) if retry else None
+        retry_layer = Retry(attempts, clock=clock, on_event=on_event) if retry else None
     else:
         raise TypeError(
             f"retry must be a bool or a Retry, got {type(retry).__name__} {show(retry)}"
@@ -93,24 +97,28 @@ def standard(
         )
     layers: list[Layer] = []
     if fields is not None:
-        layers.append(fields if isinstance(fields, FieldMask) else FieldMask(fields))
+        layers.append(
+            fields if isinstance(fields, FieldMask) else FieldMask(fields, on_event=on_event)
+        )
     if isinstance(cache, Cache):
         layers.append(cache)
     elif cache is not None:
-        layers.append(Cache(duration("cache", cache, allow_zero=True), clock=clock))
+        layers.append(
+            Cache(duration("cache", cache, allow_zero=True), clock=clock, on_event=on_event)
+        )
     if total is not None:
         layers.append(Timeout(total, clock=clock))
     if retry_layer is not None:
         layers.append(retry_layer)
     if breaker is True:
-        layers.append(CircuitBreaker(clock=clock))
+        layers.append(CircuitBreaker(clock=clock, on_event=on_event))
     elif isinstance(breaker, CircuitBreaker):
         layers.append(breaker)
     if rate is not None:
         if isinstance(rate, RateLimit):
             layers.append(rate)
         elif isinstance(rate, (int, float)) and not isinstance(rate, bool):
-            layers.append(RateLimit(rate, clock=clock))
+            layers.append(RateLimit(rate, clock=clock, on_event=on_event))
         else:
             raise TypeError(
                 f"rate must be a number of requests per second, a RateLimit or None, "

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 
 import resilient_http as rh
-from resilient_http.testing import MockServer
+from resilient_http.testing import MockServer, Reply
 
 
 def test_standard_is_one_fused_stack_in_a_tuple() -> None:
@@ -55,3 +55,27 @@ def test_standard_includes_retry_between_the_timeouts() -> None:
         rh.standard(retry=3)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="attempts must be >= 1"):
         rh.standard(attempts=0)
+
+
+async def test_on_event_reaches_every_layer_standard_builds() -> None:
+    seen: list[rh.Event] = []
+    middlewares = rh.standard(fields=["id"], cache=60, rate=1000, on_event=seen.append)
+    assert all(
+        seen.append in getattr(layer, "_emit", getattr(layer, "_events", None)).hooks
+        for layer in middlewares[0].layers
+        if not isinstance(layer, rh.Timeout)
+    )
+    async with MockServer() as server:
+        server.script("/flaky", Reply(503), Reply(200, json={"id": 1}))
+        async with (
+            aiohttp.ClientSession(middlewares=middlewares) as session,
+            session.get(server.url("/flaky")) as resp,
+        ):
+            assert await resp.json() == {"id": 1}
+    names = {event.name for event in seen}
+    assert {"fieldmask.applied", "cache.miss", "retry.scheduled"} <= names
+
+
+def test_on_event_is_checked_even_when_no_layer_takes_it() -> None:
+    with pytest.raises(TypeError, match="on_event"):
+        rh.standard(retry=False, breaker=False, on_event=1)  # type: ignore[arg-type]
