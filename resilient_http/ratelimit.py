@@ -59,7 +59,7 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from datetime import timedelta
 from typing import Any, NoReturn
 
@@ -247,7 +247,7 @@ class RateLimit(Layer):
         store: BucketStore | SharedStore | None = None,
         max_keys: int = 10_000,
         clock: Clock | None = None,
-        on_event: EventHook | list[EventHook] | tuple[EventHook, ...] | None = None,
+        on_event: EventHook | Sequence[EventHook] | None = None,
     ) -> None:
         self._config = config_of(locals())
         self.rate: float = number("rate", rate, minimum=0.0, inclusive=False)
