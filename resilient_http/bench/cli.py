@@ -32,7 +32,15 @@ from resilient_http.bench.scenario import (
     discover,
     resolve,
 )
-from resilient_http.bench.tune import TuneResult, parse_param, plot_tune, tune
+from resilient_http.bench.tune import (
+    MAX_ROUNDS,
+    MAX_SECONDS,
+    TuneResult,
+    parse_param,
+    plot_tune,
+    tune,
+)
+from resilient_http.bench.tune_table import print_tune
 from resilient_http.bench.upstream import Upstreams
 
 if TYPE_CHECKING:
@@ -104,6 +112,12 @@ def _parser() -> argparse.ArgumentParser:
     tune_p.add_argument("--objective",
                         help=f"criteria, best first, from {','.join(OBJECTIVES)} "
                              "(default success,amplification,p99)")
+    tune_p.add_argument("--max-rounds", type=_positive, default=MAX_ROUNDS,
+                        help="more rounds until a point is separated from the others, up to "
+                             f"this many in all (default {MAX_ROUNDS})")
+    tune_p.add_argument("--max-time", type=float, default=MAX_SECONDS, metavar="SECONDS",
+                        help="no new round after this many seconds (default "
+                             f"{MAX_SECONDS:g})")
     _common(tune_p)
     return parser
 
@@ -181,7 +195,8 @@ async def _tune(args: argparse.Namespace, scenario: Scenario) -> TuneResult:
         upstream, server = await upstreams.for_scenario(scenario)
         return await tune(
             scenario, upstream, server, TuneSpec(base, params, objective),
-            progress=report.make_progress(not args.quiet),
+            progress=report.make_progress(not args.quiet), max_rounds=args.max_rounds,
+            max_seconds=args.max_time,
         )
     finally:
         await upstreams.close()
@@ -215,16 +230,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             results = [outcome.variant]
             report.print_variant(outcome.variant, plain=args.plain or None,
                                  markdown=args.markdown)
-            print(f"\nobjective: {' > '.join(outcome.objective)}; ranking: "
-                  + " | ".join(outcome.ranking))
+            print_tune(outcome, plain=args.plain or None, markdown=args.markdown)
             if outcome.code:
-                print("\nrecommended stack:\n")
+                print("\nrecommended stack:\n" if outcome.best else
+                      "\ndefault suggestion (no measured win):\n")
                 print(outcome.code)
             extra = {
                 "tune": {
                     "base": args.base or (scenario.tune.base if scenario.tune else None),
                     "objective": list(outcome.objective),
                     "ranking": outcome.ranking,
+                    "rounds": outcome.rounds,
+                    "winner": outcome.verdict.winner if outcome.verdict else None,
+                    "verdict": outcome.verdict.message if outcome.verdict else None,
+                    "intervals": {name: {c: list(iv) for c, iv in found.items()}
+                                  for name, found in outcome.intervals.items()},
                     "points": [{"name": p.name, "values": dict(p.values), "code": p.code}
                                for p in outcome.points],
                     "recommended": outcome.code,
