@@ -549,7 +549,7 @@ def _result() -> Any:
 
 def test_plain_table_and_json() -> None:
     out = io.StringIO()
-    report.print_variant(_result(), out, plain=True)
+    report.print_variant(_result(), out, plain=True, wide=True)
     text = out.getvalue()
     assert "tiny · 3 in flight" in text
     lines = text.splitlines()
@@ -572,7 +572,7 @@ def test_markdown_table() -> None:
     lines = out.getvalue().splitlines()
     assert "**tiny · 3 in flight**" in lines
     header = next(line for line in lines if line.startswith("| contender"))
-    assert header.count("|") == len(report.COLUMNS) + 1
+    assert header.count("|") == len(report.NARROW) + 1
     assert any(line.startswith("| x | ") and "| 0.50 |" in line for line in lines)
 
 

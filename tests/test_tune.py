@@ -4,12 +4,14 @@ points cannot differ says so; one whose points do picks the same winner every ti
 
 from __future__ import annotations
 
+import io
 import math
 import random
 from typing import Any
 
 import pytest
 
+from resilient_http.bench import report
 from resilient_http.bench.scenario import TuneSpec, parse
 from resilient_http.bench.stats import (
     Interval,
@@ -143,6 +145,39 @@ def test_no_winner_names_the_leaders_and_the_cheapest_as_a_suggestion() -> None:
     assert verdict.suggestion == "y"  # fewer upstream requests per call
     assert verdict.message.startswith("no significant difference between x and y")
     assert "not a measured win" in verdict.message
+
+
+# --- tables -------------------------------------------------------------------------------
+
+
+def _variant() -> Any:
+    from resilient_http.bench.metrics import Sample, summarize
+    from resilient_http.bench.runner import VariantResult
+
+    samples = [Sample(name, 0, 1000, ok, 0.5, [0.001] * 1000, upstream=1270, upstream_429=0)
+               for name, ok in (("bare", 780), ("Retry.attempts=4, Timeout#2.seconds=2", 998))]
+    scenario = _scenario({}, requests=1000, rounds=1)
+    return VariantResult(scenario, 32, "MockServer", samples, summarize(samples), {})
+
+
+@pytest.mark.parametrize("plain", [True, False])
+def test_the_table_fits_100_columns_with_a_legend_and_wide_has_the_rest(plain: bool) -> None:
+    if not plain:
+        pytest.importorskip("rich")
+    out = io.StringIO()
+    report.print_variant(_variant(), out, plain=plain)
+    lines = out.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= 100, out.getvalue()
+    header = next(line for line in lines if "contender" in line)
+    assert "ok %" in header and "ok/s" in header and "srv CPU" not in header
+    assert header.split()[4:7] == ["ok", "%", "ok/s"]  # ok % and ok/s side by side
+    assert any(line.startswith("req/s, ok/s: calls, successful calls per second")
+               for line in lines)
+    row = next(line for line in lines if line.lstrip().startswith("Retry"))
+    assert "99.80" in row and "1,996" in row  # success beside successful calls per second
+    wide = io.StringIO()
+    report.print_variant(_variant(), wide, plain=plain, wide=True)
+    assert "srv CPU %" in wide.getvalue() and "GC/1k: collections" in wide.getvalue()
 
 
 # --- tune on real servers -----------------------------------------------------------------

@@ -86,6 +86,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plot", type=Path, metavar="DIR", help="write PNG plots (matplotlib)")
     p.add_argument("--plain", action="store_true", help="plain-text table even with rich")
     p.add_argument("--markdown", action="store_true", help="Markdown tables (for a README)")
+    p.add_argument("--wide", action="store_true",
+                   help="every column (p95, max, GC, server CPU); the default fits 100 columns")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -162,7 +164,8 @@ async def _bench(args: argparse.Namespace, scenarios: list[Scenario]) -> list[Va
                     scenario, entries, upstream, server, concurrency,
                     progress=report.make_progress(not args.quiet), skipped=skipped,
                 )
-                report.print_variant(result, plain=args.plain or None, markdown=args.markdown)
+                report.print_variant(result, plain=args.plain or None, markdown=args.markdown,
+                                     wide=args.wide)
                 sys.stdout.flush()
                 results.append(result)
     finally:
@@ -229,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             outcome = asyncio.run(_tune(args, scenario))
             results = [outcome.variant]
             report.print_variant(outcome.variant, plain=args.plain or None,
-                                 markdown=args.markdown)
+                                 markdown=args.markdown, wide=args.wide)
             print_tune(outcome, plain=args.plain or None, markdown=args.markdown)
             if outcome.code:
                 print("\nrecommended stack:\n" if outcome.best else
