@@ -7,11 +7,13 @@ from __future__ import annotations
 import io
 import math
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from resilient_http.bench import report
+from resilient_http.bench.plots import nines, plot_tune
 from resilient_http.bench.scenario import TuneSpec, parse
 from resilient_http.bench.stats import (
     Interval,
@@ -22,7 +24,8 @@ from resilient_http.bench.stats import (
     wilson,
     z_score,
 )
-from resilient_http.bench.tune import tune
+from resilient_http.bench.tune import GridPoint, TuneResult, judge, tune
+from resilient_http.bench.tune_table import print_tune
 from resilient_http.bench.upstream import InProcessUpstream
 from resilient_http.bench.verdict import beats, decide
 from resilient_http.testing import MockServer
@@ -154,7 +157,8 @@ def _variant() -> Any:
     from resilient_http.bench.metrics import Sample, summarize
     from resilient_http.bench.runner import VariantResult
 
-    samples = [Sample(name, 0, 1000, ok, 0.5, [0.001] * 1000, upstream=1270, upstream_429=0)
+    samples = [Sample(name, 0, 1000, ok, 0.5, [0.001] * ok + [0.0002] * (1000 - ok),
+                      upstream=1270, upstream_429=0, failed=[0.0002] * (1000 - ok))
                for name, ok in (("bare", 780), ("Retry.attempts=4, Timeout#2.seconds=2", 998))]
     scenario = _scenario({}, requests=1000, rounds=1)
     return VariantResult(scenario, 32, "MockServer", samples, summarize(samples), {})
@@ -178,6 +182,36 @@ def test_the_table_fits_100_columns_with_a_legend_and_wide_has_the_rest(plain: b
     wide = io.StringIO()
     report.print_variant(_variant(), wide, plain=plain, wide=True)
     assert "srv CPU %" in wide.getvalue() and "GC/1k: collections" in wide.getvalue()
+
+
+def test_nines_scale_spreads_97_to_99_8_percent() -> None:
+    assert nines(0.9, 1000) == pytest.approx(1.0)
+    assert nines(0.97, 1000) == pytest.approx(1.523, abs=1e-3)
+    assert nines(0.998, 1000) == pytest.approx(2.699, abs=1e-3)
+    assert nines(1.0, 1000) == pytest.approx(3.301, abs=1e-3)  # half a failure in 1,000
+    assert nines(0.0, 10) == 0.0
+
+
+def test_plots_success_panel_failures_apart_and_the_tune_grid(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    variant = _variant()
+    paths = report.plot_variant(variant, tmp_path)
+    assert [p.name for p in paths] == ["t-c32-latency-cdf.png", "t-c32-throughput.png"]
+    names = [s.contender for s in variant.summaries]
+    points = [GridPoint(n, {}, None, "rh.Stack()") for n in names]  # type: ignore[arg-type]
+    verdict, found = judge(variant.samples, points, ("success", "amplification", "p99"))
+    assert verdict.winner == names[1]  # 998/1000 against 780/1000
+    result = TuneResult(variant, points, ("success",), list(verdict.ranking), points[1],
+                        verdict, found, 1)
+    path = plot_tune(result, tmp_path)
+    assert path.name == "tune-t.png" and path.read_bytes().startswith(b"\x89PNG")
+    out = io.StringIO()
+    print_tune(result, out, plain=True)
+    text = out.getvalue()
+    assert "99.80 [99.27, 99.95]" in text  # Wilson interval of 998/1000 beside ok/s
+    assert "1,996" in text and f"{names[1]} *" not in text  # the name wraps within 100
+    assert "wins: separated from the runner-up bare on success" in text
+    assert max(len(line) for line in text.splitlines()) <= 100
 
 
 # --- tune on real servers -----------------------------------------------------------------
@@ -219,5 +253,7 @@ async def test_a_real_difference_picks_the_same_winner_5_runs_out_of_5() -> None
             result = await tune(scenario, InProcessUpstream(server), "in-process", spec,
                                 baseline=False, max_rounds=4, seed=seed)
             assert result.verdict is not None
+            for s in result.variant.samples:  # failed calls are recorded apart
+                assert len(s.failed) == s.calls - s.ok
             winners.append((result.verdict.winner, result.verdict.decided_by))
     assert winners == [("Retry.attempts=4", "success")] * 5

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from resilient_http.bench import report
 from resilient_http.bench.contenders import REGISTRY
+from resilient_http.bench.plots import plot_tune
 from resilient_http.bench.runner import VariantResult, plan, run_variant
 from resilient_http.bench.scenario import (
     OBJECTIVES,
@@ -37,7 +38,6 @@ from resilient_http.bench.tune import (
     MAX_SECONDS,
     TuneResult,
     parse_param,
-    plot_tune,
     tune,
 )
 from resilient_http.bench.tune_table import print_tune

@@ -105,16 +105,19 @@ def _print_rich(title: str, columns: Sequence[str], cells: list[list[str]], capt
                 out: IO[str], limit: int | None = WIDTH) -> None:
     from rich import box
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     cells = _fit(columns, cells, limit)
-    table = Table(title=title, title_justify="left", caption_justify="left", caption=caption,
-                  box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
+    table = Table(title=escape(title), title_justify="left", box=box.SIMPLE_HEAD,
+                  collapse_padding=True, pad_edge=False)
     for k, col in enumerate(columns):
-        table.add_column(col, justify="left" if k == 0 else "right", no_wrap=True)
+        table.add_column(escape(col), justify="left" if k == 0 else "right", no_wrap=True)
     for row in cells:
-        table.add_row(*row)
-    Console(file=out, width=limit or max(WIDTH, _width(columns, cells))).print(table)
+        table.add_row(*map(escape, row))
+    console = Console(file=out, width=limit or max(WIDTH, _width(columns, cells)))
+    console.print(table)
+    console.print(caption, markup=False, highlight=False)
 
 
 def _width(columns: Sequence[str], cells: list[list[str]]) -> int:

@@ -302,38 +302,3 @@ async def tune(
     best = next((p for p in points if p.name == verdict.winner), None)
     return TuneResult(variant, points, spec.objective, list(verdict.ranking), best, verdict,
                       found, done)
-
-
-def plot_tune(result: TuneResult, directory: Any) -> Any:
-    """The objective over the grid (success, amplification, p99 per point), as a PNG."""
-    from pathlib import Path
-
-    from resilient_http.bench.report import pyplot
-
-    plt = pyplot()
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
-    by_name = {s.contender: s for s in result.variant.summaries}
-    names = [p.name for p in result.points]
-    summaries = [by_name[n] for n in names]
-    colors = ["tab:green" if result.best and n == result.best.name else "tab:gray"
-              for n in names]
-    fig, axes = plt.subplots(1, 3, figsize=(15, max(3.0, 0.45 * len(names) + 1.5)),
-                             sharey=True)
-    panels = (
-        ("success %", [s.success * 100 for s in summaries]),
-        ("upstream requests per call",
-         [s.amplification if s.amplification is not None else 0.0 for s in summaries]),
-        ("p99 latency (ms)", [s.p99 * 1e3 for s in summaries]),
-    )
-    for ax, (label, values) in zip(axes, panels, strict=True):
-        ax.barh(names, values, color=colors)
-        ax.set_xlabel(label)
-        ax.grid(True, axis="x", alpha=0.3)
-    axes[0].invert_yaxis()
-    fig.suptitle(f"tune {result.variant.scenario.name}: objective "
-                 f"{' > '.join(result.objective)} (best in green)")
-    path = out / f"tune-{result.variant.scenario.name}.png"
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 import sys
+import textwrap
 from typing import IO
 
-from resilient_http.bench.report import printer
+from resilient_http.bench.report import WIDTH, printer
 from resilient_http.bench.stats import Interval
 from resilient_http.bench.tune import TuneResult
 
@@ -59,7 +60,8 @@ def print_tune(result: TuneResult, out: IO[str] | None = None, plain: bool | Non
                markdown: bool = False) -> None:
     """Print the tune table, a legend and the verdict (``*`` marks the winner)."""
     verdict = result.verdict.message if result.verdict else ""
-    caption = (f"objective: {' > '.join(result.objective)}; {result.rounds} rounds\n"
-               f"{LEGEND}\n{verdict}")
+    lines = (f"objective: {' > '.join(result.objective)}; {result.rounds} rounds", LEGEND,
+             verdict)
+    caption = "\n".join(textwrap.fill(line, WIDTH) for line in lines)
     printer(plain, markdown)(f"tune {result.variant.scenario.name}", TUNE_COLUMNS,
                              tune_rows(result), caption, out or sys.stdout)
