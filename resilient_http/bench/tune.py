@@ -30,12 +30,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from resilient_http.bench.contenders import from_specs, lookup
-from resilient_http.bench.metrics import BASELINE, Sample, Summary, summarize
+from resilient_http.bench.metrics import BASELINE, Sample, summarize
 from resilient_http.bench.runner import Entry, Progress, VariantResult, run_variant
 from resilient_http.bench.scenario import LayerSpec, Scenario, TuneSpec
 from resilient_http.bench.stats import Interval
 from resilient_http.bench.upstream import Upstream
-from resilient_http.bench.verdict import Verdict, decide, intervals
+from resilient_http.bench.verdict import Verdict, decide, intervals, objective_key, rank
 
 __all__ = [
     "MAX_ROUNDS",
@@ -167,43 +167,6 @@ class TuneResult:
         ``None``."""
         point = self.suggested
         return recommendation(point.code) if point else None
-
-
-def _quant(value: float | None, step: float, default: float) -> float:
-    if value is None or math.isnan(value):
-        return default
-    return round(value / step)
-
-
-def objective_key(s: Summary, objective: Sequence[str]) -> tuple[float, ...]:
-    """A sort key (smaller is better) for a summary under an objective (module docstring)."""
-    key: list[float] = []
-    for criterion in objective:
-        if criterion == "success":
-            key.append(-_quant(s.success, 0.001, 0.0))
-        elif criterion == "amplification":
-            key.append(_quant(s.amplification, 0.01, math.inf))
-        elif criterion == "p99":
-            key.append(_quant(s.p99, 0.0001, math.inf))
-        elif criterion == "p50":
-            key.append(_quant(s.p50, 0.0001, math.inf))
-        elif criterion == "throughput":
-            key.append(-_quant(math.log(s.throughput) if s.throughput > 0 else None, 0.01, -1e9))
-        elif criterion == "429":
-            key.append(_quant(s.share_429, 0.001, 0.0))
-        elif criterion == "cpu":
-            key.append(_quant(s.cpu_per_call, 1e-7, math.inf))
-        else:
-            raise ValueError(f"unknown objective criterion {criterion!r}")
-    return tuple(key)
-
-
-def rank(summaries: Sequence[Summary], objective: Sequence[str],
-         candidates: Sequence[str]) -> list[str]:
-    """Candidate names, best first (ties keep the grid's order)."""
-    by_name = {s.contender: s for s in summaries}
-    names = [n for n in candidates if n in by_name]
-    return sorted(names, key=lambda n: objective_key(by_name[n], objective))
 
 
 def recommendation(expression: str) -> str:

@@ -27,7 +27,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from resilient_http.bench.metrics import Sample
+from resilient_http.bench.metrics import Sample, Summary
 from resilient_http.bench.stats import (
     CONFIDENCE,
     Interval,
@@ -38,7 +38,16 @@ from resilient_http.bench.stats import (
     wilson,
 )
 
-__all__ = ["LOWER_IS_BETTER", "RESOLUTION", "Verdict", "beats", "decide", "intervals"]
+__all__ = [
+    "LOWER_IS_BETTER",
+    "RESOLUTION",
+    "Verdict",
+    "beats",
+    "decide",
+    "intervals",
+    "objective_key",
+    "rank",
+]
 
 LOWER_IS_BETTER = {
     "success": False, "amplification": True, "p99": True, "p50": True,
@@ -117,6 +126,45 @@ def beats(a: Mapping[str, Interval], b: Mapping[str, Interval],
         if separated(y, x, lower_is_better=lower, resolution=step):
             return None
     return None
+
+
+def _quant(value: float | None, step: float, default: float) -> float:
+    if value is None or math.isnan(value):
+        return default
+    return round(value / step)
+
+
+def objective_key(s: Summary, objective: Sequence[str]) -> tuple[float, ...]:
+    """A sort key (smaller is better) for a summary's point estimates under an objective,
+    each criterion rounded to a step that ignores noise: 0.1 % success, 0.01 requests per
+    call, 0.1 ms of latency, 1 % of throughput, 0.1 % of 429s, 0.1 µs of CPU."""
+    key: list[float] = []
+    for criterion in objective:
+        if criterion == "success":
+            key.append(-_quant(s.success, 0.001, 0.0))
+        elif criterion == "amplification":
+            key.append(_quant(s.amplification, 0.01, math.inf))
+        elif criterion == "p99":
+            key.append(_quant(s.p99, 0.0001, math.inf))
+        elif criterion == "p50":
+            key.append(_quant(s.p50, 0.0001, math.inf))
+        elif criterion == "throughput":
+            key.append(-_quant(math.log(s.throughput) if s.throughput > 0 else None, 0.01, -1e9))
+        elif criterion == "429":
+            key.append(_quant(s.share_429, 0.001, 0.0))
+        elif criterion == "cpu":
+            key.append(_quant(s.cpu_per_call, 1e-7, math.inf))
+        else:
+            raise ValueError(f"unknown objective criterion {criterion!r}")
+    return tuple(key)
+
+
+def rank(summaries: Sequence[Summary], objective: Sequence[str],
+         candidates: Sequence[str]) -> list[str]:
+    """Candidate names, best first (ties keep the grid's order)."""
+    by_name = {s.contender: s for s in summaries}
+    names = [n for n in candidates if n in by_name]
+    return sorted(names, key=lambda n: objective_key(by_name[n], objective))
 
 
 @dataclass(frozen=True)
