@@ -5,6 +5,7 @@ points cannot differ says so; one whose points do picks the same winner every ti
 from __future__ import annotations
 
 import io
+import json
 import math
 import random
 from pathlib import Path
@@ -241,6 +242,10 @@ async def test_a_grid_whose_points_do_not_differ_says_so() -> None:
     assert verdict.suggestion == "Retry.attempts=1"  # as cheap: the first in the grid
     assert result.code is not None and "rh.Retry(attempts=1)" in result.code
     assert result.variant.summaries[0].calls == 3 * 40
+    p99 = result.intervals["Retry.attempts=1"]["p99"]
+    data = report.to_json([result.variant], {"p99": list(p99)})
+    assert data["p99"][2] is None  # 120 calls do not bound a p99: no Infinity in the JSON
+    json.dumps(data, allow_nan=False)
 
 
 async def test_a_real_difference_picks_the_same_winner_5_runs_out_of_5() -> None:

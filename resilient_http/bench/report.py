@@ -246,8 +246,8 @@ def variant_dict(result: VariantResult) -> dict[str, Any]:
 
 
 def _clean(value: Any) -> Any:
-    """NaN → None, int keys → str, recursively (JSON has no NaN)."""
-    if isinstance(value, float) and math.isnan(value):
+    """NaN and infinities → None, int keys → str, recursively (JSON has neither)."""
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
         return {str(k): _clean(v) for k, v in value.items()}
