@@ -51,7 +51,7 @@ def nines(share: float, calls: int) -> float:
     return -math.log10(1.0 - min(max(share, 0.0), cap))
 
 
-_TICKS = (0.0, 50.0, 90.0, 97.0, 99.0, 99.5, 99.8, 99.9, 99.97, 99.99, 99.999)
+_TICKS = (0.0, 90.0, 97.0, 99.0, 99.8, 99.99, 99.999)
 """Success rates (%) labelled on the nines axis."""
 
 
