@@ -465,7 +465,7 @@ async def test_open_loop_counts_calls_that_wait_for_a_caller() -> None:
 async def test_tune_recommends_the_only_timeout_that_lets_calls_through() -> None:
     scenario = parse(tiny(
         profile={"latency": 0.02},
-        load={"requests": 3, "concurrency": 3, "rounds": 1, "warmup": 0},
+        load={"requests": 6, "concurrency": 3, "rounds": 1, "warmup": 0},
         stacks={"t": [{"type": "Timeout", "seconds": 1}]},
     ))
     spec = TuneSpec("t", {"Timeout.seconds": (0.002, 2.0, 0.01)})
@@ -475,7 +475,7 @@ async def test_tune_recommends_the_only_timeout_that_lets_calls_through() -> Non
     assert set(by) == {"bare", "Timeout.seconds=0.002", "Timeout.seconds=2.0",
                        "Timeout.seconds=0.01"}
     assert by["Timeout.seconds=0.002"].success == 0.0
-    assert by["Timeout.seconds=0.002"].errors == {"DeadlineExceeded": 3}
+    assert by["Timeout.seconds=0.002"].errors == {"DeadlineExceeded": 6}
     assert by["Timeout.seconds=2.0"].success == 1.0
     assert result.ranking[0] == "Timeout.seconds=2.0"
     assert result.best is not None and result.best.values == {"Timeout.seconds": 2.0}
@@ -549,7 +549,7 @@ def _result() -> Any:
 
 def test_plain_table_and_json() -> None:
     out = io.StringIO()
-    report.print_variant(_result(), out, plain=True)
+    report.print_variant(_result(), out, plain=True, wide=True)
     text = out.getvalue()
     assert "tiny · 3 in flight" in text
     lines = text.splitlines()
@@ -572,7 +572,7 @@ def test_markdown_table() -> None:
     lines = out.getvalue().splitlines()
     assert "**tiny · 3 in flight**" in lines
     header = next(line for line in lines if line.startswith("| contender"))
-    assert header.count("|") == len(report.COLUMNS) + 1
+    assert header.count("|") == len(report.NARROW) + 1
     assert any(line.startswith("| x | ") and "| 0.50 |" in line for line in lines)
 
 
@@ -716,7 +716,7 @@ def test_cli_tune_prints_the_recommendation_with_json_and_plots(
     pytest.importorskip("matplotlib")
     (tmp_path / "slow.toml").write_text(
         '[scenario]\nname = "slow"\nserver = "mock"\n[profile]\nlatency = 0.02\n'
-        '[load]\nrequests = 3\nconcurrency = 3\nrounds = 1\nwarmup = 0\n'
+        '[load]\nrequests = 6\nconcurrency = 3\nrounds = 1\nwarmup = 0\n'
         '[stacks]\nt = [{type = "Timeout", seconds = 1}]\n'
     )
     out_json, plots = tmp_path / "tune.json", tmp_path / "plots"

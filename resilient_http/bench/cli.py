@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from resilient_http.bench import report
 from resilient_http.bench.contenders import REGISTRY
+from resilient_http.bench.plots import plot_tune
 from resilient_http.bench.runner import VariantResult, plan, run_variant
 from resilient_http.bench.scenario import (
     OBJECTIVES,
@@ -32,7 +33,14 @@ from resilient_http.bench.scenario import (
     discover,
     resolve,
 )
-from resilient_http.bench.tune import TuneResult, parse_param, plot_tune, tune
+from resilient_http.bench.tune import (
+    MAX_ROUNDS,
+    MAX_SECONDS,
+    TuneResult,
+    parse_param,
+    tune,
+)
+from resilient_http.bench.tune_table import print_tune
 from resilient_http.bench.upstream import Upstreams
 
 if TYPE_CHECKING:
@@ -78,6 +86,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plot", type=Path, metavar="DIR", help="write PNG plots (matplotlib)")
     p.add_argument("--plain", action="store_true", help="plain-text table even with rich")
     p.add_argument("--markdown", action="store_true", help="Markdown tables (for a README)")
+    p.add_argument("--wide", action="store_true",
+                   help="every column (p95, max, GC, server CPU); the default fits 100 columns")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -104,6 +114,12 @@ def _parser() -> argparse.ArgumentParser:
     tune_p.add_argument("--objective",
                         help=f"criteria, best first, from {','.join(OBJECTIVES)} "
                              "(default success,amplification,p99)")
+    tune_p.add_argument("--max-rounds", type=_positive, default=MAX_ROUNDS,
+                        help="more rounds until a point is separated from the others, up to "
+                             f"this many in all (default {MAX_ROUNDS})")
+    tune_p.add_argument("--max-time", type=float, default=MAX_SECONDS, metavar="SECONDS",
+                        help="no new round after this many seconds (default "
+                             f"{MAX_SECONDS:g})")
     _common(tune_p)
     return parser
 
@@ -148,7 +164,8 @@ async def _bench(args: argparse.Namespace, scenarios: list[Scenario]) -> list[Va
                     scenario, entries, upstream, server, concurrency,
                     progress=report.make_progress(not args.quiet), skipped=skipped,
                 )
-                report.print_variant(result, plain=args.plain or None, markdown=args.markdown)
+                report.print_variant(result, plain=args.plain or None, markdown=args.markdown,
+                                     wide=args.wide)
                 sys.stdout.flush()
                 results.append(result)
     finally:
@@ -181,7 +198,8 @@ async def _tune(args: argparse.Namespace, scenario: Scenario) -> TuneResult:
         upstream, server = await upstreams.for_scenario(scenario)
         return await tune(
             scenario, upstream, server, TuneSpec(base, params, objective),
-            progress=report.make_progress(not args.quiet),
+            progress=report.make_progress(not args.quiet), max_rounds=args.max_rounds,
+            max_seconds=args.max_time,
         )
     finally:
         await upstreams.close()
@@ -214,17 +232,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             outcome = asyncio.run(_tune(args, scenario))
             results = [outcome.variant]
             report.print_variant(outcome.variant, plain=args.plain or None,
-                                 markdown=args.markdown)
-            print(f"\nobjective: {' > '.join(outcome.objective)}; ranking: "
-                  + " | ".join(outcome.ranking))
+                                 markdown=args.markdown, wide=args.wide)
+            print_tune(outcome, plain=args.plain or None, markdown=args.markdown)
             if outcome.code:
-                print("\nrecommended stack:\n")
+                print("\nrecommended stack:\n" if outcome.best else
+                      "\ndefault suggestion (no measured win):\n")
                 print(outcome.code)
             extra = {
                 "tune": {
                     "base": args.base or (scenario.tune.base if scenario.tune else None),
                     "objective": list(outcome.objective),
                     "ranking": outcome.ranking,
+                    "rounds": outcome.rounds,
+                    "winner": outcome.verdict.winner if outcome.verdict else None,
+                    "verdict": outcome.verdict.message if outcome.verdict else None,
+                    "intervals": {name: {c: list(iv) for c, iv in found.items()}
+                                  for name, found in outcome.intervals.items()},
                     "points": [{"name": p.name, "values": dict(p.values), "code": p.code}
                                for p in outcome.points],
                     "recommended": outcome.code,

@@ -91,6 +91,8 @@ class Sample:
     """Each call's ``(start, end, ok)`` in seconds from the start (kept with a window)."""
     upstream_during: int | None = None
     """Requests the server received during the outage window."""
+    failed: list[float] = field(default_factory=list)
+    """The latencies of the calls that failed (seconds; in ``latencies`` too)."""
 
     @property
     def achieved_rate(self) -> float:

@@ -158,12 +158,14 @@ class Driven:
             (0 when no call was late).
         last_start: open loop only: seconds from the start of the load to the start of
             the last call.
+        failed: the latencies of the calls that failed (seconds; in ``latencies`` too).
     """
 
     ok: int = 0
     late: int = 0
     max_lag: float = 0.0
     last_start: float = 0.0
+    failed: list[float] = field(default_factory=list)
 
 
 async def drive(
@@ -221,6 +223,8 @@ async def drive(
                 success = 200 <= status < 400
                 if success:
                     out.ok += 1
+            if not success:
+                out.failed.append(t1 - t0)
             if timeline is not None:
                 timeline.append((t0 - origin, t1 - origin, success))
 
@@ -275,6 +279,7 @@ async def run_one(
         ok=driven.ok,
         wall=wall,
         latencies=latencies,
+        failed=driven.failed,
         statuses=statuses,
         errors=errors,
         cpu=cpu,

@@ -1,34 +1,45 @@
-"""``tune``: run a grid of settings against a server profile and recommend the best.
+"""``tune``: run a grid of settings against a server profile and recommend the best, or say
+that the grid's points do not differ.
 
 Every grid point is a contender of its own, run interleaved with the others (and bare
-aiohttp, for reference) exactly like a benchmark. The points are ranked by an objective: a
-list of criteria, most important first, each compared at a resolution that ignores noise —
+aiohttp, for reference) exactly like a benchmark: first the scenario's rounds, then one more
+round at a time until one point is separated from every other by confidence intervals (see
+:mod:`resilient_http.bench.verdict`) or the budget (``max_rounds``, ``max_seconds``) is
+spent. The objective is a list of criteria, most important first:
 
-- ``success``: share of calls that succeeded, higher is better, to 0.1%;
-- ``amplification``: upstream requests per call, lower is better, to 0.01;
-- ``p99`` / ``p50``: latency, lower is better, to 0.1 ms;
-- ``throughput``: calls per second, higher is better, to 1%;
-- ``429``: share of upstream responses that were 429, lower is better, to 0.1%;
-- ``cpu``: client CPU per call, lower is better, to 0.1 µs.
+- ``success``: share of calls that succeeded, higher is better;
+- ``amplification``: upstream requests per call, lower is better;
+- ``p99`` / ``p50``: latency, lower is better;
+- ``throughput``: calls per second, higher is better;
+- ``429``: share of upstream responses that were 429, lower is better;
+- ``cpu``: client CPU per call, lower is better.
 
-The default objective is success, then amplification, then p99.
+The default objective is success, then amplification, then p99. The ranking shown orders the
+points by how many others they beat, then by point estimate (each criterion compared at a
+resolution that ignores noise: 0.1 % success, 0.01 requests per call, 0.1 ms, 1 % of
+throughput, 0.1 % of 429s, 0.1 µs of CPU).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from resilient_http.bench.contenders import from_specs, lookup
-from resilient_http.bench.metrics import BASELINE, Summary
+from resilient_http.bench.metrics import BASELINE, Sample, summarize
 from resilient_http.bench.runner import Entry, Progress, VariantResult, run_variant
 from resilient_http.bench.scenario import LayerSpec, Scenario, TuneSpec
+from resilient_http.bench.stats import Interval
 from resilient_http.bench.upstream import Upstream
+from resilient_http.bench.verdict import Verdict, decide, intervals, objective_key, rank
 
 __all__ = [
+    "MAX_ROUNDS",
+    "MAX_SECONDS",
     "GridPoint",
     "TuneResult",
     "apply_param",
@@ -39,6 +50,13 @@ __all__ = [
     "recommendation",
     "tune",
 ]
+
+
+MAX_ROUNDS = 10
+"""The default budget of rounds of ``tune`` (the scenario's rounds included)."""
+
+MAX_SECONDS = 300.0
+"""The default budget of time of ``tune``, seconds: no new round starts after it."""
 
 
 def _literal(text: str) -> Any:
@@ -112,55 +130,43 @@ class GridPoint:
 
 @dataclass
 class TuneResult:
-    """The grid's results, ranked."""
+    """The grid's results, ranked on confidence intervals.
+
+    Attributes:
+        variant: every round of every point (and bare aiohttp), summarized.
+        points: the grid, in order.
+        objective: the criteria, most important first.
+        ranking: the points' names, best first (see :class:`~resilient_http.bench.verdict.
+            Verdict`).
+        best: the winner, separated from every other point; ``None`` when there is none.
+        verdict: what the intervals allow one to say.
+        intervals: point name → criterion → interval.
+        rounds: the rounds run.
+    """
 
     variant: VariantResult
     points: list[GridPoint]
     objective: tuple[str, ...]
     ranking: list[str]
     best: GridPoint | None
+    verdict: Verdict | None = None
+    intervals: dict[str, dict[str, Interval]] = field(default_factory=dict)
+    rounds: int = 0
+
+    @property
+    def suggested(self) -> GridPoint | None:
+        """The winner, or else the default suggestion among the undistinguished leaders."""
+        if self.best is not None:
+            return self.best
+        name = self.verdict.suggestion if self.verdict else None
+        return next((p for p in self.points if p.name == name), None)
 
     @property
     def code(self) -> str | None:
-        """The recommended stack as a short Python program, or ``None``."""
-        return recommendation(self.best.code) if self.best else None
-
-
-def _quant(value: float | None, step: float, default: float) -> float:
-    if value is None or math.isnan(value):
-        return default
-    return round(value / step)
-
-
-def objective_key(s: Summary, objective: Sequence[str]) -> tuple[float, ...]:
-    """A sort key (smaller is better) for a summary under an objective (module docstring)."""
-    key: list[float] = []
-    for criterion in objective:
-        if criterion == "success":
-            key.append(-_quant(s.success, 0.001, 0.0))
-        elif criterion == "amplification":
-            key.append(_quant(s.amplification, 0.01, math.inf))
-        elif criterion == "p99":
-            key.append(_quant(s.p99, 0.0001, math.inf))
-        elif criterion == "p50":
-            key.append(_quant(s.p50, 0.0001, math.inf))
-        elif criterion == "throughput":
-            key.append(-_quant(math.log(s.throughput) if s.throughput > 0 else None, 0.01, -1e9))
-        elif criterion == "429":
-            key.append(_quant(s.share_429, 0.001, 0.0))
-        elif criterion == "cpu":
-            key.append(_quant(s.cpu_per_call, 1e-7, math.inf))
-        else:
-            raise ValueError(f"unknown objective criterion {criterion!r}")
-    return tuple(key)
-
-
-def rank(summaries: Sequence[Summary], objective: Sequence[str],
-         candidates: Sequence[str]) -> list[str]:
-    """Candidate names, best first (ties keep the grid's order)."""
-    by_name = {s.contender: s for s in summaries}
-    names = [n for n in candidates if n in by_name]
-    return sorted(names, key=lambda n: objective_key(by_name[n], objective))
+        """The winner's stack (else the default suggestion's) as a short Python program, or
+        ``None``."""
+        point = self.suggested
+        return recommendation(point.code) if point else None
 
 
 def recommendation(expression: str) -> str:
@@ -196,6 +202,20 @@ def _points(scenario: Scenario, spec: TuneSpec) -> list[GridPoint]:
     return points
 
 
+def judge(samples: Sequence[Sample], points: Sequence[GridPoint], objective: Sequence[str],
+          *, seed: int = 0) -> tuple[Verdict, dict[str, dict[str, Interval]]]:
+    """The verdict over the grid points' samples, and every point's intervals."""
+    by_name: dict[str, list[Sample]] = {}
+    for s in samples:
+        by_name.setdefault(s.contender, []).append(s)
+    names = [p.name for p in points if p.name in by_name]
+    summaries = {s.contender: s for s in summarize([x for n in names for x in by_name[n]])}
+    found = {n: intervals(by_name[n], objective, seed=seed) for n in names}
+    key = {n: objective_key(summaries[n], objective) for n in names}
+    cost = {n: summaries[n].amplification or math.nan for n in names}
+    return decide(found, objective, key, cost), found
+
+
 async def tune(
     scenario: Scenario,
     upstream: Upstream,
@@ -205,9 +225,15 @@ async def tune(
     concurrency: int | None = None,
     baseline: bool = True,
     progress: Progress | None = None,
+    max_rounds: int | None = None,
+    max_seconds: float = MAX_SECONDS,
+    seed: int = 0,
 ) -> TuneResult:
     """Run every grid point of ``spec`` on the scenario's profile (and bare aiohttp when
-    ``baseline``), then rank them. A point whose layers are missing is a ``LookupError``."""
+    ``baseline``): the scenario's rounds, then one round at a time until a point beats every
+    other or ``max_rounds`` (default :data:`MAX_ROUNDS`, at least the scenario's rounds)
+    rounds were run or ``max_seconds`` (default :data:`MAX_SECONDS`) have passed; ``seed``
+    seeds the bootstrap. A point whose layers are missing is a ``LookupError``."""
     points = _points(scenario, spec)
     for point in points:
         reason = point.entry.contender.missing(point.entry.settings)
@@ -216,46 +242,26 @@ async def tune(
     entries = [p.entry for p in points]
     if baseline:
         entries.insert(0, Entry(lookup(BASELINE), scenario.settings.get(BASELINE, {})))
-    variant = await run_variant(
-        scenario, entries, upstream, server,
-        concurrency if concurrency is not None else scenario.load.concurrency[0],
-        progress=progress,
-    )
-    ranking = rank(variant.summaries, spec.objective, [p.name for p in points])
-    best = next((p for p in points if ranking and p.name == ranking[0]), None)
-    return TuneResult(variant, points, spec.objective, ranking, best)
-
-
-def plot_tune(result: TuneResult, directory: Any) -> Any:
-    """The objective over the grid (success, amplification, p99 per point), as a PNG."""
-    from pathlib import Path
-
-    from resilient_http.bench.report import pyplot
-
-    plt = pyplot()
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
-    by_name = {s.contender: s for s in result.variant.summaries}
-    names = [p.name for p in result.points]
-    summaries = [by_name[n] for n in names]
-    colors = ["tab:green" if result.best and n == result.best.name else "tab:gray"
-              for n in names]
-    fig, axes = plt.subplots(1, 3, figsize=(15, max(3.0, 0.45 * len(names) + 1.5)),
-                             sharey=True)
-    panels = (
-        ("success %", [s.success * 100 for s in summaries]),
-        ("upstream requests per call",
-         [s.amplification if s.amplification is not None else 0.0 for s in summaries]),
-        ("p99 latency (ms)", [s.p99 * 1e3 for s in summaries]),
-    )
-    for ax, (label, values) in zip(axes, panels, strict=True):
-        ax.barh(names, values, color=colors)
-        ax.set_xlabel(label)
-        ax.grid(True, axis="x", alpha=0.3)
-    axes[0].invert_yaxis()
-    fig.suptitle(f"tune {result.variant.scenario.name}: objective "
-                 f"{' > '.join(result.objective)} (best in green)")
-    path = out / f"tune-{result.variant.scenario.name}.png"
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    first = scenario.load.rounds
+    budget = max(first, max_rounds if max_rounds is not None else MAX_ROUNDS)
+    in_flight = concurrency if concurrency is not None else scenario.load.concurrency[0]
+    started = time.monotonic()
+    samples: list[Sample] = []
+    done = 0
+    while True:
+        batch = first if done == 0 else 1
+        step = replace(scenario, load=replace(scenario.load, rounds=batch))
+        part = await run_variant(step, entries, upstream, server, in_flight, progress=progress)
+        for sample in part.samples:
+            sample.round += done
+        samples += part.samples
+        done += batch
+        verdict, found = judge(samples, points, spec.objective, seed=seed)
+        if (verdict.winner is not None or done >= budget
+                or time.monotonic() - started >= max_seconds):
+            break
+    whole = replace(scenario, load=replace(scenario.load, rounds=done))
+    variant = replace(part, scenario=whole, samples=samples, summaries=summarize(samples))
+    best = next((p for p in points if p.name == verdict.winner), None)
+    return TuneResult(variant, points, spec.objective, list(verdict.ranking), best, verdict,
+                      found, done)
