@@ -11,6 +11,8 @@ Three ways in — the same layer objects work in each::
     async def fetch_user(session, user_id): ...
 """
 
+from typing import TYPE_CHECKING, Any
+
 from resilient_http import credentials, presets
 from resilient_http._clock import LOOP_CLOCK, Clock
 from resilient_http._middleware import Layer, Stack, Wrapped, resilient, wrap
@@ -27,6 +29,7 @@ from resilient_http.errors import (
     RateLimitExceeded,
     ResilienceError,
     RetriesExhausted,
+    StoreUnavailable,
 )
 from resilient_http.events import Event, EventHook
 from resilient_http.fieldmask import FieldMask
@@ -44,6 +47,9 @@ from resilient_http.strategies import (
     PageToken,
 )
 from resilient_http.timeout import Timeout, current_deadline
+
+if TYPE_CHECKING:
+    from resilient_http.redis import RedisStore
 
 __version__ = "0.1.0"
 
@@ -91,6 +97,8 @@ __all__ = [
     "Clock",
     "LOOP_CLOCK",
     "current_deadline",
+    # shared state (the [redis] extra, imported on first use)
+    "RedisStore",
     # events and credentials
     "Event",
     "EventHook",
@@ -103,4 +111,15 @@ __all__ = [
     "CircuitOpen",
     "BodyNotReplayable",
     "PaginationError",
+    "StoreUnavailable",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # RedisStore is loaded on first use: importing resilient_http never imports redis.
+    if name == "RedisStore":
+        from resilient_http.redis import RedisStore
+
+        globals()["RedisStore"] = RedisStore
+        return RedisStore
+    raise AttributeError(f"module 'resilient_http' has no attribute {name!r}")

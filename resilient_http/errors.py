@@ -10,7 +10,8 @@ callers already catch, so adding a layer never breaks an existing ``except`` cla
           ├── RateLimitExceeded     also aiohttp.ClientError
           ├── CircuitOpen           also aiohttp.ClientConnectionError
           ├── BodyNotReplayable     also aiohttp.ClientError
-          └── PaginationError       also aiohttp.ClientError
+          ├── PaginationError       also aiohttp.ClientError
+          └── StoreUnavailable      also aiohttp.ClientError
 
 ``DeadlineExceeded`` is an ``aiohttp.ServerTimeoutError`` (hence an ``aiohttp.ClientError``
 and an ``asyncio.TimeoutError``, which is the builtin ``TimeoutError`` on Python 3.11+), so
@@ -32,6 +33,7 @@ __all__ = [
     "CircuitOpen",
     "BodyNotReplayable",
     "PaginationError",
+    "StoreUnavailable",
 ]
 
 
@@ -100,3 +102,10 @@ class BodyNotReplayable(ResilienceError, aiohttp.ClientError):
 
 class PaginationError(ResilienceError, aiohttp.ClientError):
     """Pagination stopped: a cross-origin ``next`` link, a loop, or a malformed page."""
+
+
+class StoreUnavailable(ResilienceError, aiohttp.ClientError):
+    """A shared store (:class:`~resilient_http.RedisStore`) did not answer in time, or is
+    degraded since it last failed, and the store's ``on_error`` is ``"closed"``: the call
+    failed fast, nothing was sent. The store's own error, when there was one, is chained as
+    ``__cause__``."""

@@ -21,6 +21,7 @@ DOCUMENTED = {
     rh.CircuitOpen: aiohttp.ClientConnectionError,
     rh.BodyNotReplayable: aiohttp.ClientError,
     rh.PaginationError: aiohttp.ClientError,
+    rh.StoreUnavailable: aiohttp.ClientError,
 }
 
 

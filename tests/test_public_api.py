@@ -52,6 +52,8 @@ DOCUMENTED = {
     "Clock",
     "LOOP_CLOCK",
     "current_deadline",
+    # shared state
+    "RedisStore",
     # events
     "Event",
     "EventHook",
@@ -64,6 +66,7 @@ DOCUMENTED = {
     "CircuitOpen",
     "BodyNotReplayable",
     "PaginationError",
+    "StoreUnavailable",
 }
 
 
