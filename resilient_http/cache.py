@@ -16,9 +16,10 @@ arguments, with the same single-flight rule.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import ClientRequest
 from cachetools import LRUCache
@@ -26,7 +27,7 @@ from cachetools import LRUCache
 from resilient_http._cache_fill import UNSAFE, Filler
 from resilient_http._cache_flights import Coalescer
 from resilient_http._cache_refresh import Refresher
-from resilient_http._cache_request import facts, vary_matches
+from resilient_http._cache_request import facts, match
 from resilient_http._clock import Clock
 from resilient_http._flight import Flight, Pending
 from resilient_http._memo import Memoizer
@@ -51,6 +52,9 @@ from resilient_http._validate import (
 )
 from resilient_http.credentials import header_names, owner_of
 from resilient_http.events import Emitter, EventHook
+
+if TYPE_CHECKING:
+    from resilient_http.redis.store import RedisStore
 
 __all__ = ["Cache", "CacheStore", "MemoryStore"]
 
@@ -108,7 +112,12 @@ class Cache(Coalescer, Filler, Refresher, Memoizer, Layer):
             mode: ``key(*args, **kwargs) -> Hashable`` (default: the arguments, which must
             then be hashable).
         store: where responses live; default a :class:`MemoryStore` bounded by ``maxsize``
-            and ``max_bytes``. Any :class:`CacheStore` (its methods may be async).
+            and ``max_bytes``. Any :class:`CacheStore` (its methods may be async). A
+            :class:`~resilient_http.RedisStore` shares the responses with every process
+            using it (a ``RedisCacheStore`` with its defaults; build a
+            :class:`~resilient_http.redis.RedisCacheStore` yourself for an in-memory L1):
+            one process fetches a missing key while the others wait for its response, and
+            ``max_bytes`` is capped by its ``max_entry_bytes`` (1 MiB by default).
         clock: the time source; default the event loop's clock.
         on_event: hook(s) receiving ``cache.hit``, ``cache.miss``, ``cache.stored``,
             ``cache.not_stored`` (with ``reason``), ``cache.revalidated``,
@@ -132,7 +141,7 @@ class Cache(Coalescer, Filler, Refresher, Memoizer, Layer):
         "ttl", "maxsize", "max_bytes", "shared", "respect_headers", "methods",
         "stale_if_error", "stale_while_revalidate", "store_streams", "key_headers", "key",
         "store", "clock",
-        "_policy", "_events", "_flights", "_tasks", "_memo",
+        "_policy", "_events", "_flights", "_tasks", "_memo", "_fleet",
     )
 
     def __init__(
@@ -149,7 +158,7 @@ class Cache(Coalescer, Filler, Refresher, Memoizer, Layer):
         store_streams: bool = False,
         key_headers: Iterable[str] | None = None,
         key: Callable[..., Any] | None = None,
-        store: CacheStore | None = None,
+        store: CacheStore | RedisStore | None = None,
         clock: Clock | None = None,
         on_event: EventHook | Sequence[EventHook] | None = None,
     ) -> None:
@@ -173,12 +182,22 @@ class Cache(Coalescer, Filler, Refresher, Memoizer, Layer):
         self.store_streams = flag("store_streams", store_streams)
         self.key_headers = header_names("key_headers", key_headers)
         self.key = callable_or_none("key", key)
+        redis_module = sys.modules.get("resilient_http.redis.store")  # loaded if one exists
         if store is None:
             store = MemoryStore(self.maxsize, self.max_bytes)
+        elif redis_module is not None and isinstance(store, redis_module.RedisStore):
+            from resilient_http.redis.cache import RedisCacheStore
+
+            store = RedisCacheStore(store)
         elif not isinstance(store, CacheStore):
             raise TypeError(f"store must be a CacheStore (get, set, delete, clear), got {store!r}")
         self.store: CacheStore = store
         self.clock: Clock = clock_or_default(clock)
+        bind = getattr(store, "bind", None)
+        if bind is not None:  # a shared store: its clock, its size limit, its single flight
+            bind(self.clock)
+            self.max_bytes = min(self.max_bytes, getattr(store, "max_entry_bytes", self.max_bytes))
+        self._fleet: Any = store if callable(getattr(store, "claim", None)) else None
         self._policy = Policy(
             shared, self.ttl, respect_headers, self.stale_if_error, self.stale_while_revalidate
         )
@@ -230,17 +249,8 @@ class Cache(Coalescer, Filler, Refresher, Memoizer, Layer):
     ) -> Step:
         headers = request.headers
         method = request.method
-        entry = None
+        entry = match(variants, method, owner, headers) if variants else None
         verdict: Any = None
-        if variants:
-            for candidate in variants:
-                if (
-                    candidate.method == method
-                    and candidate.owner == owner
-                    and (not candidate.vary or vary_matches(candidate, headers))
-                ):
-                    entry = candidate
-                    break
         now = self.clock.now()
         cc = headers.get("Cache-Control")
         plain = (
@@ -280,6 +290,8 @@ class Cache(Coalescer, Filler, Refresher, Memoizer, Layer):
         if flight is not None:
             return self._wait(call, i, request, pending, flight, conditional)
         self._lead(pending)
+        if self._fleet is not None:  # a store shared by processes: one of them fetches
+            return self._lead_fleet(call, i, request, pending, conditional)
         self._go(request, pending, conditional)
         return None
 
