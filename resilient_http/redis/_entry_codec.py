@@ -136,7 +136,8 @@ def _decode(data: bytes, offset: float) -> Entry | None:
              stale_while_revalidate)
     if (
         magic != MAGIC or version != VERSION or flags > 3 or not 100 <= status <= 999
-        or not all(map(math.isfinite, times)) or min(times[2:]) < 0
+        or not all(map(math.isfinite, times))
+        or min(initial_age, lifetime, stale_if_error, stale_while_revalidate) < 0
         # every header takes 8 bytes at least, every Vary field 8: no huge loops
         or 8 * (n_headers + n_vary) > len(data)
     ):
