@@ -14,6 +14,7 @@ per-variant write, with no read-then-write race between processes).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
@@ -22,7 +23,7 @@ from cachetools import LRUCache
 from resilient_http._rfc9111 import Entry
 from resilient_http._validate import positive_int
 
-__all__ = ["CacheStore", "MemoryStore", "Variants", "put", "forget", "replaced"]
+__all__ = ["CacheStore", "MemoryStore", "Variants", "store_for", "put", "forget", "replaced"]
 
 Variants = tuple[Entry, ...]
 """The stored responses of one key."""
@@ -123,6 +124,21 @@ class MemoryStore:
             f"MemoryStore(maxsize={self.maxsize}, max_bytes={self.max_bytes}, "
             f"count={self.count}, size={self.size})"
         )
+
+
+def store_for(store: Any, maxsize: int, max_bytes: int) -> CacheStore:
+    """The store of ``Cache(store=store)``: a new :class:`MemoryStore` for ``None``, a
+    ``RedisCacheStore`` with its defaults for a ``RedisStore``, else ``store`` itself."""
+    if store is None:
+        return MemoryStore(maxsize, max_bytes)
+    redis_module = sys.modules.get("resilient_http.redis.store")  # loaded if one exists
+    if redis_module is not None and isinstance(store, redis_module.RedisStore):
+        from resilient_http.redis.cache import RedisCacheStore
+
+        return RedisCacheStore(store)
+    if not isinstance(store, CacheStore):
+        raise TypeError(f"store must be a CacheStore (get, set, delete, clear), got {store!r}")
+    return store
 
 
 Spawn = Callable[[Awaitable[Any]], Any]

@@ -16,7 +16,6 @@ arguments, with the same single-flight rule.
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -42,7 +41,7 @@ from resilient_http._rfc9111 import (
     decide,
     parse_cache_control,
 )
-from resilient_http._store import CacheStore, MemoryStore, Variants
+from resilient_http._store import CacheStore, MemoryStore, Variants, store_for
 from resilient_http._validate import (
     callable_or_none,
     clock_or_default,
@@ -182,22 +181,14 @@ class Cache(Coalescer, Filler, Refresher, Memoizer, Layer):
         self.store_streams = flag("store_streams", store_streams)
         self.key_headers = header_names("key_headers", key_headers)
         self.key = callable_or_none("key", key)
-        redis_module = sys.modules.get("resilient_http.redis.store")  # loaded if one exists
-        if store is None:
-            store = MemoryStore(self.maxsize, self.max_bytes)
-        elif redis_module is not None and isinstance(store, redis_module.RedisStore):
-            from resilient_http.redis.cache import RedisCacheStore
-
-            store = RedisCacheStore(store)
-        elif not isinstance(store, CacheStore):
-            raise TypeError(f"store must be a CacheStore (get, set, delete, clear), got {store!r}")
-        self.store: CacheStore = store
+        self.store: CacheStore = store_for(store, self.maxsize, self.max_bytes)
         self.clock: Clock = clock_or_default(clock)
-        bind = getattr(store, "bind", None)
+        bind = getattr(self.store, "bind", None)
         if bind is not None:  # a shared store: its clock, its size limit, its single flight
             bind(self.clock)
-            self.max_bytes = min(self.max_bytes, getattr(store, "max_entry_bytes", self.max_bytes))
-        self._fleet: Any = store if callable(getattr(store, "claim", None)) else None
+            limit = getattr(self.store, "max_entry_bytes", self.max_bytes)
+            self.max_bytes = min(self.max_bytes, limit)
+        self._fleet: Any = self.store if hasattr(self.store, "claim") else None
         self._policy = Policy(
             shared, self.ttl, respect_headers, self.stale_if_error, self.stale_while_revalidate
         )
@@ -309,9 +300,3 @@ class Cache(Coalescer, Filler, Refresher, Memoizer, Layer):
     def __repr__(self) -> str:
         extra = ", shared=True" if self.shared else ""
         return f"Cache(ttl={self.ttl:g}, maxsize={self.maxsize}{extra})"
-
-
-# ---------------------------------------------------------------------- helpers
-
-
-

@@ -37,24 +37,19 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from cachetools import LRUCache
-
 from resilient_http._clock import LOOP_CLOCK, Clock, LoopClock
 from resilient_http._rfc9111 import Entry
 from resilient_http._store import MemoryStore, Variants, replaced
 from resilient_http._validate import duration, positive_int
 from resilient_http.errors import StoreUnavailable
 from resilient_http.redis._entry_codec import decode, encode, variant_field
+from resilient_http.redis._l1 import L1
 from resilient_http.redis.store import RedisStore
 
 __all__ = ["RedisCacheStore"]
 
 _LAYER = "cache"
 _LANDED_MS = 1000  # how long a landed flight's mark lives: the waiters' next poll reads it
-
-
-def _size(value: tuple[float, Variants]) -> int:
-    return sum(entry.size for entry in value[1])
 
 
 class RedisCacheStore:
@@ -120,9 +115,7 @@ class RedisCacheStore:
         if local is not None and not isinstance(local, MemoryStore):
             raise TypeError(f"local must be a MemoryStore, got {type(local).__name__}")
         self.local = local if local is not None else MemoryStore()
-        self._l1: LRUCache[str, tuple[float, Variants]] | None = (
-            LRUCache(self.l1_bytes, getsizeof=_size) if l1 else None
-        )
+        self._l1 = L1(l1, self.l1_bytes) if l1 else None
         self._locks: dict[tuple[str, str | None], str] = {}
         self.clock: Clock | None = None
         self._now: Callable[[], float] = LOOP_CLOCK.now
@@ -151,9 +144,9 @@ class RedisCacheStore:
         """The variants stored under ``key``: from the L1 at once, else from Redis."""
         l1 = self._l1
         if l1 is not None:
-            held = l1.get(key)
-            if held is not None and self._now() < held[0]:
-                return held[1]
+            held = l1.get(key, self._now())
+            if held is not None:
+                return held
         return self._fetch(key)
 
     async def _fetch(self, key: str) -> Variants | None:
@@ -174,20 +167,10 @@ class RedisCacheStore:
         if l1 is not None:
             now = self._now()
             if any(now < e.fresh_until and not e.no_cache for e in found):
-                self._remember(key, found, now + self.l1_ttl)
+                l1.keep(key, found, now + self.l1_ttl)
             else:
-                l1.pop(key, None)
+                l1.drop(key)
         return found or None
-
-    def _remember(self, key: str, variants: Variants, until: float) -> None:
-        l1 = self._l1
-        assert l1 is not None
-        if _size((until, variants)) > self.l1_bytes:
-            l1.pop(key, None)
-            return
-        l1[key] = (until, variants)
-        while len(l1) > self.l1:
-            l1.popitem()
 
     # ------------------------------------------------------------------ single flight
 
@@ -233,11 +216,8 @@ class RedisCacheStore:
     def add(self, key: str, entry: Entry, old: Entry | None) -> Awaitable[None] | None:
         """Store ``entry`` as its variant of ``key`` (replacing ``old``'s too): one field."""
         token = self._locks.pop((key, entry.owner), None) or ""
-        l1 = self._l1
-        if l1 is not None:
-            held = l1.get(key)
-            if held is not None:
-                self._remember(key, replaced(held[1], entry, old), held[0])
+        if self._l1 is not None:
+            self._l1.update(key, entry, old)
         now = self._now()
         keep = max(entry.stale_if_error, entry.stale_while_revalidate)
         if entry.etag is not None or entry.last_modified is not None:
@@ -287,7 +267,7 @@ class RedisCacheStore:
 
     def _drop_local(self, key: str) -> None:
         if self._l1 is not None:
-            self._l1.pop(key, None)
+            self._l1.drop(key)
         self.local.delete(key)
 
     async def _quietly(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
