@@ -438,3 +438,40 @@ def test_cache_wraps_a_redis_store() -> None:
     assert type(cache.store) is RedisCacheStore
     assert cache.store.redis is store
     assert cache.max_bytes == 2**20
+
+
+async def test_a_forgotten_variant_leaves_the_hash(
+    make: Any, server: MockServer, redis_url: str
+) -> None:
+    server.script(
+        "/f",
+        Reply(200, body="one", headers={"ETag": '"a"', "Cache-Control": "max-age=0"}),
+        Reply(304, headers={"ETag": '"b"'}),  # validates another representation: forget ours
+        Reply(200, body="two", headers={"Cache-Control": "no-store"}),
+    )
+    a = make()
+    await a.get(server.url("/f"))
+    await a.settle()
+    client = redis.Redis.from_url(redis_url)
+    key = f"rh:cache:{{{server.url('/f')}}}"
+    assert client.hlen(key) == 1
+    assert (await a.get(server.url("/f")))[1] == b"two"
+    await a.settle()
+    assert client.hlen(key) == 0
+    client.close()
+
+
+async def test_clear_forgets_every_response_under_the_prefix(
+    make: Any, server: MockServer, redis_url: str
+) -> None:
+    server.cacheable("/c", b"c", cache_control="max-age=60")
+    a = make(l1=4)
+    await a.get(server.url("/c"))
+    await a.settle()
+    client = redis.Redis.from_url(redis_url)
+    client.set("other:key", 1)
+    await a.cache.clear()
+    assert client.keys("*") == [b"other:key"]
+    client.close()
+    await a.get(server.url("/c"))
+    assert server.count("/c") == 2
