@@ -26,7 +26,7 @@ from cachetools import LRUCache
 from resilient_http._cache_fill import UNSAFE, Filler
 from resilient_http._cache_flights import Coalescer
 from resilient_http._cache_refresh import Refresher
-from resilient_http._cache_request import facts, match
+from resilient_http._cache_request import facts, vary_matches
 from resilient_http._clock import Clock
 from resilient_http._flight import Flight, Pending
 from resilient_http._memo import Memoizer
@@ -240,8 +240,17 @@ class Cache(Coalescer, Filler, Refresher, Memoizer, Layer):
     ) -> Step:
         headers = request.headers
         method = request.method
-        entry = match(variants, method, owner, headers) if variants else None
+        entry = None
         verdict: Any = None
+        if variants:
+            for candidate in variants:  # match(), inlined: this is every hit's path
+                if (
+                    candidate.method == method
+                    and candidate.owner == owner
+                    and (not candidate.vary or vary_matches(candidate, headers))
+                ):
+                    entry = candidate
+                    break
         now = self.clock.now()
         cc = headers.get("Cache-Control")
         plain = (
