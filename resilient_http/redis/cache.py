@@ -216,8 +216,6 @@ class RedisCacheStore:
     def add(self, key: str, entry: Entry, old: Entry | None) -> Awaitable[None] | None:
         """Store ``entry`` as its variant of ``key`` (replacing ``old``'s too): one field."""
         token = self._locks.pop((key, entry.owner), None) or ""
-        if self._l1 is not None:
-            self._l1.update(key, entry, old)
         now = self._now()
         keep = max(entry.stale_if_error, entry.stale_while_revalidate)
         if entry.etag is not None or entry.last_modified is not None:
@@ -226,6 +224,8 @@ class RedisCacheStore:
         blob = encode(entry, self._offset())
         if ttl_ms <= 0 or blob is None or len(blob) > self.max_entry_bytes:
             return self._write(key, entry.owner, b"", b"", 0, b"", token) if token else None
+        if self._l1 is not None:
+            self._l1.update(key, entry, old)
         gone = b"" if old is None else variant_field(old)
         return self._write(key, entry.owner, variant_field(entry), blob, ttl_ms, gone, token,
                            entry, old)
