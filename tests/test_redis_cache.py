@@ -478,3 +478,19 @@ async def test_clear_forgets_every_response_under_the_prefix(
     client.close()
     await a.get(server.url("/c"))
     assert server.count("/c") == 2
+
+
+async def test_a_stale_while_revalidate_refresh_is_shared(
+    make: Any, server: MockServer
+) -> None:
+    resource = server.cacheable("/w", b"v1", cache_control="max-age=1, stale-while-revalidate=30")
+    a, b = make(), make()
+    await a.get(server.url("/w"))
+    await a.settle()
+    resource.update(body=b"v2")
+    await asyncio.sleep(1.1)
+    assert (await b.get(server.url("/w")))[1] == b"v1"  # stale, refreshed in the background
+    await b.settle()
+    assert "cache.served_stale" in names(b)
+    assert (await a.get(server.url("/w")))[1] == b"v2"  # the other process's refresh
+    assert server.count("/w") == 2
