@@ -112,11 +112,8 @@ class Cache(Coalescer, Filler, Refresher, Memoizer, Layer):
             then be hashable).
         store: where responses live; default a :class:`MemoryStore` bounded by ``maxsize``
             and ``max_bytes``. Any :class:`CacheStore` (its methods may be async). A
-            :class:`~resilient_http.RedisStore` shares the responses with every process
-            using it (a ``RedisCacheStore`` with its defaults; build a
-            :class:`~resilient_http.redis.RedisCacheStore` yourself for an in-memory L1):
-            one process fetches a missing key while the others wait for its response, and
-            ``max_bytes`` is capped by its ``max_entry_bytes`` (1 MiB by default).
+            :class:`~resilient_http.RedisStore` is shared by every process using it (see
+            :class:`~resilient_http.redis.RedisCacheStore`, which also caps ``max_bytes``).
         clock: the time source; default the event loop's clock.
         on_event: hook(s) receiving ``cache.hit``, ``cache.miss``, ``cache.stored``,
             ``cache.not_stored`` (with ``reason``), ``cache.revalidated``,
@@ -186,8 +183,7 @@ class Cache(Coalescer, Filler, Refresher, Memoizer, Layer):
         bind = getattr(self.store, "bind", None)
         if bind is not None:  # a shared store: its clock, its size limit, its single flight
             bind(self.clock)
-            limit = getattr(self.store, "max_entry_bytes", self.max_bytes)
-            self.max_bytes = min(self.max_bytes, limit)
+            self.max_bytes = min(self.max_bytes, getattr(self.store, "max_entry_bytes", max_bytes))
         self._fleet: Any = self.store if hasattr(self.store, "claim") else None
         self._policy = Policy(
             shared, self.ttl, respect_headers, self.stale_if_error, self.stale_while_revalidate
