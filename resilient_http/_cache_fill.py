@@ -22,7 +22,7 @@ from yarl import URL
 
 from resilient_http._cache_request import facts, joined, pairs
 from resilient_http._clock import Clock
-from resilient_http._flight import Flight, Pending, hand_over
+from resilient_http._flight import Flight, Pending
 from resilient_http._info import STALE, info, tag
 from resilient_http._middleware import REENTER, REQUEST, Call, Short, Step
 from resilient_http._response import body_if_read, entry_response
@@ -108,7 +108,7 @@ class Filler:
         try:
             if error is not None or not isinstance(result, ClientResponse):
                 if isinstance(error, asyncio.CancelledError):
-                    hand_over(self._flights, pending)  # one waiter goes in our place
+                    self._hand_over(pending)  # one waiter goes in our place
                     return None
                 if (
                     pending.entry is not None
@@ -278,6 +278,9 @@ class Filler:
         forget(self.store, key, entry, self._spawn)
 
     def _land(self, pending: Pending, outcome: Any) -> None:
+        raise NotImplementedError
+
+    def _hand_over(self, pending: Pending) -> None:
         raise NotImplementedError
 
     def _spawn(self, aw: Awaitable[Any]) -> asyncio.Future[Any]:

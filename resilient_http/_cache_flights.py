@@ -10,16 +10,19 @@ goes upstream in its place.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import ClientRequest
 
-from resilient_http._cache_request import vary_matches
+from resilient_http._cache_model import Fresh, Policy
+from resilient_http._cache_request import facts, match, vary_matches
 from resilient_http._clock import Clock
 from resilient_http._flight import LEAD, Flight, Pending, hand_over, land, lead
 from resilient_http._info import HIT, STALE, tag
 from resilient_http._middleware import Call, Short
 from resilient_http._response import entry_response
+from resilient_http._rfc9111 import decide
 from resilient_http.events import Emitter
 
 __all__ = ["Coalescer"]
@@ -33,6 +36,9 @@ class Coalescer:
     clock: Clock
     _events: Emitter
     _flights: dict[Any, Flight]
+    _fleet: Any
+    _policy: Policy
+    _spawn: Callable[[Awaitable[Any]], Any]
 
     def _count(self, hit: bool) -> None:
         raise NotImplementedError  # Cache counts its lookups
@@ -42,6 +48,42 @@ class Coalescer:
 
     def _land(self, pending: Pending, outcome: Any) -> None:
         land(self._flights, pending, outcome)
+        if self._fleet is not None:  # our fetch for the fleet ended: free its lock
+            self._release(pending)
+
+    def _hand_over(self, pending: Pending) -> None:
+        if not hand_over(self._flights, pending) and self._fleet is not None:
+            self._release(pending)
+
+    def _release(self, pending: Pending) -> None:
+        done = self._fleet.release(pending.key, pending.owner)
+        if done is not None:
+            self._spawn(done)
+
+    async def _lead_fleet(
+        self, call: Call, i: int, request: ClientRequest, pending: Pending,
+        conditional: tuple[tuple[str, str], ...],
+    ) -> Short | None:
+        """Lead this process's flight through the fleet's: go upstream if no other process
+        is fetching the key, else wait for its response and answer with it when it fits."""
+        try:
+            variants = await self._fleet.claim(pending.key, pending.owner)
+        except asyncio.CancelledError:
+            self._hand_over(pending)
+            raise
+        except BaseException:
+            self._land(pending, None)  # the local waiters go on their own
+            raise
+        entry = match(variants, request.method, pending.owner, request.headers)
+        if entry is not None:
+            now = self.clock.now()
+            if type(decide(self._policy, entry, facts(request, pending.owner), now)) is Fresh:
+                self._land(pending, (entry, None))
+                call[i] = None
+                self._events.emit("cache.hit", request.method, request.url, waited=True)
+                return Short(entry_response(entry, request, now))
+        self._go(request, pending, conditional)
+        return None
 
     def _go(
         self, request: ClientRequest, pending: Pending, conditional: tuple[tuple[str, str], ...]
@@ -73,7 +115,7 @@ class Coalescer:
         except asyncio.CancelledError:
             if waiting.done() and not waiting.cancelled() and waiting.result() is LEAD:
                 pending.flight = flight  # made the leader, then cancelled: pass it on
-                hand_over(self._flights, pending)
+                self._hand_over(pending)
             raise
         if outcome is LEAD:  # the leader was cancelled: we go in its place
             self._count(False)

@@ -11,7 +11,7 @@ from resilient_http._cache_fields import Headers
 from resilient_http._cache_model import Entry, RequestFacts
 from resilient_http.credentials import credentialed
 
-__all__ = ["facts", "joined", "pairs", "vary_matches"]
+__all__ = ["facts", "joined", "match", "pairs", "vary_matches"]
 
 
 def facts(request: ClientRequest, owner: str | None) -> RequestFacts:
@@ -38,6 +38,18 @@ def joined(headers: Any, name: str) -> str | None:
 def vary_matches(entry: Entry, headers: Any) -> bool:
     """Whether ``headers`` have the values ``entry`` was stored for (its ``Vary`` fields)."""
     return all(joined(headers, name) == value for name, value in entry.vary)
+
+
+def match(variants: Any, method: str, owner: str | None, headers: Any) -> Entry | None:
+    """The stored variant that answers a request (its method, owner and ``Vary`` values)."""
+    for candidate in variants or ():
+        if (
+            candidate.method == method
+            and candidate.owner == owner
+            and (not candidate.vary or vary_matches(candidate, headers))
+        ):
+            return candidate  # type: ignore[no-any-return]
+    return None
 
 
 def pairs(headers: CIMultiDictProxy[str]) -> Headers:

@@ -78,18 +78,20 @@ def land(flights: dict[Any, Flight], pending: Pending, outcome: Any) -> None:
     flight.done(outcome)
 
 
-def hand_over(flights: dict[Any, Flight], pending: Pending) -> None:
+def hand_over(flights: dict[Any, Flight], pending: Pending) -> bool:
     """End ``pending``'s lead (a cancelled leader): the first waiter still waiting becomes
-    the leader (woken with :data:`LEAD`); with none left, the flight ends."""
+    the leader (woken with :data:`LEAD`); with none left, the flight ends. Returns whether a
+    waiter took it over."""
     flight = pending.flight
     if flight is None:
-        return
+        return False
     pending.flight = None
     waiters = flight.waiters
     while waiters:
         fut = waiters.pop(0)
         if not fut.done():
             fut.set_result(LEAD)
-            return
+            return True
     if flights.get(pending.fkey) is flight:
         del flights[pending.fkey]
+    return False

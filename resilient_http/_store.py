@@ -5,19 +5,25 @@ stored responses for it (one per method, credentials and ``Vary`` values). Every
 return its value directly or an awaitable of it: the in-memory store answers synchronously,
 so a cache hit costs no ``await``; a networked store (Redis, ...) returns awaitables and the
 cache awaits them.
+
+A store may also offer ``add(key, entry, old)`` and ``discard(key, entry)`` (each returning
+``None`` or an awaitable): :func:`put` and :func:`forget` then write that one variant instead
+of reading the key's variants and writing them all back (a shared store's atomic
+per-variant write, with no read-then-write race between processes).
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
 from cachetools import LRUCache
 
 from resilient_http._rfc9111 import Entry
-from resilient_http._validate import positive_int
+from resilient_http._validate import positive_int, show
 
-__all__ = ["CacheStore", "MemoryStore", "Variants", "put", "forget"]
+__all__ = ["CacheStore", "MemoryStore", "Variants", "store_for", "put", "forget", "replaced"]
 
 Variants = tuple[Entry, ...]
 """The stored responses of one key."""
@@ -120,6 +126,23 @@ class MemoryStore:
         )
 
 
+def store_for(store: Any, maxsize: int, max_bytes: int) -> CacheStore:
+    """The store of ``Cache(store=store)``: a new :class:`MemoryStore` for ``None``, a
+    ``RedisCacheStore`` with its defaults for a ``RedisStore``, else ``store`` itself."""
+    if store is None:
+        return MemoryStore(maxsize, max_bytes)
+    redis_module = sys.modules.get("resilient_http.redis.store")  # loaded if one exists
+    if redis_module is not None and isinstance(store, redis_module.RedisStore):
+        from resilient_http.redis.cache import RedisCacheStore
+
+        return RedisCacheStore(store)
+    if not isinstance(store, CacheStore):
+        raise TypeError(
+            f"store must be a CacheStore (get, set, delete, clear), got {show(store)}"
+        )
+    return store
+
+
 Spawn = Callable[[Awaitable[Any]], Any]
 """Runs an awaitable in the background (a networked store's work; the cache owns the task)."""
 
@@ -127,6 +150,12 @@ Spawn = Callable[[Awaitable[Any]], Any]
 def put(store: CacheStore, key: str, entry: Entry, old: Entry | None, spawn: Spawn) -> None:
     """Store ``entry`` under ``key``, dropping ``old`` and the variant ``entry`` replaces (same
     method, owner and ``Vary`` values); the other variants stay."""
+    add = getattr(store, "add", None)
+    if add is not None:
+        done = add(key, entry, old)
+        if done is not None:
+            spawn(done)
+        return
     found = store.get(key)
     if found is not None and not isinstance(found, tuple):
         spawn(_put_later(store, key, entry, old, found, spawn))
@@ -145,19 +174,31 @@ def _put_now(
     store: CacheStore, key: str, entry: Entry, old: Entry | None, variants: Variants | None,
     spawn: Spawn,
 ) -> None:
+    done = store.set(key, replaced(variants, entry, old))
+    if done is not None:
+        spawn(done)
+
+
+def replaced(variants: Variants | None, entry: Entry, old: Entry | None) -> Variants:
+    """``variants`` with ``entry`` first, instead of ``old`` and of the variant it replaces
+    (same method, owner and ``Vary`` values)."""
     kept = tuple(
         e for e in variants or ()
         if e is not old
         and not (e.method == entry.method and e.owner == entry.owner and e.vary == entry.vary)
     )
-    done = store.set(key, (entry, *kept))
-    if done is not None:
-        spawn(done)
+    return (entry, *kept)
 
 
 def forget(store: CacheStore, key: str, entry: Entry, spawn: Spawn) -> None:
-    """Drop ``entry`` from the variants stored under ``key`` (of a synchronous store; an
-    asynchronous store's lookup is only awaited, not acted on)."""
+    """Drop ``entry`` from the variants stored under ``key`` (of a synchronous store, or one
+    with ``discard``; another asynchronous store's lookup is only awaited, not acted on)."""
+    discard = getattr(store, "discard", None)
+    if discard is not None:
+        done = discard(key, entry)
+        if done is not None:
+            spawn(done)
+        return
     found = store.get(key)
     if found is None or not isinstance(found, tuple):
         if found is not None:

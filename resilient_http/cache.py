@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import ClientRequest
 from cachetools import LRUCache
@@ -43,7 +43,7 @@ from resilient_http._rfc9111 import (
     decide,
     parse_cache_control,
 )
-from resilient_http._store import CacheStore, MemoryStore, Variants
+from resilient_http._store import CacheStore, MemoryStore, Variants, store_for
 from resilient_http._validate import (
     callable_or_none,
     clock_or_default,
@@ -55,6 +55,9 @@ from resilient_http._validate import (
 )
 from resilient_http.credentials import header_names, owner_of
 from resilient_http.events import Emitter, EventHook
+
+if TYPE_CHECKING:
+    from resilient_http.redis.store import RedisStore
 
 __all__ = ["Cache", "CacheStore", "MemoryStore"]
 
@@ -112,7 +115,9 @@ class Cache(Coalescer, Filler, Refresher, Memoizer, Layer):
             mode: ``key(*args, **kwargs) -> Hashable`` (default: the arguments, which must
             then be hashable).
         store: where responses live; default a :class:`MemoryStore` bounded by ``maxsize``
-            and ``max_bytes``. Any :class:`CacheStore` (its methods may be async).
+            and ``max_bytes``. Any :class:`CacheStore` (its methods may be async). A
+            :class:`~resilient_http.RedisStore` is shared by every process using it (see
+            :class:`~resilient_http.redis.RedisCacheStore`, which also caps ``max_bytes``).
         clock: the time source; default the event loop's clock.
         on_event: hook(s) receiving ``cache.hit``, ``cache.miss``, ``cache.stored``,
             ``cache.not_stored`` (with ``reason``), ``cache.revalidated``,
@@ -146,7 +151,7 @@ class Cache(Coalescer, Filler, Refresher, Memoizer, Layer):
         "stale_if_error", "stale_while_revalidate", "store_streams", "key_headers", "key",
         "store", "clock",
         "_policy", "_events", "_flights", "_tasks", "_memo", "_hits", "_misses",
-        "_loop",
+        "_loop", "_fleet",
     )
 
     __reduce__ = fresh_reduce
@@ -165,7 +170,7 @@ class Cache(Coalescer, Filler, Refresher, Memoizer, Layer):
         store_streams: bool = False,
         key_headers: Iterable[str] | None = None,
         key: Callable[..., Any] | None = None,
-        store: CacheStore | None = None,
+        store: CacheStore | RedisStore | None = None,
         clock: Clock | None = None,
         on_event: EventHook | Sequence[EventHook] | None = None,
     ) -> None:
@@ -188,14 +193,13 @@ class Cache(Coalescer, Filler, Refresher, Memoizer, Layer):
         self.store_streams = flag("store_streams", store_streams)
         self.key_headers = header_names("key_headers", key_headers)
         self.key = callable_or_none("key", key)
-        if store is None:
-            store = MemoryStore(self.maxsize, self.max_bytes)
-        elif not isinstance(store, CacheStore):
-            raise TypeError(
-                f"store must be a CacheStore (get, set, delete, clear), got {show(store)}"
-            )
-        self.store: CacheStore = store
+        self.store: CacheStore = store_for(store, self.maxsize, self.max_bytes)
         self.clock: Clock = clock_or_default(clock)
+        bind = getattr(self.store, "bind", None)
+        if bind is not None:  # a shared store: its clock, its size limit, its single flight
+            bind(self.clock)
+            self.max_bytes = min(self.max_bytes, getattr(self.store, "max_entry_bytes", max_bytes))
+        self._fleet: Any = self.store if hasattr(self.store, "claim") else None
         self._policy = Policy(
             shared, self.ttl, respect_headers, self.stale_if_error, self.stale_while_revalidate
         )
@@ -280,7 +284,7 @@ class Cache(Coalescer, Filler, Refresher, Memoizer, Layer):
         entry = None
         verdict: Any = None
         if variants:
-            for candidate in variants:
+            for candidate in variants:  # match(), inlined: this is every hit's path
                 if (
                     candidate.method == method
                     and candidate.owner == owner
@@ -333,6 +337,8 @@ class Cache(Coalescer, Filler, Refresher, Memoizer, Layer):
             return self._wait(call, i, request, pending, flight, conditional)
         self._lead(pending)
         self._misses += 1
+        if self._fleet is not None:  # a store shared by processes: one of them fetches
+            return self._lead_fleet(call, i, request, pending, conditional)
         self._go(request, pending, conditional)
         return None
 
@@ -350,9 +356,3 @@ class Cache(Coalescer, Filler, Refresher, Memoizer, Layer):
     def __repr__(self) -> str:
         extra = ", shared=True" if self.shared else ""
         return f"Cache(ttl={self.ttl:g}, maxsize={self.maxsize}{extra})"
-
-
-# ---------------------------------------------------------------------- helpers
-
-
-

@@ -43,6 +43,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "RedisStore needs the redis client: pip install 'resilient-http[redis]'"
     ) from exc
 
+from resilient_http.redis.cache import RedisCacheStore
 from resilient_http.redis.store import ON_ERROR, RedisStore
 
-__all__ = ["RedisStore", "ON_ERROR"]
+__all__ = ["RedisStore", "RedisCacheStore", "ON_ERROR"]
