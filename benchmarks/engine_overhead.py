@@ -7,6 +7,9 @@ whole-request figures quoted in the README.
 
 With ``--instructions``, CPU instructions per call under callgrind instead of nanoseconds:
 exact to a few instructions whatever else the machine does, for comparing engine changes.
+
+With ``RH_BENCH_OTEL=1`` in the environment, the OpenTelemetry SDK (no exporter) and
+``resilient_http.otel.instrument(trace_attempts=True)`` are on.
 """
 
 from __future__ import annotations
@@ -51,7 +54,24 @@ async def capture() -> tuple[aiohttp.ClientRequest, aiohttp.ClientResponse, Any]
     return seen[0], seen[1], session
 
 
+def _otel() -> None:
+    """``RH_BENCH_OTEL=1``: the SDK's tracer and meter providers, every attempt traced."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from resilient_http import otel
+
+    otel.instrument(
+        trace_attempts=True,
+        tracer_provider=TracerProvider(),
+        meter_provider=MeterProvider(metric_readers=[InMemoryMetricReader()]),
+    )
+
+
 async def main() -> None:
+    if os.environ.get("RH_BENCH_OTEL") == "1":
+        _otel()
     parser = argparse.ArgumentParser()
     parser.add_argument("names", nargs="*", default=list(CONTENDERS))
     parser.add_argument("-n", type=int, default=20000)
