@@ -3,6 +3,7 @@ in-memory exporters, against a loopback MockServer."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import subprocess
 import sys
@@ -233,3 +234,33 @@ def test_instrument_validates() -> None:
     with pytest.raises(TypeError, match="tracer_provider must be a TracerProvider or None"):
         otel.instrument(tracer_provider="x")  # type: ignore[arg-type]
     assert not otel.is_instrumented()
+
+
+async def test_hedge_counts_and_one_client_span_per_hedged_request(sdk: Sdk) -> None:
+    clock = FakeClock()
+    async with MockServer(clock=clock) as server:
+        server.script("/x", Reply(200, body=b"slow", delay=5), Reply(200, body=b"fast"))
+        instrument(sdk, trace_attempts=True)
+
+        async def get(s: aiohttp.ClientSession) -> bytes:
+            async with s.get(server.url("/x")) as resp:
+                return await resp.read()
+
+        async with aiohttp.ClientSession(middlewares=(rh.Hedge(0.1, clock=clock),)) as s:
+            call = asyncio.create_task(get(s))
+            for _ in range(500):
+                if server.count("/x") == 1:
+                    break
+                await asyncio.sleep(0.002)
+            await clock.advance(0.1)
+            assert await call == b"fast"
+            for _ in range(5):
+                await asyncio.sleep(0)
+    assert total(sdk, "resilient_http.hedge.attempts", result="started") == 1
+    assert total(sdk, "resilient_http.hedge.attempts", result="won") == 1
+    assert total(sdk, "resilient_http.hedge.attempts", result="cancelled") == 1
+    spans = clients(sdk)
+    assert sorted(
+        sp.attributes.get("http.request.resend_count", 0) for sp in spans
+    ) == [0, 1]
+    assert sorted(sp.attributes.get("error.type", "") for sp in spans) == ["", "CancelledError"]
