@@ -9,7 +9,8 @@ With ``--instructions``, CPU instructions per call under callgrind instead of na
 exact to a few instructions whatever else the machine does, for comparing engine changes.
 
 With ``RH_BENCH_OTEL=1`` in the environment, the OpenTelemetry SDK (no exporter) and
-``resilient_http.otel.instrument(trace_attempts=True)`` are on.
+``resilient_http.otel.instrument(trace_attempts=True)`` are on; with ``RH_BENCH_OTEL=api``,
+``instrument(trace_attempts=True)`` with no SDK (the API's no-op providers).
 """
 
 from __future__ import annotations
@@ -54,13 +55,16 @@ async def capture() -> tuple[aiohttp.ClientRequest, aiohttp.ClientResponse, Any]
     return seen[0], seen[1], session
 
 
-def _otel() -> None:
-    """``RH_BENCH_OTEL=1``: the SDK's tracer and meter providers, every attempt traced."""
+def _otel(sdk: bool) -> None:
+    """``RH_BENCH_OTEL``: every attempt traced, with the SDK's providers or the API's."""
+    from resilient_http import otel
+
+    if not sdk:
+        otel.instrument(trace_attempts=True)
+        return
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace import TracerProvider
-
-    from resilient_http import otel
 
     otel.instrument(
         trace_attempts=True,
@@ -70,8 +74,8 @@ def _otel() -> None:
 
 
 async def main() -> None:
-    if os.environ.get("RH_BENCH_OTEL") == "1":
-        _otel()
+    if os.environ.get("RH_BENCH_OTEL") in ("1", "api"):
+        _otel(os.environ["RH_BENCH_OTEL"] == "1")
     parser = argparse.ArgumentParser()
     parser.add_argument("names", nargs="*", default=list(CONTENDERS))
     parser.add_argument("-n", type=int, default=20000)

@@ -3,7 +3,8 @@
 Each decision a layer makes (a retry scheduled, a token waited for, a breaker opened, a cache
 hit) becomes an :class:`Event`. Events go to the ``resilient_http`` logger at DEBUG (INFO for
 the ones an operator cares about: gave up, breaker state changes, rate adapted) and to the
-hooks passed as a layer's ``on_event=``. Nothing is built when nobody listens.
+hooks passed as a layer's ``on_event=``, and to the process-wide :data:`SINKS`
+(:func:`resilient_http.otel.instrument` adds one). Nothing is built when nobody listens.
 
 URLs in events are redacted (:mod:`resilient_http._redact`, by the rule of
 :mod:`resilient_http.credentials`): user info, the values of credential query parameters
