@@ -30,6 +30,11 @@ What it records (names and attributes follow the OpenTelemetry HTTP semantic con
   request's headers. A cache hit, a rate-limit rejection or an open circuit sends nothing and
   makes no span.
 
+Attempts are counted and traced by the outermost stack a request meets: a stack among the
+layers' own middlewares runs inside the outer one's attempt. Give the layers as one
+:class:`~resilient_http.Stack` (or ``standard()``) for one span per request on the wire;
+``middlewares=(Timeout(), Retry())`` traces ``Timeout``'s one pass, retries included.
+
 Beside ``opentelemetry-instrumentation-aiohttp-client``: its CLIENT span covers the whole
 logical call (layers included) and is current while the layers run, so our attempt spans are
 its children and the events land on it; the ``traceparent`` sent is the attempt's. That is two
