@@ -7,6 +7,10 @@ whole-request figures quoted in the README.
 
 With ``--instructions``, CPU instructions per call under callgrind instead of nanoseconds:
 exact to a few instructions whatever else the machine does, for comparing engine changes.
+
+With ``RH_BENCH_OTEL=1`` in the environment, the OpenTelemetry SDK (no exporter) and
+``resilient_http.otel.instrument(trace_attempts=True)`` are on; with ``RH_BENCH_OTEL=api``,
+``instrument(trace_attempts=True)`` with no SDK (the API's no-op providers).
 """
 
 from __future__ import annotations
@@ -51,7 +55,27 @@ async def capture() -> tuple[aiohttp.ClientRequest, aiohttp.ClientResponse, Any]
     return seen[0], seen[1], session
 
 
+def _otel(sdk: bool) -> None:
+    """``RH_BENCH_OTEL``: every attempt traced, with the SDK's providers or the API's."""
+    from resilient_http import otel
+
+    if not sdk:
+        otel.instrument(trace_attempts=True)
+        return
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+
+    otel.instrument(
+        trace_attempts=True,
+        tracer_provider=TracerProvider(),
+        meter_provider=MeterProvider(metric_readers=[InMemoryMetricReader()]),
+    )
+
+
 async def main() -> None:
+    if os.environ.get("RH_BENCH_OTEL") in ("1", "api"):
+        _otel(os.environ["RH_BENCH_OTEL"] == "1")
     parser = argparse.ArgumentParser()
     parser.add_argument("names", nargs="*", default=list(CONTENDERS))
     parser.add_argument("-n", type=int, default=20000)

@@ -296,10 +296,13 @@ def _compile(hooks: Hooks, mode: str) -> Callable[..., Coroutine[Any, Any, Any]]
     requests = mode != "call"
     n = len(hooks)
     head = "request, handler, None, None" if requests else "None, handler, args, kwargs"
-    src = [
-        f"async def __call__({params}):",
-        f"    call = [{head}, None{', None' * n}]",
-    ]
+    src = [f"async def __call__({params}):"]
+    if requests:  # one attribute read when nothing is instrumented
+        src += [
+            "    if _TELEMETRY.run is not None:",
+            f"        return await _TELEMETRY.run({plan}, request, handler)",
+        ]
+    src.append(f"    call = [{head}, None{', None' * n}]")
     if n > _MAX_GENERATED:
         src.append(f"    return await _drive({plan}, call, 0, False, None, None, None)")
         return _build(src)
@@ -369,13 +372,37 @@ def _chain(src: list[str], pad: str, calls: Iterable[tuple[int, str]]) -> str:
 
 
 def _build(src: list[str]) -> Callable[..., Any]:
-    scope: dict[str, Any] = {"_drive": _drive, "_plan_of": _plan_of, "_replay": _replay}
+    scope: dict[str, Any] = {
+        "_drive": _drive, "_plan_of": _plan_of, "_replay": _replay, "_TELEMETRY": TELEMETRY,
+    }
     scope["ClientResponse"] = ClientResponse
     exec("\n".join(src), scope)  # our own generated source, see _compile
     run = scope["__call__"]
     run.__doc__ = "Run as an aiohttp client middleware."
     run._generated = True
     return run  # type: ignore[no-any-return]
+
+
+class _Telemetry:
+    """The engine's one telemetry switch (:mod:`resilient_http.otel` sets it): ``run``, when
+    set, runs every HTTP call of every stack instead of the generated fast path, as
+    ``await run(plan, request, handler)``, and calls :func:`run_plan` itself."""
+
+    __slots__ = ("run",)
+
+    def __init__(self) -> None:
+        self.run: Callable[[_Plan, ClientRequest, ClientHandlerType], Awaitable[Any]] | None = None
+
+
+TELEMETRY: Final = _Telemetry()
+
+
+def run_plan(plan: _Plan, request: ClientRequest, handler: ClientHandlerType) -> Awaitable[Any]:
+    """Run one HTTP call through a stack's plan with the general engine (the telemetry path:
+    ``handler`` may be wrapped)."""
+    call = [request, handler, None, None, None]
+    call += [None] * plan.n
+    return _drive(plan, call, 0, False, None, None, None)
 
 
 async def _drive(

@@ -3,7 +3,8 @@
 Each decision a layer makes (a retry scheduled, a token waited for, a breaker opened, a cache
 hit) becomes an :class:`Event`. Events go to the ``resilient_http`` logger at DEBUG (INFO for
 the ones an operator cares about: gave up, breaker state changes, rate adapted) and to the
-hooks passed as a layer's ``on_event=``. Nothing is built when nobody listens.
+hooks passed as a layer's ``on_event=``, and to the process-wide :data:`SINKS`
+(:func:`resilient_http.otel.instrument` adds one). Nothing is built when nobody listens.
 
 URLs in events are redacted (:mod:`resilient_http._redact`, by the rule of
 :mod:`resilient_http.credentials`): user info, the values of credential query parameters
@@ -33,14 +34,24 @@ __all__ = [
     "redact_url",
     "redact_headers",
     "qualname",
+    "SINKS",
+    "add_sink",
+    "remove_sink",
 ]
 
 logger = logging.getLogger("resilient_http")
 """The library's logger. DEBUG shows every event; INFO the ones an operator acts on."""
 
 
+SINKS: list[EventHook] = []
+"""Process-wide hooks that receive every layer's events (telemetry: :mod:`resilient_http.otel`),
+beside each layer's own ``on_event`` hooks. Change it with :func:`add_sink`/:func:`remove_sink`
+only: they keep :data:`DEBUG_LOG` in step."""
+
+
 class _DebugLog:
-    """Whether :data:`logger`'s levels let DEBUG records through: ``DEBUG_LOG.on``.
+    """Whether :data:`logger`'s levels let DEBUG records through, or a process-wide sink
+    (:data:`SINKS`) listens: ``DEBUG_LOG.on``.
 
     A fast path reads this attribute instead of calling ``logger.isEnabledFor(DEBUG)``
     (~100 ns a call). It is recomputed on logging's own hook: every level change
@@ -61,7 +72,7 @@ class _DebugLog:
     def update(self) -> None:
         """Recompute :attr:`on` from the levels (what ``isEnabledFor`` does, minus
         ``disabled``)."""
-        self.on = (
+        self.on = bool(SINKS) or (
             logger.manager.disable < logging.DEBUG and logger.getEffectiveLevel() <= logging.DEBUG
         )
 
@@ -110,6 +121,21 @@ EventHook = Callable[[Event], None]
 """A callable that receives every :class:`Event` of a layer. It must not block."""
 
 
+def add_sink(sink: EventHook) -> None:
+    """Send every layer's events to ``sink`` too (process-wide, until :func:`remove_sink`)."""
+    if not callable(sink):
+        raise TypeError(f"sink must be callable, got {type(sink).__name__} {sink!r}")
+    SINKS.append(sink)
+    DEBUG_LOG.update()
+
+
+def remove_sink(sink: EventHook) -> None:
+    """Undo :func:`add_sink` (a sink not added is ignored)."""
+    if sink in SINKS:
+        SINKS.remove(sink)
+    DEBUG_LOG.update()
+
+
 class Emitter:
     """Sends a layer's events to the logger and to its hooks. Cheap when nobody listens."""
 
@@ -131,7 +157,7 @@ class Emitter:
 
     def enabled(self, level: int = logging.DEBUG) -> bool:
         """Whether an event at ``level`` would reach anyone (check before building details)."""
-        return bool(self.hooks) or logger.isEnabledFor(level)
+        return bool(self.hooks or SINKS) or logger.isEnabledFor(level)
 
     def emit(
         self,
@@ -142,14 +168,14 @@ class Emitter:
         **detail: Any,
     ) -> None:
         """Build and send one event, if anyone listens at ``level``."""
-        if not self.hooks and not logger.isEnabledFor(level):
+        if not self.hooks and not SINKS and not logger.isEnabledFor(level):
             return
         shown = redact_url(url) if isinstance(url, URL) else url
         event = Event(name, self.layer, method, shown, detail)
         if logger.isEnabledFor(level):
             extra = " ".join(f"{k}={v!r}" for k, v in detail.items())
             logger.log(level, "%s %s %s %s", name, method or "", shown or "", extra)
-        for hook in self.hooks:
+        for hook in (*self.hooks, *SINKS) if SINKS else self.hooks:
             try:
                 hook(event)
             except Exception:  # a broken hook must never break a request
@@ -160,7 +186,7 @@ class Emitter:
     ) -> None:
         """:meth:`emit` about one call through the layer: its request's method and URL, or in
         decorator mode the decorated function's :func:`qualname` (``call=None``: neither)."""
-        if not self.hooks and not logger.isEnabledFor(level):
+        if not self.hooks and not SINKS and not logger.isEnabledFor(level):
             return
         if call is None:
             self.emit(name, None, None, level, **detail)

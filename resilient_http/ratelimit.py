@@ -87,7 +87,7 @@ from resilient_http._validate import (
 )
 from resilient_http._waitqueue import WaitQueue
 from resilient_http.errors import RateLimitExceeded
-from resilient_http.events import Emitter, EventHook
+from resilient_http.events import DEBUG_LOG, Emitter, EventHook
 from resilient_http.timeout import current_deadline
 
 __all__ = ["RateLimit", "priority", "BucketStore", "MemoryStore", "SharedStore"]
@@ -196,9 +196,9 @@ class RateLimit(Layer):
             :mod:`resilient_http._ratelimit_shared`).
         max_keys: keys (hosts) tracked before idle ones are forgotten. Default 10 000.
         clock: the time source; default the event loop's. Tests pass a ``FakeClock``.
-        on_event: hook(s) receiving ``ratelimit.waited`` (seconds), ``ratelimit.rejected``
-            (wait, bound) and ``ratelimit.adapted`` (old and new rate in requests/second,
-            reason, pause) events.
+        on_event: hook(s) receiving ``ratelimit.acquired`` (a token taken at once),
+            ``ratelimit.waited`` (seconds), ``ratelimit.rejected`` (wait, bound) and
+            ``ratelimit.adapted`` (old and new rate in requests/second, reason, pause) events.
 
     Raises:
         RateLimitExceeded: a wait would exceed ``max_wait`` or the deadline (no token taken).
@@ -319,6 +319,8 @@ class RateLimit(Layer):
             # thread's loop can take the same last slot in between (see the module docstring).
             lane.inflight += 1
             if lane.bucket.try_take(self._now()):
+                if DEBUG_LOG.on or self._emit.hooks:
+                    self._emit.emit_call("ratelimit.acquired", call)
                 return None
             lane.inflight -= 1
         return self._queue(lane, call)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final, cast
 
-from aiohttp import ClientOSError, ClientResponse, ServerDisconnectedError
+from aiohttp import ClientOSError, ClientRequest, ClientResponse, ServerDisconnectedError
 from aiohttp.client_exceptions import ClientConnectorError
 
 from resilient_http._budget import RetryBudget
@@ -89,6 +89,11 @@ class Attempt:
     delay: float | None
 
 
+BeforeRetry = Callable[[Attempt, ClientRequest | None], Awaitable[None]]
+"""``Retry(before_retry=...)``: an async function of the failed :class:`Attempt` and the request
+(``None`` in decorator mode), awaited before the next attempt."""
+
+
 class _Tries:
     """Per-call state once a call has failed at least once."""
 
@@ -135,6 +140,13 @@ class Retry(Layer):
             stream and a failure while reading it is not retried. Default ``False`` (the body
             is read inside the attempt, so a truncated body is retried).
         clock: the time source for sleeps and deadlines; default the event loop's.
+        before_retry: an async function awaited before each retry, after the backoff wait
+            and before the next attempt, as ``await before_retry(attempt, request)``:
+            ``attempt`` is the :class:`Attempt` that failed (number, outcome, reason,
+            status, error, delay), ``request`` the aiohttp request about to be sent again
+            (``None`` in decorator mode). It may change the request (a refreshed token in
+            ``request.headers``); an exception it raises ends the call with that
+            exception. Default ``None``.
         on_event: hook(s) receiving the layer's events (see below).
 
     Deadlines: the layer never starts a wait that would end past the deadline of an outer
@@ -173,6 +185,7 @@ class Retry(Layer):
         "raise_on_exhausted",
         "stream",
         "clock",
+        "before_retry",
         "reads_body",
         "_now",
         "_verdict",
@@ -197,6 +210,7 @@ class Retry(Layer):
         raise_on_exhausted: bool = False,
         stream: bool = False,
         clock: Clock | None = None,
+        before_retry: BeforeRetry | None = None,
         on_event: EventHook | Sequence[EventHook] | None = None,
     ) -> None:
         self._config = config_of(locals())
@@ -245,6 +259,8 @@ class Retry(Layer):
         self.clock: Clock = clock_or_default(clock)
         # The loop clock's now() is time.monotonic(): call it directly on the fast path.
         self._now = time.monotonic if isinstance(self.clock, LoopClock) else self.clock.now
+        callable_or_none("before_retry", before_retry)
+        self.before_retry = before_retry
         self._events = Emitter("Retry", on_event)
 
     # -- the hooks ---------------------------------------------------------------------------
@@ -412,9 +428,8 @@ class Retry(Layer):
     ) -> Step:
         st.count = number
         st.prev_delay = delay
-        st.history.append(
-            Attempt(number, verdict.outcome, verdict.reason, _status(result), error, delay)
-        )
+        failed = Attempt(number, verdict.outcome, verdict.reason, _status(result), error, delay)
+        st.history.append(failed)
         if isinstance(result, ClientResponse):
             st.waited += info(result).waited
             result.release()
@@ -422,17 +437,20 @@ class Retry(Layer):
             self._events.emit_call(
                 "retry.scheduled", call, attempt=number, delay=delay, reason=verdict.reason
             )
-        if delay <= 0:
+        if delay <= 0 and self.before_retry is None:
             return self._next_attempt(call, number + 1)
-        return self._wait(call, i, delay, number + 1)
+        return self._wait(call, i, delay, failed)
 
-    async def _wait(self, call: Call, i: int, delay: float, number: int) -> Any:
+    async def _wait(self, call: Call, i: int, delay: float, failed: Attempt) -> Any:
         try:
-            await self.clock.sleep(delay)
+            if delay > 0:
+                await self.clock.sleep(delay)
+            if self.before_retry is not None:
+                await self.before_retry(failed, call[REQUEST])
         except BaseException:
-            call[i] = None  # cancelled while waiting: drop history
+            call[i] = None  # cancelled while waiting, or the hook failed: drop history
             raise
-        return self._next_attempt(call, number)
+        return self._next_attempt(call, failed.number + 1)
 
     def _next_attempt(self, call: Call, number: int) -> Step:
         if self._events.hooks or DEBUG_LOG.on:
