@@ -133,6 +133,11 @@ def can_store(
         return f"method {request.method}"
     if vary_names(headers) is None:
         return "Vary: *"
+    if policy.shared:  # checked first: ignoring the headers must not hand one client's to others
+        if any(k.lower() in COOKIES for k, _ in headers):
+            return "Set-Cookie in a shared cache"
+        if request.authorization and not policy.respect_headers:
+            return "Authorization in a shared cache that ignores the response's headers"
     if not policy.respect_headers:
         return None if status in HEURISTIC_STATUSES else f"status {status} without headers"
     req_cc = parse_cache_control(request.cache_control)
@@ -147,8 +152,6 @@ def can_store(
     if policy.shared:
         if "private" in cc:
             return "private"
-        if any(k.lower() in COOKIES for k, _ in headers):
-            return "Set-Cookie in a shared cache"
         if request.authorization and not (
             "public" in cc or "must-revalidate" in cc or "s-maxage" in cc
         ):

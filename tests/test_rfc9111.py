@@ -131,6 +131,17 @@ def test_set_cookie_private_cache_stores_it_shared_cache_does_not() -> None:
     assert stored_headers(headers, shared=True) == (("Cache-Control", "max-age=60"),)
 
 
+def test_a_shared_cache_ignoring_headers_still_keeps_clients_apart() -> None:
+    ttl_only = Policy(shared=True, respect_headers=False)
+    assert can_store(ttl_only, GET, 200, (("Set-Cookie", "sid=1"),)) == (
+        "Set-Cookie in a shared cache"
+    )
+    authorized = RequestFacts(authorization=True)
+    assert can_store(ttl_only, authorized, 200, ()) is not None
+    assert can_store(ttl_only, GET, 200, ()) is None
+    assert can_store(Policy(respect_headers=False), authorized, 200, ()) is None  # private
+
+
 @pytest.mark.parametrize("field", ["max-age", "s-maxage", "stale-if-error",
                                    "stale-while-revalidate"])
 def test_huge_delta_seconds_in_a_response_are_2_to_the_31(field: str) -> None:

@@ -182,7 +182,7 @@ def test_store_decide_refresh_never_raise(
     assert names is None or (list(names) == sorted(set(names)) and all(names))
     reason = can_store(policy, request, status, fields)
     # A private cache keeps Set-Cookie (RFC 9111 section 7.3); a shared one stores no such
-    # response at all.
+    # response at all, whether it follows the response's headers or not.
     if policy.shared and any(k.lower() == "set-cookie" for k, _ in fields):
         assert reason is not None
     if reason is not None:
