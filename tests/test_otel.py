@@ -70,6 +70,24 @@ def test_importing_resilient_http_does_not_import_opentelemetry() -> None:
     assert out.stdout.strip() == "False"
 
 
+def test_instrument_without_an_sdk_warns_and_leaves_the_layers_alone() -> None:
+    # A fresh process: its global providers are still the API's no-op ones.
+    code = (
+        "import logging, resilient_http as rh\n"
+        "from resilient_http import otel\n"
+        "from resilient_http._middleware import TELEMETRY\n"
+        "logging.basicConfig(level=logging.WARNING, format='%(message)s')\n"
+        "otel.instrument(trace_attempts=True)\n"
+        "print(otel.is_instrumented(), TELEMETRY.run is None)\n"
+        "from opentelemetry.sdk.trace import TracerProvider\n"
+        "otel.instrument(tracer_provider=TracerProvider())\n"
+        "print(otel.is_instrumented(), TELEMETRY.run is None)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True", "True", "False"]
+    assert "no OpenTelemetry SDK is set up" in out.stderr
+
+
 async def test_retried_twice_three_client_spans(
     server: MockServer, clock: FakeClock, sdk: Sdk
 ) -> None:

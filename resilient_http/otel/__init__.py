@@ -43,9 +43,11 @@ CLIENT spans per request: the first time it happens a warning is logged.
 
 from __future__ import annotations
 
+import logging
+
 from opentelemetry import metrics, trace
-from opentelemetry.metrics import MeterProvider
-from opentelemetry.trace import TracerProvider
+from opentelemetry.metrics import MeterProvider, NoOpMeterProvider
+from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider, TracerProvider
 
 from resilient_http import events
 from resilient_http._middleware import TELEMETRY
@@ -58,6 +60,18 @@ __all__ = ["instrument", "uninstrument", "is_instrumented", "BUCKETS"]
 
 _SCOPE = "resilient_http"
 _state: tuple[Calls, events.EventHook] | None = None
+
+
+def _no_sdk(tracer_provider: object, meter_provider: object) -> bool:
+    """Whether both providers are the API's own stand-ins (no SDK set up): then nothing
+    would be recorded, and instrumenting would only cost every call its work."""
+    meters = meter_provider if meter_provider is not None else metrics.get_meter_provider()
+    tracers = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
+    # The API's proxy meter provider is private; it is the one whose module is the API's.
+    proxy_meters = type(meters).__module__.startswith("opentelemetry.metrics")
+    return isinstance(tracers, (ProxyTracerProvider, NoOpTracerProvider)) and (
+        proxy_meters or isinstance(meters, NoOpMeterProvider)
+    )
 
 
 def _span_event(event: Event) -> None:
@@ -73,6 +87,10 @@ def instrument(
 ) -> None:
     """Turn on OpenTelemetry for every resilient_http layer of the process (see the module
     docstring). Calling it again replaces the previous configuration.
+
+    Call it after the OpenTelemetry SDK is set up: with neither an SDK's providers set globally
+    nor providers passed here, nothing would be recorded, so it logs a warning and leaves the
+    layers as they are (no cost on any call); :func:`is_instrumented` then says ``False``.
 
     Args:
         trace_attempts: also make one CLIENT span per request on the wire and inject its
@@ -90,6 +108,13 @@ def instrument(
             f"tracer_provider must be a TracerProvider or None, got {tracer_provider!r}"
         )
     uninstrument()
+    if _no_sdk(tracer_provider, meter_provider):
+        logging.getLogger("resilient_http").warning(
+            "otel.instrument(): no OpenTelemetry SDK is set up (the global tracer and meter "
+            "providers are the API's no-op ones), so nothing would be recorded: call it after "
+            "trace.set_tracer_provider() / metrics.set_meter_provider(), or pass the providers"
+        )
+        return
     meter = metrics.get_meter(_SCOPE, meter_provider=meter_provider)
     tracer = trace.get_tracer(_SCOPE, tracer_provider=tracer_provider) if trace_attempts else None
     figures = Metrics(meter)
