@@ -56,7 +56,7 @@ test: lint typecheck unit compat
 # 6,000 requests. About 10 CPU-minutes, spread over both cores by pytest-xdist (~5-6 min on
 # an idle 2-core machine, longer on a busy one); tests/fuzz/conftest.py sets the time limits.
 fuzz: $(VENV)/.dev-installed
-	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest tests/fuzz -n 2 --durations=20
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest tests/fuzz tests/test_otel_redaction.py -n 2 --durations=20
 
 bench: $(VENV)/.bench-installed
 	$(BIN)/resilient-http bench
