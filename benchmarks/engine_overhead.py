@@ -108,7 +108,7 @@ async def main() -> None:
 
     results: dict[str, float] = {}
     for name in ["direct", *args.names]:
-        if name == "bare":
+        if name in ("bare", "bare-urls"):
             continue
         mws = CONTENDERS[name]() if name != "direct" else (direct,)
         chain: Any = handler

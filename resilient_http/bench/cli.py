@@ -7,6 +7,7 @@
     resilient-http bench overhead --contenders bare,mw1,stack5 --rounds 7
     resilient-http tune flaky --param Retry.attempts=2,3,4 --param Timeout#2.seconds=0.5,2
     resilient-http bench --list                   # scenarios and contenders known here
+    resilient-http bench --instructions           # instructions per request (callgrind)
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from resilient_http.bench import report
+from resilient_http.bench import instructions, report
 from resilient_http.bench.contenders import REGISTRY
 from resilient_http.bench.plots import plot_tune
 from resilient_http.bench.runner import VariantResult, plan, run_variant
@@ -103,6 +104,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="names (or .toml paths); none = the default suite")
     bench.add_argument("--contenders", help="only these contenders, comma-separated")
     bench.add_argument("--list", action="store_true", help="list scenarios and contenders")
+    bench.add_argument("--instructions", action="store_true",
+                       help="CPU instructions per request under callgrind (needs valgrind) "
+                            "for our layers and their peers: --contenders picks rows, "
+                            "--requests sets N (default 512)")
     _common(bench)
     tune_p = sub.add_parser("tune", help="run a grid of settings on a profile, recommend one")
     tune_p.add_argument("profile", metavar="PROFILE", help="a scenario name or .toml path")
@@ -214,6 +219,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "bench" and args.list:
             _list(directory)
             return 0
+        if args.command == "bench" and args.instructions:
+            names = ([c.strip() for c in args.contenders.split(",")] if args.contenders
+                     else list(instructions.DEFAULT))
+            return instructions.run(names, args.requests or 512)
         if args.plot is not None:
             report.pyplot()  # fail before measuring, not after
         info = report.machine()
