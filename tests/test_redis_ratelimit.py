@@ -279,6 +279,45 @@ async def test_redis_killed_mid_run_then_restarted(redis_proc: RedisServer, mode
     assert server.count("/ok") >= expected
 
 
+async def test_redis_killed_for_5_s_under_load_fails_no_call(redis_proc: RedisServer) -> None:
+    """16 callers through standard() at 200/s shared; Redis is down from t=1 s to t=6 s."""
+    seen: list[rh.Event] = []
+    store = rh.RedisStore(redis_proc.url, on_error="local", on_event=seen.append)
+    middlewares = rh.standard(rate=rh.RateLimit(200, store=store))
+    failures: list[BaseException] = []
+    done = 0
+    async with MockServer() as server, aiohttp.ClientSession(middlewares=middlewares) as s:
+        url = server.url("/ok")
+        stop = time.monotonic() + 8.0
+
+        async def caller() -> None:
+            nonlocal done
+            while time.monotonic() < stop:
+                try:
+                    async with s.get(url) as resp:
+                        await resp.read()
+                        assert resp.status == 200
+                    done += 1
+                except Exception as exc:  # any failure counts against the store
+                    failures.append(exc)
+
+        callers = [asyncio.ensure_future(caller()) for _ in range(16)]
+        await asyncio.sleep(1.0)
+        redis_proc.kill()
+        await asyncio.sleep(5.0)
+        redis_proc.restart()
+        await asyncio.gather(*callers)
+        assert store.healthy  # reconnected by itself within the last 2 s
+        admin(redis_proc.url).flushall()
+        async with s.get(url) as resp:  # the next permit is the server's again
+            assert resp.status == 200
+        assert admin(redis_proc.url).keys("rh:ratelimit:*")
+    await store.aclose()
+    assert failures == []
+    assert done > 200
+    assert [e.name for e in seen] == ["store.degraded", "store.recovered"]
+
+
 async def test_local_fallback_runs_at_the_process_share(redis_proc: RedisServer) -> None:
     store = rh.RedisStore(redis_proc.url, processes=4, socket_timeout=0.5)
     rl = rh.RateLimit(40, burst=1, store=store)  # 10/s in this process while degraded
