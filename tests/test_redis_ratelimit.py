@@ -315,7 +315,11 @@ async def test_redis_killed_for_5_s_under_load_fails_no_call(redis_proc: RedisSe
     await store.aclose()
     assert failures == []
     assert done > 200
-    assert [e.name for e in seen] == ["store.degraded", "store.recovered"]
+    # degraded, then recovered (a loaded machine may see a cold call after the restart pass
+    # the 100 ms socket timeout once more: the pair may repeat, always in this order)
+    names = [e.name for e in seen]
+    assert names and len(names) % 2 == 0
+    assert names == ["store.degraded", "store.recovered"] * (len(names) // 2)
 
 
 async def test_local_fallback_runs_at_the_process_share(redis_proc: RedisServer) -> None:
