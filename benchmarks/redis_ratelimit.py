@@ -49,6 +49,7 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from resilient_http.bench.metrics import max_in_window  # noqa: E402
 from tests._redis import RedisServer, server_binary  # noqa: E402
 
 CALLERS = 16
@@ -113,16 +114,6 @@ async def worker(url: str, redis_url: str, rate: float, mode: str, start: float,
     if store is not None:
         await store.aclose()
     return sent, degraded
-
-
-def max_in_window(times: list[float], window: float = 1.0) -> int:
-    times = sorted(times)
-    best = start = 0
-    for end, t in enumerate(times):
-        while t - times[start] >= window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 # What clients send (every contender here runs its logic in Lua scripts); the rest of

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -20,16 +20,7 @@ from resilient_http.backoff import Backoff
 from resilient_http.testing import FakeClock, MockServer, Reply
 from tests._otel import Sdk, make_sdk
 
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(autojump=True)
-
-
-@pytest.fixture
-async def server(clock: FakeClock) -> AsyncIterator[MockServer]:
-    async with MockServer(clock=clock) as s:
-        yield s
+pytest_plugins = ("_autojump",)  # the fixtures: clock, server
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ import redis
 import resilient_http as rh
 from resilient_http._bucket_store import BucketSpec
 from resilient_http._ratelimit_headers import Limits
+from resilient_http.bench.metrics import max_in_window
 from resilient_http.redis.ratelimit import RedisBuckets
 from resilient_http.testing import MockServer, Reply
 from tests._redis import RedisServer
@@ -411,17 +412,6 @@ async def main(url, redis_url, seconds, callers, rate):
 asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4]),
                  float(sys.argv[5])))
 """
-
-
-def max_in_window(times: list[float], window: float = 1.0) -> int:
-    """The most arrivals in any window of ``window`` seconds (starting at an arrival)."""
-    times = sorted(times)
-    best = start = 0
-    for end, t in enumerate(times):
-        while t - times[start] >= window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 async def test_four_processes_share_one_limit(redis_url: str) -> None:

@@ -24,15 +24,7 @@ from resilient_http.testing import FakeClock, MockServer, Reply
 pytestmark = pytest.mark.filterwarnings("error")
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(autojump=True)
-
-
-@pytest.fixture
-async def server(clock: FakeClock) -> AsyncIterator[MockServer]:
-    async with MockServer(clock=clock) as s:
-        yield s
+pytest_plugins = ("_autojump",)  # the fixtures: clock, server
 
 
 def exact(clock: FakeClock, **kw: Any) -> Retry:

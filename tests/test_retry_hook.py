@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -13,16 +12,7 @@ from resilient_http.classify import TRANSIENT
 from resilient_http.retry import Attempt, Retry
 from resilient_http.testing import FakeClock, MockServer, Reply
 
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(autojump=True)
-
-
-@pytest.fixture
-async def server(clock: FakeClock) -> AsyncIterator[MockServer]:
-    async with MockServer(clock=clock) as s:
-        yield s
+pytest_plugins = ("_autojump",)  # the fixtures: clock, server
 
 
 async def test_hook_refreshes_the_token_before_the_retry(

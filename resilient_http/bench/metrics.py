@@ -34,6 +34,7 @@ __all__ = [
     "Summary",
     "WindowStats",
     "arrivals",
+    "max_in_window",
     "noise",
     "percentile",
     "summarize",
@@ -331,3 +332,14 @@ def summarize(samples: Sequence[Sample], baseline: str = BASELINE) -> list[Summa
             )
         )
     return out
+
+
+def max_in_window(times: list[float], window: float = 1.0) -> int:
+    """The most arrivals in any window of ``window`` seconds (starting at an arrival)."""
+    times = sorted(times)
+    best = start = 0
+    for end, t in enumerate(times):
+        while t - times[start] >= window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
