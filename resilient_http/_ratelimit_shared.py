@@ -15,8 +15,8 @@ priorities past ``max_wait`` expires as with the memory store.
 
 When the store cannot answer (it says so within its ``socket_timeout``, or at once while
 degraded), its ``on_error`` decides: ``"local"`` reserves from the lane's in-process bucket,
-which runs at ``rate / processes`` (and ``burst / processes``, at least 1; kept empty while the
-shared bucket answers, so a switch adds no burst); ``"open"`` lets the
+which runs at ``rate / processes`` (and ``burst / processes``, at least 1; empty at first and
+kept empty while the shared bucket answers, so a switch adds no burst, at start-up or later); ``"open"`` lets the
 request go; ``"closed"`` raises :class:`~resilient_http.StoreUnavailable`. A response's
 rate-limit headers are applied to the shared bucket before the response is handed on (one
 more call, only for responses that carry them), and to the in-process one too.
@@ -65,16 +65,20 @@ class SharedPath:
         self.buckets = store.rate_buckets(spec)
 
     def local_bucket(self, now: float) -> LocalBucket:
-        """A new lane's in-process bucket: this process's share of the limit."""
+        """A new lane's in-process bucket: this process's share of the limit. It starts
+        empty: a process that degrades before the shared bucket ever answered (at start-up)
+        must not add its own burst to what the fleet already spent."""
         layer = self.layer
         n = self.store.processes
-        return LocalBucket(
+        bucket = LocalBucket(
             layer._per_second / n,
             max(1.0, layer.burst / n),
             now,
             layer.recovery,
             min_rate=1.0 / layer.max_pause,
         )
+        bucket.tokens = 0.0
+        return bucket
 
     # -- taking ---------------------------------------------------------------------------
 

@@ -331,7 +331,22 @@ async def test_local_fallback_runs_at_the_process_share(redis_proc: RedisServer)
         started = time.monotonic()
         for _ in range(4):
             await timed_get(s, server.url("/ok"))
-        assert time.monotonic() - started == pytest.approx(0.3, abs=0.1 + SLACK)
+        # the fallback starts empty: the first permit waits one interval too
+        assert time.monotonic() - started == pytest.approx(0.4, abs=0.05 + SLACK)
+    await store.aclose()
+
+
+async def test_degrading_at_start_up_adds_no_burst(redis_proc: RedisServer) -> None:
+    # A process whose first permit already finds the store down must not spend a burst of
+    # its own on top of what the rest of the fleet spent (fallback 10/s, burst 10).
+    store = rh.RedisStore(redis_proc.url, processes=4, socket_timeout=0.5)
+    rl = rh.RateLimit(40, store=store)
+    async with MockServer() as server, aiohttp.ClientSession(middlewares=(rl,)) as s:
+        redis_proc.kill()
+        started = time.monotonic()
+        for _ in range(5):
+            await timed_get(s, server.url("/ok"))
+        assert time.monotonic() - started > 0.45  # paced at 10/s from the first permit
     await store.aclose()
 
 
