@@ -261,7 +261,8 @@ async def main() -> None:
         for name in args.only or list(SCENARIOS):
             r = await run(name, redis_url, args.seconds, args.cold)
             print(f"{name:12s} {r['processes']:5.0f} {r['rate']:6.0f} {r['requests']:8.0f} "
-                  f"{r['steady']:6.3f}x {r['window']:7.0f} {r['later']:6.0f} {r['granted']:7.0f} {r['bound']:6.0f} "
+                  f"{r['steady']:6.3f}x {r['window']:7.0f} {r['later']:6.0f} "
+                  f"{r['granted']:7.0f} {r['bound']:6.0f} "
                   f"{r['per_permit']:11.3f} {r['all_per_permit']:10.3f} {r['degraded']:8.0f}",
                   flush=True)
     finally:

@@ -15,11 +15,12 @@ priorities past ``max_wait`` expires as with the memory store.
 
 When the store cannot answer (it says so within its ``socket_timeout``, or at once while
 degraded), its ``on_error`` decides: ``"local"`` reserves from the lane's in-process bucket,
-which runs at ``rate / processes`` (and ``burst / processes``, at least 1; empty at first and
-kept empty while the shared bucket answers, so a switch adds no burst, at start-up or later); ``"open"`` lets the
-request go; ``"closed"`` raises :class:`~resilient_http.StoreUnavailable`. A response's
-rate-limit headers are applied to the shared bucket before the response is handed on (one
-more call, only for responses that carry them), and to the in-process one too.
+which runs at ``rate / processes`` (and ``burst / processes``, at least 1; empty at first
+and kept empty while the shared bucket answers, so a switch adds no burst, at start-up or
+later); ``"open"`` lets the request go; ``"closed"`` raises
+:class:`~resilient_http.StoreUnavailable`. A response's rate-limit headers are applied to
+the shared bucket before the response is handed on (one more call, only for responses that
+carry them), and to the in-process one too.
 """
 
 from __future__ import annotations
