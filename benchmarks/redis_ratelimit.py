@@ -26,9 +26,10 @@ Scenarios: ``shared`` (``store=RedisStore``, 4 x 16 at 100/s, and 8 x 16 at 1,00
 anchors ``memory`` (no shared state: each process has its own limit, so P x R) and
 ``limits`` (the ``limits`` library's moving window on the same Redis, used the way its
 users wait: ``hit()``, and when refused ``get_window_stats()`` and a sleep until the reset,
-then again); and a control, ``single-1000``: one process with the in-memory limiter at
-1,000/s, measured the same way, which shows what the lateness of a burst's first arrivals
-adds to a window for any limiter.
+then again), and ``throttled`` (``throttled-py``'s GCRA, waiting through its own
+``limit(key, timeout=...)``); and a control, ``single-1000``: one process with the in-memory
+limiter at 1,000/s, measured the same way, which shows what the lateness of a burst's first
+arrivals adds to a window for any limiter.
 
 Every process opens its connections before the clock starts (HTTP and Redis, the script
 loaded), as a running service has them; ``--cold`` starts with nothing open instead (a
@@ -69,6 +70,7 @@ SCENARIOS = {
     "shared-1000": (8, 1000.0, "shared"),
     "memory-100": (4, 100.0, "memory"),
     "limits-100": (4, 100.0, "limits"),
+    "throttled-100": (4, 100.0, "throttled"),
     # control: one process, in-memory limiter, same measurement (what lateness alone adds)
     "single-1000": (1, 1000.0, "memory"),
 }
@@ -88,6 +90,26 @@ def limits_gate(redis_url: str, rate: float) -> Any:
         while not await limiter.hit(item, "bench"):
             stats = await limiter.get_window_stats(item, "bench")
             await asyncio.sleep(max(0.0, stats.reset_time - time.time()))
+
+    return gate
+
+
+def throttled_gate(redis_url: str, rate: float) -> Any:
+    """``throttled-py``'s GCRA on the same Redis, waiting as its docs show (``limit(key,
+    timeout=...)``: it sleeps the ``retry_after`` it is told, then asks again)."""
+    from throttled.asyncio import RateLimiterType, Throttled, store
+
+    throttle = Throttled(
+        using=RateLimiterType.GCRA.value,
+        quota=f"{int(rate)}/s burst {int(rate)}",
+        store=store.RedisStore(server=redis_url),
+        timeout=60,
+    )
+
+    async def gate() -> None:
+        result = await throttle.limit("bench")
+        if result.limited:
+            raise RuntimeError("throttled-py refused a permit within 60 s")
 
     return gate
 
@@ -120,11 +142,13 @@ async def worker(url: str, redis_url: str, rate: float, mode: str, start: float,
     store = None
     if mode == "shared":  # as deployed: the fallback runs at this process's share
         store = rh.RedisStore(redis_url, processes=processes, on_event=count)
-    gate = limits_gate(redis_url, rate) if mode == "limits" else None
+    gates = {"limits": limits_gate, "throttled": throttled_gate}
+    gate = gates[mode](redis_url, rate) if mode in gates else None
     grants: list[float] = []  # when each request got past the limiter (wall clock)
 
     async def granted(request: Any, handler: Any) -> Any:
-        grants.append(time.time())
+        if request.url.path != "/warm":
+            grants.append(time.time())
         return await handler(request)
 
     limiter = () if gate is not None else (rh.RateLimit(rate, store=store),)
