@@ -215,8 +215,13 @@ async def run(name: str, redis_url: str, seconds: float, cold: bool) -> dict[str
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     admin = redis.Redis.from_url(redis_url)
     admin.flushall()
-    before = commands(admin)
     start = time.time() + 4.0  # every process up (and warm) before the clock starts
+
+    async def at_start() -> tuple[int, int]:  # the warm-up's commands are not the run's
+        await asyncio.sleep(max(0.0, start - time.time()))
+        return commands(admin)
+
+    snapshot = asyncio.create_task(at_start())
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     args = [f"http://127.0.0.1:{port}/", redis_url, str(rate), mode, str(start), str(seconds),
             str(processes), "cold" if cold else "warm"]
@@ -227,6 +232,7 @@ async def run(name: str, redis_url: str, seconds: float, cold: bool) -> dict[str
         for _ in range(processes)
     ]
     outs = [await p.communicate() for p in procs]
+    before = await snapshot
     results = [(out.decode() + "\n\n").split("\n") for out, _ in outs]
     sent = sum(int(r[0].split()[0]) for r in results if r[0])
     degraded = sum(int(r[0].split()[1]) for r in results if r[0])
