@@ -21,80 +21,31 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import inspect
 import logging
 import re
-import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from importlib import resources
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
-from redis.asyncio.connection import AbstractConnection
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import (
-    ClusterError,
-    OutOfMemoryError,
-    ReadOnlyError,
-    RedisError,
-    ResponseError,
-    TryAgainError,
-)
 
 from resilient_http._bucket_store import BucketSpec
 from resilient_http._validate import number, positive_int, show
 from resilient_http.errors import StoreUnavailable
 from resilient_http.events import Emitter, EventHook
+from resilient_http.redis._client import bounded, client_from_url, is_outage
 from resilient_http.redis.ratelimit import RedisBuckets
 
 __all__ = ["RedisStore", "ON_ERROR"]
 
 T = TypeVar("T")
 
-POOL_SIZE = 4
-"""Connections of a client built from a URL (per process)."""
-
 ON_ERROR = ("local", "open", "closed")
 """The allowed values of ``on_error``."""
 
-# Server answers that mean "not available now" rather than "your script is wrong".
-_OUTAGE_REPLIES = (
-    "OOM", "BUSY", "LOADING", "MASTERDOWN", "READONLY", "TRYAGAIN", "CLUSTERDOWN",
-    "NOREPLICAS", "MISCONF",
-)
-# The same, as redis-py's classes (which strip the reply's prefix from the message).
-_OUTAGE_ERRORS = (OutOfMemoryError, ReadOnlyError, TryAgainError, ClusterError)
-# No CLIENT SETINFO on connect: two round trips less per new connection, which is what a
-# cold process's first calls wait for (8 processes starting at once on 2 cores: the slowest
-# first call 58-96 ms with it, 38-57 ms without; the socket timeout is 100 ms).
-_NO_SETINFO: dict[str, Any] = (
-    {"driver_info": None}  # redis-py >= 7.1; lib_name/lib_version are deprecated there
-    if "driver_info" in inspect.signature(AbstractConnection.__init__).parameters
-    else {"lib_name": None, "lib_version": None}
-)
 _LAYER = re.compile(r"[a-z][a-z0-9_-]{0,31}\Z")
 _PREFIX_FORBIDDEN = re.compile(r"[{}\s\x00-\x1f\x7f]")
-
-if sys.version_info >= (3, 11):
-
-    async def _bounded(aw: Awaitable[T], seconds: float) -> T:
-        async with asyncio.timeout(seconds):
-            return await aw
-
-else:  # pragma: no cover - Python 3.10
-
-    async def _bounded(aw: Awaitable[T], seconds: float) -> T:
-        return await asyncio.wait_for(aw, seconds)
-
-
-def _is_outage(exc: BaseException) -> bool:
-    """Whether ``exc`` says the server is unreachable, slow or refusing writes (as opposed
-    to a bug in a script or a command)."""
-    if isinstance(exc, ResponseError):
-        return isinstance(exc, _OUTAGE_ERRORS) or str(exc).startswith(_OUTAGE_REPLIES)
-    return isinstance(exc, (RedisError, OSError, asyncio.TimeoutError, TimeoutError))
 
 
 def hash_tag(name: str) -> str:
@@ -184,22 +135,7 @@ class RedisStore:
         self.probe_interval: float = 1.0
         """Seconds between two reconnection tries while degraded."""
         if isinstance(url_or_client, str):
-            # A few connections, shared: a burst of callers waits a moment for one instead
-            # of opening one each (a connection costs far more than a script call).
-            try:
-                pool = aioredis.BlockingConnectionPool.from_url(
-                    url_or_client,
-                    max_connections=POOL_SIZE,
-                    timeout=None,  # the wait for a connection is inside the call's bound
-                    socket_timeout=self.socket_timeout,
-                    socket_connect_timeout=self.socket_timeout,
-                    retry=Retry(NoBackoff(), 0),
-                    health_check_interval=0,
-                    **_NO_SETINFO,
-                )
-            except ValueError as exc:  # redis-py's words on a malformed URL
-                raise ValueError(f"url_or_client: {exc} (got {show(url_or_client)})") from None
-            self._client: Any = aioredis.Redis(connection_pool=pool)
+            self._client: Any = client_from_url(url_or_client, self.socket_timeout)
             self._owned = True
         elif isinstance(url_or_client, (aioredis.Redis, aioredis.RedisCluster)):
             self._client = url_or_client
@@ -271,9 +207,9 @@ class RedisStore:
             self._ensure_probe()
             raise StoreUnavailable(f"the Redis store is degraded (on_error={self.on_error!r})")
         try:
-            return await _bounded(fn(*args), self.socket_timeout)
+            return await bounded(fn(*args), self.socket_timeout)
         except Exception as exc:
-            if not _is_outage(exc):
+            if not is_outage(exc):
                 raise
             self._degrade(exc)
             raise StoreUnavailable(
@@ -315,9 +251,9 @@ class RedisStore:
         while True:
             await asyncio.sleep(self.probe_interval)
             try:
-                await _bounded(self._client.ping(), self.socket_timeout)
+                await bounded(self._client.ping(), self.socket_timeout)
             except Exception as exc:
-                if not _is_outage(exc):
+                if not is_outage(exc):
                     raise
                 continue
             self._healthy = True
