@@ -53,7 +53,7 @@ from aiohttp import ClientResponse, ClientResponseError
 from multidict import istr
 
 from resilient_http._bucket import EPS
-from resilient_http._bucket_store import BucketStore, MemoryStore, SharedStore
+from resilient_http._bucket_store import BucketStore, MemoryStore, SharedStore, is_shared
 from resilient_http._clock import Clock, LoopClock
 from resilient_http._fresh import config_of, fresh_reduce
 from resilient_http._middleware import REQUEST, Call, Layer, Step
@@ -180,12 +180,7 @@ class RateLimit(Lanes, Waiting, Layer):
         self._shared: SharedPath | None = None
         if store is None:
             store = MemoryStore(max_keys)
-        elif not isinstance(store, BucketStore):
-            if not isinstance(store, SharedStore):
-                raise TypeError(
-                    "store must be a BucketStore (a bucket() method) or a shared store such as "
-                    f"rh.RedisStore (a rate_buckets() method), got {show(store)}"
-                )
+        elif is_shared(store):
             self._shared = SharedPath(self, store)
         self.store: BucketStore | SharedStore = store
         self.clock: Clock = clock_or_default(clock)
@@ -205,9 +200,8 @@ class RateLimit(Lanes, Waiting, Layer):
         request = call[REQUEST]
         if request is not None and self.key is None:
             # The lane of the last URL is remembered: yarl hands out one URL object per URL
-            # string, so a request to the same URL as the one before finds its lane by one
-            # identity check instead of three URL properties, a tuple and its hash (~2k
-            # instructions). A tuple, so that it is read and replaced in one step.
+            # string, so the same URL again finds its lane by one identity check (~2k
+            # instructions less). A tuple, so that it is read and replaced in one step.
             url = request.url
             memo = self._memo
             lane = memo[1] if memo[0] is url else self._url_lane(url)
