@@ -17,6 +17,17 @@ Adaptation (AIMD)
     starting once the current hold (a pause, or the window the server's headers spoke for)
     has passed. Recovery is folded into the refill, so it costs nothing while the bucket runs
     at its configured rate.
+
+Why not just ``aiolimiter``. ``aiolimiter.AsyncLimiter`` is the reference we measure against
+(its leaky-bucket arithmetic is the same as ours for a fixed rate, and its heap of waiters
+woken one at a time is the same idea), but it cannot serve as this layer's engine: its
+``acquire`` is a coroutine, so even a free token costs an ``await`` (the engine takes free
+tokens synchronously inside ``enter``); it reads ``loop.time()`` only, so tests would have to
+sleep instead of driving a ``FakeClock``; its rate is fixed (no pause, no lowering, no
+recovery); it cannot say how long a wait *would* be without queueing, so it cannot refuse a
+wait past ``max_wait`` or a deadline without taking a token; it has no priorities and no
+per-key buckets. Hence this module; aiolimiter stays the baseline of
+``benchmarks/ratelimit_overhead.py`` and ``benchmarks/ratelimit_accuracy.py``.
 """
 
 from __future__ import annotations

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeGuard, runtime_checkable
 
 from resilient_http._bucket import TokenBucket
 from resilient_http._ratelimit_headers import Limits
-from resilient_http._validate import positive_int
+from resilient_http._validate import positive_int, show
 
 __all__ = [
     "BucketStore",
@@ -32,6 +32,7 @@ __all__ = [
     "BucketSpec",
     "Adapted",
     "evict",
+    "is_shared",
 ]
 
 
@@ -146,6 +147,19 @@ class MemoryStore:
 
     def __len__(self) -> int:
         return len(self._buckets)
+
+
+def is_shared(store: object) -> TypeGuard[SharedStore]:
+    """Whether a layer's ``store`` is a :class:`SharedStore` rather than a
+    :class:`BucketStore`; ``TypeError`` naming the parameter when it is neither."""
+    if isinstance(store, BucketStore):
+        return False
+    if isinstance(store, SharedStore):
+        return True
+    raise TypeError(
+        "store must be a BucketStore (a bucket() method) or a shared store such as "
+        f"rh.RedisStore (a rate_buckets() method), got {show(store)}"
+    )
 
 
 def evict(table: dict[Any, Any], limit: int, idle: Callable[[Any], bool]) -> None:

@@ -37,7 +37,8 @@ from resilient_http._ratelimit_headers import Limits
 from resilient_http.errors import StoreUnavailable
 
 if TYPE_CHECKING:
-    from resilient_http.ratelimit import RateLimit, _Lane
+    from resilient_http._ratelimit_lane import Lane as _Lane
+    from resilient_http.ratelimit import RateLimit
 
 __all__ = ["SharedPath", "LocalBucket"]
 

@@ -25,25 +25,14 @@ declared policy halves the rate (once per hold). The rate then climbs back addit
 (``rate / recovery`` per second) up to the configured rate. Malformed headers are ignored.
 The exact rules: :func:`resilient_http._bucket.adapt`.
 
-Why not just ``aiolimiter``. ``aiolimiter.AsyncLimiter`` is the reference we measure against
-(its leaky-bucket arithmetic is the same as ours for a fixed rate, and its heap of waiters
-woken one at a time is the same idea), but it cannot serve as this layer's engine: its
-``acquire`` is a coroutine, so even a free token costs an ``await`` (the engine takes free
-tokens synchronously inside ``enter``); it reads ``loop.time()`` only, so tests would have to
-sleep instead of driving a ``FakeClock``; its rate is fixed (no pause, no lowering, no
-recovery); it cannot say how long a wait *would* be without queueing, so it cannot refuse a
-wait past ``max_wait`` or a deadline without taking a token; it has no priorities and no
-per-key buckets. Hence :mod:`resilient_http._bucket`; aiolimiter stays the baseline of
-``benchmarks/ratelimit_overhead.py`` and ``benchmarks/ratelimit_accuracy.py``.
-
 Threads. The counts and buckets are shared by every event loop using the layer, in any
 thread: admission claims the slot right after checking it, with no call in between, so on
 CPython no other thread runs in between and ``max_concurrency`` holds across threads (the
-token is taken by a method with no call inside either, unless the server lowered the rate).
-The waiting (futures, the key's timer) belongs to
-one running loop: the first that had to wait on the key, until it stops; a call on another
-thread's loop that has to wait meanwhile raises ``RuntimeError``, and a call ending there
-hands the serving of the waiters to their loop (``call_soon_threadsafe``).
+token's arithmetic has no call inside either, unless the server lowered the rate). The
+waiting (futures, the key's timer) belongs to one running loop: the first that had to wait
+on the key, until it stops; a call on another thread's loop that has to wait meanwhile
+raises ``RuntimeError``, and a call ending there hands the serving of the waiters to their
+loop (``call_soon_threadsafe``).
 
 Bucket state lives in a store; the queue of waiters is always local to the process. The
 default :class:`MemoryStore` keeps it in this process and a free token is taken without an
@@ -55,26 +44,23 @@ processes: each permit is reserved on the server in one round trip, and a server
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import sys
 import time
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from datetime import timedelta
-from typing import Any, NoReturn
+from typing import Any
 
 from aiohttp import ClientResponse, ClientResponseError
 from multidict import istr
 
-from resilient_http._bucket import EPS, TokenBucket, adapt
-from resilient_http._bucket_store import BucketStore, MemoryStore, SharedStore, evict
+from resilient_http._bucket import EPS
+from resilient_http._bucket_store import BucketStore, MemoryStore, SharedStore, is_shared
 from resilient_http._clock import Clock, LoopClock
 from resilient_http._fresh import config_of, fresh_reduce
-from resilient_http._info import add, info
-from resilient_http._middleware import ARGS, KWARGS, REQUEST, Call, Layer, Step
-from resilient_http._priority import LEVEL_NAMES, PRIORITY, priority
-from resilient_http._ratelimit_headers import Limits, parse_limits
+from resilient_http._middleware import REQUEST, Call, Layer, Step
+from resilient_http._priority import priority
+from resilient_http._ratelimit_lane import Lane, Lanes
 from resilient_http._ratelimit_shared import SharedPath
+from resilient_http._ratelimit_wait import UNLIMITED, Waiting, tell
 from resilient_http._validate import (
     callable_or_none,
     clock_or_default,
@@ -85,10 +71,7 @@ from resilient_http._validate import (
     positive_int,
     show,
 )
-from resilient_http._waitqueue import WaitQueue
-from resilient_http.errors import RateLimitExceeded
 from resilient_http.events import DEBUG_LOG, Emitter, EventHook
-from resilient_http.timeout import current_deadline
 
 __all__ = ["RateLimit", "priority", "BucketStore", "MemoryStore", "SharedStore"]
 
@@ -100,68 +83,10 @@ _REMAINING = istr("RateLimit-Remaining")
 _X_REMAINING = istr("X-RateLimit-Remaining")
 _X_REMAINING_TWITTER = istr("X-Rate-Limit-Remaining")
 _NO_MEMO: tuple[Any, Any] = (None, None)
+_ONE = 1.0 - EPS  # as in TokenBucket.try_take: 0.999999 tokens are one
 
 
-def _tell(lane: _Lane, call: Call, result: Any) -> None:
-    """Add the seconds ``call`` waited for its token, if it did, to ``result``'s info."""
-    seconds = lane.waited.pop(id(call), None)
-    if seconds is not None and isinstance(result, ClientResponse):
-        add(result, waited=info(result).waited + seconds)
-
-
-class _Lane:
-    """One key in this process: its bucket, its waiters, requests in flight, its timer; with
-    a shared store also the key's name there and the reserved slots due but not yet handed
-    out (``ready``)."""
-
-    __slots__ = (
-        "bucket", "queue", "waiting", "inflight", "handle", "loop", "waited", "name", "ready",
-    )
-
-    def __init__(self, bucket: TokenBucket, name: str = "") -> None:
-        self.bucket = bucket
-        self.name = name
-        self.ready = 0
-        self.queue = WaitQueue()
-        self.waiting = 0
-        self.inflight = 0
-        self.handle: Any = None
-        self.loop: asyncio.AbstractEventLoop | None = None
-        # Seconds waited for a token, by id of the call, from the grant to the call's exit.
-        self.waited: dict[int, float] = {}
-
-    def adopt(self, loop: asyncio.AbstractEventLoop) -> None:
-        """First wait on ``loop`` (a layer reused across ``asyncio.run`` calls, say).
-
-        The counts stay: a call in flight holds its slot whatever loop it runs on, and gives
-        it back in its ``exit``. What belongs to the old loop moves: its timer is re-armed on
-        ``loop`` (by the next dispatch), and the waiters of a loop that was closed without
-        cancelling them (they can never run again) are dropped. The waiting itself (futures,
-        timer) serves one running loop at a time: while the old loop runs in another thread,
-        a wait on this key from ``loop`` raises ``RuntimeError``.
-        """
-        old = self.loop
-        if old is not None:
-            if old.is_running():
-                raise RuntimeError(
-                    f"RateLimit: requests of one key wait on event loop {old!r}, which is "
-                    f"running in another thread; a RateLimit serves one running event loop "
-                    f"at a time (loops that run one after another are fine): give each "
-                    f"thread its own RateLimit"
-                )
-            if self.handle is not None:
-                self.handle.cancel()
-                self.handle = None
-            if self.waiting:
-                self.waiting -= self.queue.drop(_on_closed_loop)
-        self.loop = loop
-
-
-def _on_closed_loop(fut: asyncio.Future[None]) -> bool:
-    return fut.get_loop().is_closed()
-
-
-class RateLimit(Layer):
+class RateLimit(Lanes, Waiting, Layer):
     """Limit requests to ``rate`` per ``per`` seconds, per host, fairly, adapting to the
     server's own limits (see the module docstring for the rules).
 
@@ -208,26 +133,9 @@ class RateLimit(Layer):
     """
 
     __slots__ = (
-        "_config",
-        "rate",
-        "per",
-        "burst",
-        "key",
-        "max_wait",
-        "adaptive",
-        "max_concurrency",
-        "recovery",
-        "max_pause",
-        "store",
-        "max_keys",
-        "clock",
-        "_emit",
-        "_lanes",
-        "_per_second",
-        "_limit",
-        "_now",
-        "_memo",
-        "_shared",
+        "_config", "rate", "per", "burst", "key", "max_wait", "adaptive", "max_concurrency",
+        "recovery", "max_pause", "store", "max_keys", "clock", "_emit", "_lanes",
+        "_per_second", "_limit", "_now", "_memo", "_shared",
     )
 
     __reduce__ = fresh_reduce
@@ -272,12 +180,7 @@ class RateLimit(Layer):
         self._shared: SharedPath | None = None
         if store is None:
             store = MemoryStore(max_keys)
-        elif not isinstance(store, BucketStore):
-            if not isinstance(store, SharedStore):
-                raise TypeError(
-                    "store must be a BucketStore (a bucket() method) or a shared store such as "
-                    f"rh.RedisStore (a rate_buckets() method), got {show(store)}"
-                )
+        elif is_shared(store):
             self._shared = SharedPath(self, store)
         self.store: BucketStore | SharedStore = store
         self.clock: Clock = clock_or_default(clock)
@@ -286,39 +189,50 @@ class RateLimit(Layer):
         # (URL, its lane) of the last request (see enter); reset when lanes are evicted.
         self._memo: tuple[Any, Any] = _NO_MEMO
         self._emit = Emitter("RateLimit", on_event)
-        self._lanes: dict[Hashable, _Lane] = {}
-        self._limit = sys.maxsize if self.max_concurrency is None else self.max_concurrency
+        self._lanes: dict[Hashable, Lane] = {}
+        self._limit = UNLIMITED if self.max_concurrency is None else self.max_concurrency
+
+    # -- the hooks ------------------------------------------------------------------------
 
     # -- the hooks ------------------------------------------------------------------------
 
     def enter(self, call: Call, i: int) -> Step:
         request = call[REQUEST]
-        if self.key is None and request is not None:
+        if request is not None and self.key is None:
             # The lane of the last URL is remembered: yarl hands out one URL object per URL
-            # string, so a request to the same URL as the one before finds its lane by one
-            # identity check instead of three URL properties, a tuple and its hash (~2k
-            # instructions). A tuple, so that it is read and replaced in one step.
+            # string, so the same URL again finds its lane by one identity check (~2k
+            # instructions less). A tuple, so that it is read and replaced in one step.
             url = request.url
             memo = self._memo
-            if memo[0] is url:
-                lane = memo[1]
-            else:
-                key: Hashable = (url.scheme, url.raw_host, url.port)
-                lane = self._lanes.get(key)
-                if lane is None:
-                    lane = self._new_lane(key)
-                self._memo = (url, lane)
+            lane = memo[1] if memo[0] is url else self._url_lane(url)
         else:
-            key = self._key(call)
-            lane = self._lanes.get(key)
-            if lane is None:
-                lane = self._new_lane(key)
+            lane = self._lane(self._key(call))
         call[i] = lane
         if not lane.waiting and lane.inflight < self._limit:
             # The slot is claimed right after the check, with no call between them: no other
             # thread's loop can take the same last slot in between (see the module docstring).
             lane.inflight += 1
-            if lane.bucket.try_take(self._now()):
+            now = self._now
+            now = now()
+            bucket = lane.bucket
+            if (
+                lane.own
+                and (elapsed := now - bucket.stamp) > 0.0
+                and (rate := bucket.rate) >= bucket.base
+            ):
+                # TokenBucket.try_take written out for a bucket at its configured rate (the
+                # method call would cost as much again); the method does the rest.
+                tokens = bucket.tokens + elapsed * rate
+                bucket.stamp = now
+                if tokens > bucket.capacity:
+                    tokens = bucket.capacity
+                if tokens >= _ONE:
+                    bucket.tokens = tokens - 1.0
+                    if DEBUG_LOG.on or self._emit.hooks:
+                        self._emit.emit_call("ratelimit.acquired", call)
+                    return None
+                bucket.tokens = tokens
+            elif bucket.try_take(now):
                 if DEBUG_LOG.on or self._emit.hooks:
                     self._emit.emit_call("ratelimit.acquired", call)
                 return None
@@ -326,14 +240,16 @@ class RateLimit(Layer):
         return self._queue(lane, call)
 
     def exit(self, call: Call, i: int, result: Any, error: BaseException | None) -> Step:
-        lane: _Lane = call[i]
+        lane: Lane = call[i]
         if lane.waited:  # a call of this lane waited for its token: this one? (rh.info)
-            _tell(lane, call, result)
+            tell(lane, call, result)
         lane.inflight -= 1
         if self.adaptive:
             if isinstance(result, ClientResponse):
                 status = result.status
-                headers: Any = result.headers
+                # What the headers property returns, without its cache lookup (~450
+                # instructions, twice that on the property's first read).
+                headers: Any = result._headers
             elif isinstance(error, ClientResponseError) and error.headers is not None:
                 status = error.status
                 headers = error.headers
@@ -351,224 +267,24 @@ class RateLimit(Layer):
                 or _X_REMAINING_TWITTER in headers
             ):
                 return self._adapt(lane, status, headers, call)
-        if lane.waiting and (self._limit != sys.maxsize or lane.handle is None):
+        if lane.waiting:
             self._serve(lane)
         return None
 
-    def _key(self, call: Call) -> Hashable:
-        """The key of a call other than a request with the default key."""
-        request = call[REQUEST]
-        keyfn: Callable[..., Hashable] | None = self.key
-        if keyfn is None:
-            return None  # decorator mode: one bucket for all calls
-        if request is not None:
-            return keyfn(request)
-        return keyfn(*call[ARGS], **(call[KWARGS] or {}))
-
-    # -- waiting --------------------------------------------------------------------------
-
-    def _new_lane(self, key: Hashable) -> _Lane:
-        now = self.clock.now()
-        lanes = self._lanes
-        if len(lanes) >= self.max_keys:
-            self._memo = _NO_MEMO  # it may hold a lane evicted here
-            evict(
-                lanes,
-                self.max_keys,
-                lambda lane: (
-                    not lane.waiting
-                    and not lane.inflight
-                    and lane.handle is None
-                    and lane.bucket.is_idle(now)
-                ),
-            )
-        if self._shared is not None:
-            lane = _Lane(self._shared.local_bucket(now), self._shared.buckets.name(key))
-        else:
-            lane = _Lane(self.store.bucket(key, now, self._new_bucket))  # type: ignore[union-attr]
-        lanes[key] = lane
+    def _url_lane(self, url: Any) -> Lane:
+        """The lane of a request's URL with the default key; remembered for the next one."""
+        lane = self._lane((url.scheme, url.raw_host, url.port))
+        self._memo = (url, lane)
         return lane
 
-    def _new_bucket(self, now: float) -> TokenBucket:
-        # A server's headers never slow a key below one request per max_pause.
-        return TokenBucket(
-            self._per_second, self.burst, now, self.recovery, min_rate=1.0 / self.max_pause
-        )
-
-    def _queue(self, lane: _Lane, call: Call) -> Awaitable[None]:
-        if self._shared is not None:
-            return self._shared.queue(lane, call)
-        loop = asyncio.get_running_loop()
-        if lane.loop is not loop:
-            lane.adopt(loop)
-        now = self.clock.now()
-        prio = PRIORITY.get()
-        wait = lane.bucket.wait_for(lane.queue.ahead(prio) + 1, now)
-        bound = self._bound(now)
-        if bound is not None and wait > bound + EPS:
-            self._reject(call, wait, bound)
-        fut: asyncio.Future[None] = loop.create_future()
-        lane.queue.push(fut, prio)
-        lane.waiting += 1
-        self._dispatch(lane)
-        return self._wait(lane, fut, prio, now, call)
-
-    def _bound(self, now: float) -> float | None:
-        """The longest wait allowed from ``now``: ``max_wait`` or the deadline, if any."""
-        bound = self.max_wait
-        deadline = current_deadline()
-        if deadline is not None and (bound is None or deadline - now < bound):
-            bound = max(0.0, deadline - now)
-        return bound
-
-    def _reject(self, call: Call, wait: float, bound: float) -> NoReturn:
-        what = "max_wait" if bound == self.max_wait else "the deadline"
-        self._emit.emit_call("ratelimit.rejected", call, logging.INFO, wait=wait, bound=bound)
-        raise RateLimitExceeded(
-            f"a token would take {wait:.3g} s, longer than {what} ({bound:.3g} s)", wait=wait
-        )
-
-    async def _wait(
-        self, lane: _Lane, fut: asyncio.Future[None], prio: int, since: float, call: Call
-    ) -> None:
-        expiry = None
-        if self.max_wait is not None and not fut.done():
-            expiry = self.clock.call_at(since + self.max_wait, self._expire, lane, fut, prio, call)
-        try:
-            await fut
-        except asyncio.CancelledError:
-            if fut.cancelled():  # still queued: just leave the queue
-                self._discard(lane, prio)
-            elif fut.exception() is None:  # granted, but the call is gone: undo the grant
-                lane.inflight -= 1
-                if self._shared is not None:
-                    self._shared.give_back(lane)
-                else:
-                    lane.bucket.give_back(self.clock.now())
-                    self._dispatch(lane)
-            raise
-        finally:
-            if expiry is not None:
-                expiry.cancel()
-        waited = lane.waited[id(call)] = self.clock.now() - since
-        if self._emit.enabled():
-            self._emit.emit_call(
-                "ratelimit.waited", call, logging.DEBUG, seconds=waited,
-                priority=LEVEL_NAMES[prio],
-            )
-
-    def _dispatch(self, lane: _Lane, now: float | None = None) -> None:
-        """Serve waiters while tokens and slots allow; else arm the key's one timer.
-
-        The timer passes the time it was *due*, not the time it ran: tokens are granted as of
-        then, so the event loop's lateness delays a grant but never loses a token (with
-        ``burst=1`` every late timer would otherwise shave a little off the rate).
-        """
-        if not lane.waiting:
-            return
-        if self._shared is not None:
-            self._shared.serve(lane)
-            return
-        if now is None:
-            now = self._now()
-        bucket = lane.bucket
-        queue = lane.queue
-        limit = self._limit
-        while lane.waiting and lane.inflight < limit:
-            if not bucket.try_take(now):
-                if lane.handle is None:
-                    when = now + bucket.wait_for(1.0, now)
-                    lane.handle = self.clock.call_at(when, self._on_timer, lane, when)
-                return
-            fut = queue.pop()
-            if fut is None:  # only cancelled waiters, not yet discarded: nobody to serve
-                bucket.give_back(now)
-                return
-            lane.waiting -= 1
-            lane.inflight += 1
-            fut.set_result(None)
-
-    def _serve(self, lane: _Lane) -> None:
-        """A call ended with waiters queued: serve them, on their loop (the loop that waits on
-        the key may run in another thread, whose futures and timer only it may touch)."""
-        owner = lane.loop
-        if owner is None or owner is asyncio.get_running_loop() or not owner.is_running():
-            self._dispatch(lane)
-        else:
-            owner.call_soon_threadsafe(self._dispatch, lane)
-
-    def _on_timer(self, lane: _Lane, when: float) -> None:
-        lane.handle = None
-        self._dispatch(lane, when)
-
-    def _discard(self, lane: _Lane, prio: int) -> None:
-        lane.waiting -= 1
-        lane.queue.discard(prio)
-        if not lane.waiting and lane.handle is not None:
-            lane.handle.cancel()
-            lane.handle = None
-
-    def _expire(self, lane: _Lane, fut: asyncio.Future[None], prio: int, call: Call) -> None:
-        if fut.done():
-            return
-        wait = self.max_wait or 0.0
-        self._emit.emit_call("ratelimit.rejected", call, logging.INFO, wait=wait, bound=wait)
-        fut.set_exception(RateLimitExceeded(f"no token within max_wait ({wait:.3g} s)", wait=wait))
-        self._discard(lane, prio)
-
-    # -- adapting -------------------------------------------------------------------------
-
-    def _adapt(self, lane: _Lane, status: int, headers: Any, call: Call) -> Step:
-        """Apply a response's limits, then serve waiters as ``exit`` does."""
-        limits: Limits = parse_limits(
-            headers, time.time(), retry_after=status == 429 or status == 503
-        )
-        if self._shared is not None:
-            return self._shared.adapt(lane, limits, status, call)
-        bucket = lane.bucket
-        old = bucket.rate
-        reason, pause = adapt(
-            bucket, limits, status, self.clock.now(), lane.inflight, self.max_pause
-        )
-        if reason:
-            self._adapted(call, old, bucket.rate, reason, pause, status)
-        if lane.waiting and (self._limit != sys.maxsize or lane.handle is None):
-            self._dispatch(lane)
-        return None
-
-    def _adapted(
-        self, call: Call, old: float, new: float, reason: str, pause: float, status: int
-    ) -> None:
-        if self._emit.enabled(logging.INFO):
-            self._emit.emit_call(
-                "ratelimit.adapted",
-                call,
-                logging.INFO,
-                old_rate=old,
-                new_rate=new,
-                reason=reason,
-                pause=pause or None,
-                status=status,
-            )
-
-    # -- introspection --------------------------------------------------------------------
-
-    def bucket(self, key: Hashable) -> TokenBucket | None:
-        """The bucket state of ``key`` (e.g. ``("https", "api.example.com", 443)``), or
-        ``None`` if no request used it yet. For tests and monitoring. With a shared store,
-        the in-process bucket the ``"local"`` fallback uses."""
+    def _lane(self, key: Hashable) -> Lane:
+        """The lane of ``key``, made on its first use."""
         lane = self._lanes.get(key)
-        return None if lane is None else lane.bucket
-
-    def waiting(self, key: Hashable) -> int:
-        """How many requests of ``key`` wait for a token or a slot."""
-        lane = self._lanes.get(key)
-        return 0 if lane is None else lane.waiting
-
-    def in_flight(self, key: Hashable) -> int:
-        """How many requests of ``key`` hold a token and are not finished."""
-        lane = self._lanes.get(key)
-        return 0 if lane is None else lane.inflight
+        if lane is None:
+            if len(self._lanes) >= self.max_keys:
+                self._memo = _NO_MEMO  # it may hold a lane that making this one evicts
+            lane = self._new_lane(key)
+        return lane
 
     def __repr__(self) -> str:
         extra = "" if self.per == 1.0 else f", per={self.per:g}"
