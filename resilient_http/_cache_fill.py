@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import ClientError, ClientRequest, ClientResponse
 from yarl import URL
 
+from resilient_http._cache_fields import fields_of, vary_of
 from resilient_http._cache_request import facts, joined, pairs
 from resilient_http._clock import Clock
 from resilient_http._flight import Flight, Pending
@@ -35,10 +36,9 @@ from resilient_http._rfc9111 import (
     make_entry,
     refreshed,
     stale_on_error,
-    vary_names,
 )
 from resilient_http._store import CacheStore, forget, put
-from resilient_http._tee import tee
+from resilient_http._tee import Tee
 from resilient_http.events import Emitter
 
 __all__ = ["Filler", "UNSAFE"]
@@ -47,39 +47,66 @@ UNSAFE = object()
 """The slot value of an unsafe request (its success invalidates the URL's entries)."""
 
 Headers = tuple[tuple[str, str], ...]
+Vary = tuple[tuple[str, str | None], ...]
+
+_PLAIN = {m: RequestFacts(method=m) for m in ("GET", "HEAD")}
+"""The facts of a request without credentials nor caching fields, by method."""
 
 
-class _Miss:
-    """A storable response on its way to the store: what storing it needs, and nothing that
-    holds the request or the response (a tee keeps it while the caller reads)."""
+def _facts(request: ClientRequest, owner: str | None) -> RequestFacts:
+    """:func:`facts`, shared by every plain request."""
+    headers = request.headers
+    if (
+        owner is None
+        and "Cache-Control" not in headers
+        and "Pragma" not in headers
+        and "If-None-Match" not in headers
+        and "If-Modified-Since" not in headers
+    ):
+        plain = _PLAIN.get(request.method)
+        if plain is not None:
+            return plain
+    return facts(request, owner)
+
+
+def _vary(request: ClientRequest, fields: dict[str, str]) -> Vary:
+    """The request's values of the fields the response's ``Vary`` names."""
+    value = fields.get("vary")
+    if value is None:
+        return ()
+    return tuple((n, joined(request.headers, n)) for n in vary_of(value) or ())
+
+
+class _Fill(Tee):
+    """The tee of a storable response on its way to the store: what storing it needs, and
+    nothing that holds the request or the response."""
 
     __slots__ = ("cache", "pending", "method", "url", "facts", "status", "reason", "headers",
-                 "vary")
+                 "fields", "vary")
 
-    def __init__(
-        self, cache: Filler, request: ClientRequest, pending: Pending, result: ClientResponse,
-        request_facts: RequestFacts, headers: Headers,
-    ) -> None:
-        self.cache = cache
-        self.pending = pending
-        self.method = request.method
-        self.url = request.url
-        self.facts = request_facts
-        self.status = result.status
-        self.reason = result.reason or ""
-        self.headers = headers
-        names = vary_names(headers) or ()
-        self.vary = tuple((n, joined(request.headers, n)) for n in names)
+    cache: Filler
+    pending: Pending
+    method: str
+    url: URL
+    facts: RequestFacts
+    status: int
+    reason: str
+    headers: Headers
+    fields: dict[str, str]
+    vary: Vary
 
     def done(self, body: bytes) -> None:
-        entry = self.cache._store(self, body)
-        self.cache._land(self.pending, (entry, None) if entry is not None else None)
+        cache = self.cache
+        entry = cache._store(self.pending, self.method, self.url, self.facts, self.status,
+                             self.reason, self.headers, self.fields, self.vary, body)
+        cache._land(self.pending, (entry, None) if entry is not None else None)
 
     def abandon(self) -> None:
-        self.cache._events.emit(
+        cache = self.cache
+        cache._events.emit(
             "cache.not_stored", self.method, self.url, reason="body not read whole"
         )
-        self.cache._land(self.pending, None)
+        cache._land(self.pending, None)
 
 
 class Filler:
@@ -131,32 +158,46 @@ class Filler:
                 result.release()
                 outcome = (pending.entry, "error")
                 return self._serve_stale(request, pending.entry, "error")
-            request_facts = facts(request, pending.owner)
+            request_facts = _facts(request, pending.owner)
             headers = pairs(result.headers)
-            reason = can_store(self._policy, request_facts, status, headers)
+            fields = fields_of(headers)
+            reason = can_store(self._policy, request_facts, status, headers, fields)
             if reason is None:
-                reason = self._unbuffered(result)
+                reason = self._unbuffered(result, fields)
             if reason is not None:
                 self._events.emit("cache.not_stored", request.method, request.url, reason=reason)
                 if pending.entry is not None and 200 <= status < 300:
                     self._forget(pending.key, pending.entry)
                 return None
-            miss = _Miss(self, request, pending, result, request_facts, headers)
+            vary = _vary(request, fields)
             body = body_if_read(result)
-            if body is None and result.content.at_eof():
+            content = result.content
+            if body is None and content.at_eof():
                 body = b""  # nothing to read (HEAD, 204, an empty body)
-            if body is None:
-                tee(result, self.max_bytes, miss)  # stored when the caller read it all
+            if body is None:  # stored when the caller read it all
+                fill = _Fill(content, self.max_bytes)
+                fill.cache = self
+                fill.pending = pending
+                fill.method = request.method
+                fill.url = request.url
+                fill.facts = request_facts
+                fill.status = status
+                fill.reason = result.reason or ""
+                fill.headers = headers
+                fill.fields = fields
+                fill.vary = vary
+                result.content = fill
                 pending = None
                 return None
-            entry = self._store(miss, body)
+            entry = self._store(pending, request.method, request.url, request_facts, status,
+                                result.reason or "", headers, fields, vary, body)
             outcome = (entry, None) if entry is not None else None
             return None
         finally:
             if pending is not None:
                 self._land(pending, outcome)
 
-    def _unbuffered(self, result: ClientResponse) -> str | None:
+    def _unbuffered(self, result: ClientResponse, fields: dict[str, str]) -> str | None:
         """Why the body of ``result`` must not be buffered, or ``None``."""
         if body_if_read(result) is not None or result.content.at_eof():
             return None  # read already, or nothing to read (HEAD, 204, an empty body)
@@ -165,7 +206,12 @@ class Filler:
             return "too large"
         if self.store_streams:
             return None
-        if result.content_type == "text/event-stream":
+        kind = fields.get("content-type")
+        if (
+            kind is not None
+            and "event-stream" in kind.lower()
+            and result.content_type == "text/event-stream"
+        ):
             return "event stream"
         if length is None and "chunked" not in result.headers.get("Transfer-Encoding", "").lower():
             return "no known end"
@@ -181,30 +227,35 @@ class Filler:
                                                    headers), None))
             return
         request_facts = facts(request, pending.owner)
-        if can_store(self._policy, request_facts, resp.status, headers) is None:
-            miss = _Miss(self, request, pending, resp, request_facts, headers)
-            miss.done(body)
+        fields = fields_of(headers)
+        if can_store(self._policy, request_facts, resp.status, headers, fields) is None:
+            entry = self._store(pending, request.method, request.url, request_facts,
+                                resp.status, resp.reason or "", headers, fields,
+                                _vary(request, fields), body)
+            self._land(pending, (entry, None) if entry is not None else None)
 
-    def _store(self, miss: _Miss, body: bytes) -> Entry | None:
-        pending = miss.pending
+    def _store(
+        self, pending: Pending, method: str, url: URL, request_facts: RequestFacts, status: int,
+        reason: str, headers: Headers, fields: dict[str, str], vary: Vary, body: bytes,
+    ) -> Entry | None:
         entry = make_entry(
-            self._policy, miss.facts, status=miss.status, reason=miss.reason,
-            headers=miss.headers, body=body, vary=miss.vary,
-            request_time=pending.request_time, response_time=self.clock.now(), wall=time.time(),
+            self._policy, request_facts, status=status, reason=reason, headers=headers,
+            body=body, vary=vary, request_time=pending.request_time,
+            response_time=self.clock.now(), wall=time.time(), fields=fields,
         )
         entry.owner = pending.owner
         if entry.size > self.max_bytes:
-            self._events.emit("cache.not_stored", miss.method, miss.url, reason="too large")
+            self._events.emit("cache.not_stored", method, url, reason="too large")
             return None
         if (
             entry.lifetime <= 0 and entry.etag is None and entry.last_modified is None
             and entry.stale_if_error <= 0 and entry.stale_while_revalidate <= 0
         ):
-            self._events.emit("cache.not_stored", miss.method, miss.url, reason="nothing to reuse")
+            self._events.emit("cache.not_stored", method, url, reason="nothing to reuse")
             return None
         self._put(pending.key, entry, pending.entry)
         self._events.emit(
-            "cache.stored", miss.method, miss.url, status=entry.status,
+            "cache.stored", method, url, status=entry.status,
             lifetime=entry.lifetime, size=entry.size,
         )
         return entry
