@@ -39,7 +39,8 @@ from resilient_http._rfc9111 import (
 )
 from resilient_http._store import CacheStore, forget, put
 from resilient_http._tee import Tee
-from resilient_http.events import Emitter
+from resilient_http.credentials import credentialed
+from resilient_http.events import DEBUG_LOG, Emitter
 
 __all__ = ["Filler", "UNSAFE"]
 
@@ -50,23 +51,19 @@ Headers = tuple[tuple[str, str], ...]
 Vary = tuple[tuple[str, str | None], ...]
 
 _PLAIN = {m: RequestFacts(method=m) for m in ("GET", "HEAD")}
-"""The facts of a request without credentials nor caching fields, by method."""
+"""The facts of a request without credentials nor ``Cache-Control``, by method."""
 
 
 def _facts(request: ClientRequest, owner: str | None) -> RequestFacts:
-    """:func:`facts`, shared by every plain request."""
-    headers = request.headers
-    if (
-        owner is None
-        and "Cache-Control" not in headers
-        and "Pragma" not in headers
-        and "If-None-Match" not in headers
-        and "If-Modified-Since" not in headers
-    ):
-        plain = _PLAIN.get(request.method)
-        if plain is not None:
-            return plain
-    return facts(request, owner)
+    """What storing a response needs of its request (:func:`can_store`,
+    :func:`make_entry`): the method, ``Cache-Control`` and whether it carried credentials."""
+    if owner is None and "Cache-Control" not in request.headers:
+        return _PLAIN[request.method]
+    return RequestFacts(
+        method=request.method,
+        cache_control=joined(request.headers, "cache-control"),
+        authorization=credentialed(owner),
+    )
 
 
 def _vary(request: ClientRequest, fields: dict[str, str]) -> Vary:
@@ -81,14 +78,13 @@ class _Fill(Tee):
     """The tee of a storable response on its way to the store: what storing it needs, and
     nothing that holds the request or the response."""
 
-    __slots__ = ("cache", "pending", "method", "url", "facts", "status", "reason", "headers",
-                 "fields", "vary")
+    __slots__ = ("cache", "pending", "method", "url", "status", "reason", "headers", "fields",
+                 "vary")
 
     cache: Filler
     pending: Pending
     method: str
     url: URL
-    facts: RequestFacts
     status: int
     reason: str
     headers: Headers
@@ -97,8 +93,8 @@ class _Fill(Tee):
 
     def done(self, body: bytes) -> None:
         cache = self.cache
-        entry = cache._store(self.pending, self.method, self.url, self.facts, self.status,
-                             self.reason, self.headers, self.fields, self.vary, body)
+        entry = cache._store(self.pending, self.method, self.url, self.status, self.reason,
+                             self.headers, self.fields, self.vary, body)
         cache._land(self.pending, (entry, None) if entry is not None else None)
 
     def abandon(self) -> None:
@@ -159,28 +155,26 @@ class Filler:
                 outcome = (pending.entry, "error")
                 return self._serve_stale(request, pending.entry, "error")
             request_facts = _facts(request, pending.owner)
-            headers = pairs(result.headers)
+            headers: Headers = tuple(result.headers.items())
             fields = fields_of(headers)
             reason = can_store(self._policy, request_facts, status, headers, fields)
-            if reason is None:
+            body = body_if_read(result)
+            content = result.content
+            unread = body is None and not content.at_eof()
+            if reason is None and unread:
                 reason = self._unbuffered(result, fields)
             if reason is not None:
                 self._events.emit("cache.not_stored", request.method, request.url, reason=reason)
                 if pending.entry is not None and 200 <= status < 300:
                     self._forget(pending.key, pending.entry)
                 return None
-            vary = _vary(request, fields)
-            body = body_if_read(result)
-            content = result.content
-            if body is None and content.at_eof():
-                body = b""  # nothing to read (HEAD, 204, an empty body)
-            if body is None:  # stored when the caller read it all
+            vary = _vary(request, fields) if "vary" in fields else ()
+            if unread:  # stored when the caller read it all
                 fill = _Fill(content, self.max_bytes)
                 fill.cache = self
                 fill.pending = pending
                 fill.method = request.method
                 fill.url = request.url
-                fill.facts = request_facts
                 fill.status = status
                 fill.reason = result.reason or ""
                 fill.headers = headers
@@ -189,8 +183,8 @@ class Filler:
                 result.content = fill
                 pending = None
                 return None
-            entry = self._store(pending, request.method, request.url, request_facts, status,
-                                result.reason or "", headers, fields, vary, body)
+            entry = self._store(pending, request.method, request.url, status,
+                                result.reason or "", headers, fields, vary, body or b"")
             outcome = (entry, None) if entry is not None else None
             return None
         finally:
@@ -198,10 +192,12 @@ class Filler:
                 self._land(pending, outcome)
 
     def _unbuffered(self, result: ClientResponse, fields: dict[str, str]) -> str | None:
-        """Why the body of ``result`` must not be buffered, or ``None``."""
-        if body_if_read(result) is not None or result.content.at_eof():
-            return None  # read already, or nothing to read (HEAD, 204, an empty body)
-        length = result.content_length
+        """Why the unread body of ``result`` must not be buffered, or ``None``."""
+        length_text = fields.get("content-length")
+        length = (
+            int(length_text) if length_text is not None and length_text.isdigit()
+            else result.content_length
+        )
         if length is not None and length > self.max_bytes:
             return "too large"
         if self.store_streams:
@@ -229,35 +225,37 @@ class Filler:
         request_facts = facts(request, pending.owner)
         fields = fields_of(headers)
         if can_store(self._policy, request_facts, resp.status, headers, fields) is None:
-            entry = self._store(pending, request.method, request.url, request_facts,
-                                resp.status, resp.reason or "", headers, fields,
-                                _vary(request, fields), body)
+            entry = self._store(pending, request.method, request.url, resp.status,
+                                resp.reason or "", headers, fields, _vary(request, fields),
+                                body)
             self._land(pending, (entry, None) if entry is not None else None)
 
     def _store(
-        self, pending: Pending, method: str, url: URL, request_facts: RequestFacts, status: int,
-        reason: str, headers: Headers, fields: dict[str, str], vary: Vary, body: bytes,
+        self, pending: Pending, method: str, url: URL, status: int, reason: str,
+        headers: Headers, fields: dict[str, str], vary: Vary, body: bytes,
     ) -> Entry | None:
         entry = make_entry(
-            self._policy, request_facts, status=status, reason=reason, headers=headers,
+            self._policy, _PLAIN[method], status=status, reason=reason, headers=headers,
             body=body, vary=vary, request_time=pending.request_time,
             response_time=self.clock.now(), wall=time.time(), fields=fields,
         )
         entry.owner = pending.owner
+        events = self._events
         if entry.size > self.max_bytes:
-            self._events.emit("cache.not_stored", method, url, reason="too large")
+            events.emit("cache.not_stored", method, url, reason="too large")
             return None
         if (
             entry.lifetime <= 0 and entry.etag is None and entry.last_modified is None
             and entry.stale_if_error <= 0 and entry.stale_while_revalidate <= 0
         ):
-            self._events.emit("cache.not_stored", method, url, reason="nothing to reuse")
+            events.emit("cache.not_stored", method, url, reason="nothing to reuse")
             return None
         self._put(pending.key, entry, pending.entry)
-        self._events.emit(
-            "cache.stored", method, url, status=entry.status,
-            lifetime=entry.lifetime, size=entry.size,
-        )
+        if events.hooks or DEBUG_LOG.on:
+            events.emit(
+                "cache.stored", method, url, status=entry.status,
+                lifetime=entry.lifetime, size=entry.size,
+            )
         return entry
 
     def _not_modified(

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from itertools import chain
 from types import MappingProxyType
 
 from yarl import URL
@@ -218,9 +219,7 @@ def make_entry(
     else:
         etag = field_value(kept, "etag")
         last_modified = field_value(kept, "last-modified")
-    size = len(body) + 200
-    for k, v in kept:
-        size += len(k) + len(v) + 4
+    size = len(body) + 200 + 4 * len(kept) + sum(map(len, chain.from_iterable(kept)))
     if not policy.respect_headers:
         return Entry(
             request.method, status, reason, kept, body, vary, request_time, response_time,
@@ -228,7 +227,10 @@ def make_entry(
             policy.stale_if_error, policy.stale_while_revalidate, size,
         )
     cc = _directives(fields.get("cache-control"))
-    lifetime = _lifetime(policy, status, cc, fields, wall)
+    if cc or "expires" in fields:
+        lifetime = _lifetime(policy, status, cc, fields, wall)
+    else:  # no explicit freshness: heuristic (_lifetime's last rule)
+        lifetime = policy.ttl if status in HEURISTIC_STATUSES else 0.0
     # Age (RFC 9111 §4.2.3, §5.1): one delta-seconds; anything else (a list, the field twice)
     # is invalid and makes the response stale.
     age_raw = fields.get("age")
