@@ -26,6 +26,7 @@ __all__ = [
     "fields_of",
     "connection_listed",
     "COOKIES",
+    "NOT_STORED",
     "NOT_UPDATED",
 ]
 
@@ -47,11 +48,12 @@ HOP_BY_HOP = frozenset(
     }
 )
 """Fields that describe one connection, never stored nor replayed (RFC 9110 §7.6.1)."""
-_NOT_STORED = HOP_BY_HOP | {"age"}
+NOT_STORED = HOP_BY_HOP | {"age"}
+"""Fields never stored (lowercase): hop-by-hop ones and ``Age`` (regenerated on reuse)."""
 COOKIES = frozenset({"set-cookie", "set-cookie2"})
 # RFC 9111 §3.2: a 304 updates every stored field except Content-Length and the fields the
 # stored response depends on (its body was decoded, and is never a range).
-NOT_UPDATED = _NOT_STORED | {"content-length", "content-encoding", "content-range"}
+NOT_UPDATED = NOT_STORED | {"content-length", "content-encoding", "content-range"}
 _DELTA_DIGITS = len(str(2**31))
 
 # --------------------------------------------------------------------------- parsing
@@ -174,12 +176,27 @@ def field_value(headers: Headers, name: str) -> str | None:
     return found[0] if len(found) == 1 else ", ".join(found)
 
 
+_LOWER = {
+    name: name.lower()
+    for name in (
+        "Accept-Ranges", "Access-Control-Allow-Origin", "Age", "Cache-Control", "Connection",
+        "Content-Encoding", "Content-Language", "Content-Length", "Content-Location",
+        "Content-Type", "Date", "ETag", "Expires", "Keep-Alive", "Last-Modified", "Link",
+        "Location", "Server", "Set-Cookie", "Strict-Transport-Security", "Transfer-Encoding",
+        "Vary", "Via", "X-Content-Type-Options", "X-Frame-Options",
+    )
+}
+"""Common field names as servers spell them, lowercased once (a dict lookup costs less than
+``str.lower``, and aiohttp hands the same name objects for the names it knows)."""
+
+
 def fields_of(headers: Headers) -> dict[str, str]:
     """Every field by lowercase name, its values joined by ", " (what :func:`field_value`
     returns for each name): one pass over the fields."""
     out: dict[str, str] = {}
+    lower = _LOWER.get
     for k, v in headers:
-        k = k.lower()
+        k = lower(k) or k.lower()
         if k in out:
             out[k] = f"{out[k]}, {v}"
         else:
@@ -206,11 +223,11 @@ def stored_headers(
     ``headers`` itself is returned then."""
     if (
         fields is not None
-        and _NOT_STORED.isdisjoint(fields)
+        and NOT_STORED.isdisjoint(fields)
         and (not shared or COOKIES.isdisjoint(fields))
     ):
-        return headers  # nothing to drop (``connection`` is in _NOT_STORED)
-    drop = _NOT_STORED | (
+        return headers  # nothing to drop (``connection`` is in NOT_STORED)
+    drop = NOT_STORED | (
         connection_listed(headers) if fields is None else _listed(fields.get("connection"))
     )
     if shared:

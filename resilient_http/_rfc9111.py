@@ -42,6 +42,7 @@ from resilient_http._cache_fields import (
     COOKIES,
     HOP_BY_HOP,
     MAX_DELTA,
+    NOT_STORED,
     NOT_UPDATED,
     Headers,
     connection_listed,
@@ -212,14 +213,15 @@ def make_entry(
     :func:`fields_of` the ``headers``, when the caller has it already."""
     if fields is None:
         fields = fields_of(headers)
-    kept = stored_headers(headers, shared=policy.shared, fields=fields)
-    if kept is headers:  # nothing dropped
+    if NOT_STORED.isdisjoint(fields) and (not policy.shared or COOKIES.isdisjoint(fields)):
+        kept = headers  # nothing to drop: stored_headers() would copy them all
         etag = fields.get("etag")
         last_modified = fields.get("last-modified")
     else:
+        kept = stored_headers(headers, shared=policy.shared, fields=fields)
         etag = field_value(kept, "etag")
         last_modified = field_value(kept, "last-modified")
-    size = len(body) + 200 + 4 * len(kept) + sum(map(len, chain.from_iterable(kept)))
+    size = len(body) + 200 + 4 * len(kept) + len("".join(chain.from_iterable(kept)))
     if not policy.respect_headers:
         return Entry(
             request.method, status, reason, kept, body, vary, request_time, response_time,
@@ -244,9 +246,11 @@ def make_entry(
             age_value = parsed
     date = parse_http_date(fields.get("date"))
     # An HTTP-date has one-second resolution: an apparent age within it is not counted.
-    apparent_age = max(0.0, wall - date - 1.0) if date is not None else 0.0
-    response_delay = max(0.0, response_time - request_time)
-    initial_age = max(apparent_age, age_value + response_delay)
+    # (Conditional expressions rather than max(): this is every stored miss's path.)
+    apparent_age = wall - date - 1.0 if date is not None else 0.0
+    response_delay = response_time - request_time
+    corrected = age_value + (response_delay if response_delay > 0.0 else 0.0)
+    initial_age = apparent_age if apparent_age > corrected else corrected
     if not cc:
         return Entry(
             request.method, status, reason, kept, body, vary, request_time, response_time,
