@@ -176,27 +176,12 @@ def field_value(headers: Headers, name: str) -> str | None:
     return found[0] if len(found) == 1 else ", ".join(found)
 
 
-_LOWER = {
-    name: name.lower()
-    for name in (
-        "Accept-Ranges", "Access-Control-Allow-Origin", "Age", "Cache-Control", "Connection",
-        "Content-Encoding", "Content-Language", "Content-Length", "Content-Location",
-        "Content-Type", "Date", "ETag", "Expires", "Keep-Alive", "Last-Modified", "Link",
-        "Location", "Server", "Set-Cookie", "Strict-Transport-Security", "Transfer-Encoding",
-        "Vary", "Via", "X-Content-Type-Options", "X-Frame-Options",
-    )
-}
-"""Common field names as servers spell them, lowercased once (a dict lookup costs less than
-``str.lower``, and aiohttp hands the same name objects for the names it knows)."""
-
-
 def fields_of(headers: Headers) -> dict[str, str]:
     """Every field by lowercase name, its values joined by ", " (what :func:`field_value`
     returns for each name): one pass over the fields."""
     out: dict[str, str] = {}
-    lower = _LOWER.get
     for k, v in headers:
-        k = lower(k) or k.lower()
+        k = k.lower()
         if k in out:
             out[k] = f"{out[k]}, {v}"
         else:

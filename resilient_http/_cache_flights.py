@@ -18,7 +18,7 @@ from aiohttp import ClientRequest
 from resilient_http._cache_model import Fresh, Policy
 from resilient_http._cache_request import facts, match, vary_matches
 from resilient_http._clock import Clock
-from resilient_http._flight import LEAD, Flight, Pending, hand_over, land
+from resilient_http._flight import LEAD, Flight, Pending, hand_over
 from resilient_http._info import HIT, STALE, tag
 from resilient_http._middleware import Call, Short
 from resilient_http._response import entry_response
@@ -44,10 +44,19 @@ class Coalescer:
         raise NotImplementedError  # Cache counts its lookups
 
     def _lead(self, pending: Pending) -> None:
-        pending.flight = self._flights[pending.fkey] = Flight()  # lead(), one call less
+        """Make ``pending`` the leader of a new flight for its key."""
+        pending.flight = self._flights[pending.fkey] = Flight()
 
     def _land(self, pending: Pending, outcome: Any) -> None:
-        land(self._flights, pending, outcome)
+        """End the flight ``pending`` leads (idempotent): wake its waiters with ``outcome``."""
+        flight = pending.flight
+        if flight is not None:
+            pending.flight = None
+            flights = self._flights
+            if flights.get(pending.fkey) is flight:
+                del flights[pending.fkey]
+            if flight:  # someone waits
+                flight.done(outcome)
         if self._fleet is not None:  # our fetch for the fleet ended: free its lock
             self._release(pending)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from resilient_http._rfc9111 import Entry
 
-__all__ = ["Flight", "LEAD", "Pending", "lead", "land", "hand_over"]
+__all__ = ["Flight", "LEAD", "Pending", "hand_over"]
 
 LEAD: Any = object()
 """The outcome that makes a waiter the flight's leader (see :func:`hand_over`)."""
@@ -55,23 +55,6 @@ class Pending:
         """The flight this call leads (others wait for it), or ``None``."""
         self.stale: tuple[float, Any] | None = None
         """Decorator mode: the expired memoized result, for stale-if-error."""
-
-
-def lead(flights: dict[Any, Flight], pending: Pending) -> None:
-    """Make ``pending`` the leader of a new flight for its key."""
-    pending.flight = flights[pending.fkey] = Flight()
-
-
-def land(flights: dict[Any, Flight], pending: Pending, outcome: Any) -> None:
-    """End the flight ``pending`` leads (idempotent): wake its waiters with ``outcome``."""
-    flight = pending.flight
-    if flight is None:
-        return
-    pending.flight = None
-    if flights.get(pending.fkey) is flight:
-        del flights[pending.fkey]
-    if flight:  # someone waits
-        flight.done(outcome)
 
 
 def hand_over(flights: dict[Any, Flight], pending: Pending) -> bool:
