@@ -20,8 +20,9 @@ from typing import Any
 from aiohttp import ClientError, ClientRequest, ClientResponse
 from yarl import URL
 
-from resilient_http._cache_fields import fields_of, vary_of
-from resilient_http._cache_request import facts, joined, pairs
+from resilient_http._cache_fields import fields_of
+from resilient_http._cache_miss import _PLAIN, Vary, _facts, _Fill, _vary
+from resilient_http._cache_request import facts, pairs
 from resilient_http._clock import Clock
 from resilient_http._flight import Flight, Pending
 from resilient_http._info import STALE, info, tag
@@ -30,7 +31,6 @@ from resilient_http._response import body_if_read, entry_response
 from resilient_http._rfc9111 import (
     Entry,
     Policy,
-    RequestFacts,
     can_store,
     invalidated_urls,
     make_entry,
@@ -38,8 +38,6 @@ from resilient_http._rfc9111 import (
     stale_on_error,
 )
 from resilient_http._store import CacheStore, forget, put
-from resilient_http._tee import Tee
-from resilient_http.credentials import credentialed
 from resilient_http.events import DEBUG_LOG, Emitter
 
 __all__ = ["Filler", "UNSAFE"]
@@ -48,63 +46,6 @@ UNSAFE = object()
 """The slot value of an unsafe request (its success invalidates the URL's entries)."""
 
 Headers = tuple[tuple[str, str], ...]
-Vary = tuple[tuple[str, str | None], ...]
-
-_PLAIN = {m: RequestFacts(method=m) for m in ("GET", "HEAD")}
-"""The facts of a request without credentials nor ``Cache-Control``, by method."""
-
-
-def _facts(request: ClientRequest, owner: str | None) -> RequestFacts:
-    """What storing a response needs of its request (:func:`can_store`,
-    :func:`make_entry`): the method, ``Cache-Control`` and whether it carried credentials."""
-    if owner is None and "Cache-Control" not in request.headers:
-        return _PLAIN[request.method]
-    return RequestFacts(
-        method=request.method,
-        cache_control=joined(request.headers, "cache-control"),
-        authorization=credentialed(owner),
-    )
-
-
-def _vary(request: ClientRequest, fields: dict[str, str]) -> Vary:
-    """The request's values of the fields the response's ``Vary`` names."""
-    value = fields.get("vary")
-    if value is None:
-        return ()
-    return tuple((n, joined(request.headers, n)) for n in vary_of(value) or ())
-
-
-class _Fill(Tee):
-    """The tee of a storable response on its way to the store: what storing it needs, and
-    nothing that holds the request or the response."""
-
-    __slots__ = ("cache", "pending", "method", "url", "status", "reason", "headers", "fields",
-                 "vary")
-
-    cache: Filler
-    pending: Pending
-    method: str
-    url: URL
-    status: int
-    reason: str
-    headers: Headers
-    fields: dict[str, str]
-    vary: Vary
-
-    def done(self, body: bytes) -> None:
-        cache = self.cache
-        entry = cache._store(self.pending, self.method, self.url, self.status, self.reason,
-                             self.headers, self.fields, self.vary, body)
-        cache._land(self.pending, (entry, None) if entry is not None else None)
-
-    def abandon(self) -> None:
-        cache = self.cache
-        cache._events.emit(
-            "cache.not_stored", self.method, self.url, reason="body not read whole"
-        )
-        cache._land(self.pending, None)
-
-
 class Filler:
     """The request-mode ``exit`` of ``Cache``."""
 
