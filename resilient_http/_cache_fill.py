@@ -20,7 +20,9 @@ from typing import Any
 from aiohttp import ClientError, ClientRequest, ClientResponse
 from yarl import URL
 
-from resilient_http._cache_request import facts, joined, pairs
+from resilient_http._cache_fields import fields_of
+from resilient_http._cache_miss import _PLAIN, Vary, _facts, _Fill, _vary
+from resilient_http._cache_request import facts, pairs
 from resilient_http._clock import Clock
 from resilient_http._flight import Flight, Pending
 from resilient_http._info import STALE, info, tag
@@ -29,17 +31,14 @@ from resilient_http._response import body_if_read, entry_response
 from resilient_http._rfc9111 import (
     Entry,
     Policy,
-    RequestFacts,
     can_store,
     invalidated_urls,
     make_entry,
     refreshed,
     stale_on_error,
-    vary_names,
 )
 from resilient_http._store import CacheStore, forget, put
-from resilient_http._tee import tee
-from resilient_http.events import Emitter
+from resilient_http.events import DEBUG_LOG, Emitter
 
 __all__ = ["Filler", "UNSAFE"]
 
@@ -47,41 +46,6 @@ UNSAFE = object()
 """The slot value of an unsafe request (its success invalidates the URL's entries)."""
 
 Headers = tuple[tuple[str, str], ...]
-
-
-class _Miss:
-    """A storable response on its way to the store: what storing it needs, and nothing that
-    holds the request or the response (a tee keeps it while the caller reads)."""
-
-    __slots__ = ("cache", "pending", "method", "url", "facts", "status", "reason", "headers",
-                 "vary")
-
-    def __init__(
-        self, cache: Filler, request: ClientRequest, pending: Pending, result: ClientResponse,
-        request_facts: RequestFacts, headers: Headers,
-    ) -> None:
-        self.cache = cache
-        self.pending = pending
-        self.method = request.method
-        self.url = request.url
-        self.facts = request_facts
-        self.status = result.status
-        self.reason = result.reason or ""
-        self.headers = headers
-        names = vary_names(headers) or ()
-        self.vary = tuple((n, joined(request.headers, n)) for n in names)
-
-    def done(self, body: bytes) -> None:
-        entry = self.cache._store(self, body)
-        self.cache._land(self.pending, (entry, None) if entry is not None else None)
-
-    def abandon(self) -> None:
-        self.cache._events.emit(
-            "cache.not_stored", self.method, self.url, reason="body not read whole"
-        )
-        self.cache._land(self.pending, None)
-
-
 class Filler:
     """The request-mode ``exit`` of ``Cache``."""
 
@@ -131,41 +95,60 @@ class Filler:
                 result.release()
                 outcome = (pending.entry, "error")
                 return self._serve_stale(request, pending.entry, "error")
-            request_facts = facts(request, pending.owner)
-            headers = pairs(result.headers)
-            reason = can_store(self._policy, request_facts, status, headers)
-            if reason is None:
-                reason = self._unbuffered(result)
+            request_facts = _facts(request, pending.owner)
+            headers: Headers = tuple(result.headers.items())
+            fields = fields_of(headers)
+            reason = can_store(self._policy, request_facts, status, headers, fields)
+            body = body_if_read(result)
+            content = result.content
+            unread = body is None and not content.at_eof()
+            if reason is None and unread:
+                reason = self._unbuffered(result, fields)
             if reason is not None:
                 self._events.emit("cache.not_stored", request.method, request.url, reason=reason)
                 if pending.entry is not None and 200 <= status < 300:
                     self._forget(pending.key, pending.entry)
                 return None
-            miss = _Miss(self, request, pending, result, request_facts, headers)
-            body = body_if_read(result)
-            if body is None and result.content.at_eof():
-                body = b""  # nothing to read (HEAD, 204, an empty body)
-            if body is None:
-                tee(result, self.max_bytes, miss)  # stored when the caller read it all
+            vary = _vary(request, fields) if "vary" in fields else ()
+            if unread:  # stored when the caller read it all
+                fill = _Fill(content, self.max_bytes)
+                fill.cache = self
+                fill.pending = pending
+                fill.method = request.method
+                fill.url = request.url
+                fill.status = status
+                fill.reason = result.reason or ""
+                fill.headers = headers
+                fill.fields = fields
+                fill.vary = vary
+                result.content = fill
                 pending = None
                 return None
-            entry = self._store(miss, body)
+            entry = self._store(pending, request.method, request.url, status,
+                                result.reason or "", headers, fields, vary, body or b"")
             outcome = (entry, None) if entry is not None else None
             return None
         finally:
             if pending is not None:
                 self._land(pending, outcome)
 
-    def _unbuffered(self, result: ClientResponse) -> str | None:
-        """Why the body of ``result`` must not be buffered, or ``None``."""
-        if body_if_read(result) is not None or result.content.at_eof():
-            return None  # read already, or nothing to read (HEAD, 204, an empty body)
-        length = result.content_length
+    def _unbuffered(self, result: ClientResponse, fields: dict[str, str]) -> str | None:
+        """Why the unread body of ``result`` must not be buffered, or ``None``."""
+        length_text = fields.get("content-length")
+        length = (
+            int(length_text) if length_text is not None and length_text.isdigit()
+            else result.content_length
+        )
         if length is not None and length > self.max_bytes:
             return "too large"
         if self.store_streams:
             return None
-        if result.content_type == "text/event-stream":
+        kind = fields.get("content-type")
+        if (
+            kind is not None
+            and "event-stream" in kind.lower()
+            and result.content_type == "text/event-stream"
+        ):
             return "event stream"
         if length is None and "chunked" not in result.headers.get("Transfer-Encoding", "").lower():
             return "no known end"
@@ -181,32 +164,39 @@ class Filler:
                                                    headers), None))
             return
         request_facts = facts(request, pending.owner)
-        if can_store(self._policy, request_facts, resp.status, headers) is None:
-            miss = _Miss(self, request, pending, resp, request_facts, headers)
-            miss.done(body)
+        fields = fields_of(headers)
+        if can_store(self._policy, request_facts, resp.status, headers, fields) is None:
+            entry = self._store(pending, request.method, request.url, resp.status,
+                                resp.reason or "", headers, fields, _vary(request, fields),
+                                body)
+            self._land(pending, (entry, None) if entry is not None else None)
 
-    def _store(self, miss: _Miss, body: bytes) -> Entry | None:
-        pending = miss.pending
+    def _store(
+        self, pending: Pending, method: str, url: URL, status: int, reason: str,
+        headers: Headers, fields: dict[str, str], vary: Vary, body: bytes,
+    ) -> Entry | None:
         entry = make_entry(
-            self._policy, miss.facts, status=miss.status, reason=miss.reason,
-            headers=miss.headers, body=body, vary=miss.vary,
-            request_time=pending.request_time, response_time=self.clock.now(), wall=time.time(),
+            self._policy, _PLAIN[method], status=status, reason=reason, headers=headers,
+            body=body, vary=vary, request_time=pending.request_time,
+            response_time=self.clock.now(), wall=time.time(), fields=fields,
         )
         entry.owner = pending.owner
+        events = self._events
         if entry.size > self.max_bytes:
-            self._events.emit("cache.not_stored", miss.method, miss.url, reason="too large")
+            events.emit("cache.not_stored", method, url, reason="too large")
             return None
         if (
             entry.lifetime <= 0 and entry.etag is None and entry.last_modified is None
             and entry.stale_if_error <= 0 and entry.stale_while_revalidate <= 0
         ):
-            self._events.emit("cache.not_stored", miss.method, miss.url, reason="nothing to reuse")
+            events.emit("cache.not_stored", method, url, reason="nothing to reuse")
             return None
         self._put(pending.key, entry, pending.entry)
-        self._events.emit(
-            "cache.stored", miss.method, miss.url, status=entry.status,
-            lifetime=entry.lifetime, size=entry.size,
-        )
+        if events.hooks or DEBUG_LOG.on:
+            events.emit(
+                "cache.stored", method, url, status=entry.status,
+                lifetime=entry.lifetime, size=entry.size,
+            )
         return entry
 
     def _not_modified(

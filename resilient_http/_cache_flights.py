@@ -18,12 +18,12 @@ from aiohttp import ClientRequest
 from resilient_http._cache_model import Fresh, Policy
 from resilient_http._cache_request import facts, match, vary_matches
 from resilient_http._clock import Clock
-from resilient_http._flight import LEAD, Flight, Pending, hand_over, land, lead
+from resilient_http._flight import LEAD, Flight, Pending, hand_over
 from resilient_http._info import HIT, STALE, tag
 from resilient_http._middleware import Call, Short
 from resilient_http._response import entry_response
 from resilient_http._rfc9111 import decide
-from resilient_http.events import Emitter
+from resilient_http.events import DEBUG_LOG, Emitter
 
 __all__ = ["Coalescer"]
 
@@ -44,10 +44,19 @@ class Coalescer:
         raise NotImplementedError  # Cache counts its lookups
 
     def _lead(self, pending: Pending) -> None:
-        lead(self._flights, pending)
+        """Make ``pending`` the leader of a new flight for its key."""
+        pending.flight = self._flights[pending.fkey] = Flight()
 
     def _land(self, pending: Pending, outcome: Any) -> None:
-        land(self._flights, pending, outcome)
+        """End the flight ``pending`` leads (idempotent): wake its waiters with ``outcome``."""
+        flight = pending.flight
+        if flight is not None:
+            pending.flight = None
+            flights = self._flights
+            if flights.get(pending.fkey) is flight:
+                del flights[pending.fkey]
+            if flight:  # someone waits
+                flight.done(outcome)
         if self._fleet is not None:  # our fetch for the fleet ended: free its lock
             self._release(pending)
 
@@ -100,10 +109,12 @@ class Coalescer:
             pending.added = conditional
             for name, value in conditional:
                 headers[name] = value
-        self._events.emit(
-            "cache.miss", request.method, request.url, stale=pending.entry is not None,
-            conditional=bool(pending.added),
-        )
+        events = self._events
+        if events.hooks or DEBUG_LOG.on:
+            events.emit(
+                "cache.miss", request.method, request.url, stale=pending.entry is not None,
+                conditional=bool(pending.added),
+            )
 
     async def _wait(
         self, call: Call, i: int, request: ClientRequest, pending: Pending, flight: Flight,

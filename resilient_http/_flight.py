@@ -14,32 +14,27 @@ from typing import Any
 
 from resilient_http._rfc9111 import Entry
 
-__all__ = ["Flight", "LEAD", "Pending", "lead", "land", "hand_over"]
+__all__ = ["Flight", "LEAD", "Pending", "hand_over"]
 
 LEAD: Any = object()
 """The outcome that makes a waiter the flight's leader (see :func:`hand_over`)."""
 
 
-class Flight:
-    """One upstream request that concurrent misses of the same key wait for."""
+class Flight(list["asyncio.Future[Any]"]):
+    """One upstream request that concurrent misses of the same key wait for: the list of
+    their futures (a list, so that a flight nobody waits on costs one empty list)."""
 
-    __slots__ = ("waiters",)
-
-    def __init__(self) -> None:
-        self.waiters: list[asyncio.Future[Any]] | None = None
+    __slots__ = ()
 
     def wait(self) -> asyncio.Future[Any]:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        if self.waiters is None:
-            self.waiters = []
-        self.waiters.append(fut)
+        self.append(fut)
         return fut
 
     def done(self, outcome: Any) -> None:
-        if self.waiters:
-            for fut in self.waiters:
-                if not fut.done():
-                    fut.set_result(outcome)
+        for fut in self:
+            if not fut.done():
+                fut.set_result(outcome)
 
 
 class Pending:
@@ -62,22 +57,6 @@ class Pending:
         """Decorator mode: the expired memoized result, for stale-if-error."""
 
 
-def lead(flights: dict[Any, Flight], pending: Pending) -> None:
-    """Make ``pending`` the leader of a new flight for its key."""
-    pending.flight = flights[pending.fkey] = Flight()
-
-
-def land(flights: dict[Any, Flight], pending: Pending, outcome: Any) -> None:
-    """End the flight ``pending`` leads (idempotent): wake its waiters with ``outcome``."""
-    flight = pending.flight
-    if flight is None:
-        return
-    pending.flight = None
-    if flights.get(pending.fkey) is flight:
-        del flights[pending.fkey]
-    flight.done(outcome)
-
-
 def hand_over(flights: dict[Any, Flight], pending: Pending) -> bool:
     """End ``pending``'s lead (a cancelled leader): the first waiter still waiting becomes
     the leader (woken with :data:`LEAD`); with none left, the flight ends. Returns whether a
@@ -86,9 +65,8 @@ def hand_over(flights: dict[Any, Flight], pending: Pending) -> bool:
     if flight is None:
         return False
     pending.flight = None
-    waiters = flight.waiters
-    while waiters:
-        fut = waiters.pop(0)
+    while flight:
+        fut = flight.pop(0)
         if not fut.done():
             fut.set_result(LEAD)
             return True

@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from itertools import chain
+from types import MappingProxyType
 
 from yarl import URL
 
@@ -40,16 +42,19 @@ from resilient_http._cache_fields import (
     COOKIES,
     HOP_BY_HOP,
     MAX_DELTA,
+    NOT_STORED,
     NOT_UPDATED,
     Headers,
     connection_listed,
     etag_matches,
     field_value,
+    fields_of,
     parse_cache_control,
     parse_delta,
     parse_http_date,
     stored_headers,
     vary_names,
+    vary_of,
 )
 from resilient_http._cache_model import (
     Entry,
@@ -103,7 +108,8 @@ UNDERSTOOD_STATUSES = frozenset(
 
 
 def _lifetime(
-    policy: Policy, status: int, cc: Mapping[str, str | None], headers: Headers, wall: float
+    policy: Policy, status: int, cc: Mapping[str, str | None], fields: Mapping[str, str],
+    wall: float,
 ) -> float:
     if policy.shared and "s-maxage" in cc:
         s = parse_delta(cc["s-maxage"])
@@ -111,39 +117,60 @@ def _lifetime(
     if "max-age" in cc:
         m = parse_delta(cc["max-age"])
         return float(m) if m is not None else 0.0
-    expires_raw = field_value(headers, "expires")
+    expires_raw = fields.get("expires")
     if expires_raw is not None:
         expires = parse_http_date(expires_raw)
         if expires is None:
             return 0.0  # an invalid Expires ("0") means already expired
-        date = parse_http_date(field_value(headers, "date"))
+        date = parse_http_date(fields.get("date"))
         return max(0.0, expires - (date if date is not None else math.floor(wall)))
     if status in HEURISTIC_STATUSES or "public" in cc:
         return policy.ttl
     return 0.0
 
 
+_NO_DIRECTIVES: Mapping[str, str | None] = MappingProxyType({})
+
+
+def _directives(value: str | None) -> Mapping[str, str | None]:
+    """``Cache-Control`` parsed, read-only: one response's value is parsed once for
+    :func:`can_store` and again for :func:`make_entry`, so the last one is kept."""
+    if not value:
+        return _NO_DIRECTIVES
+    seen, parsed = _last_cc[0]
+    if value != seen:
+        parsed = MappingProxyType(parse_cache_control(value))
+        _last_cc[0] = (value, parsed)
+    return parsed
+
+
+_last_cc: list[tuple[str, Mapping[str, str | None]]] = [("", _NO_DIRECTIVES)]
+
+
 def can_store(
-    policy: Policy, request: RequestFacts, status: int, headers: Headers
+    policy: Policy, request: RequestFacts, status: int, headers: Headers,
+    fields: Mapping[str, str] | None = None,
 ) -> str | None:
-    """``None`` when the response may be stored, else the reason it may not (RFC 9111 §3)."""
+    """``None`` when the response may be stored, else the reason it may not (RFC 9111 §3).
+    ``fields``: :func:`fields_of` the ``headers``, when the caller has it already."""
     if status < 200 or status == 206 or status == 304:
         return f"status {status}"
     if request.method not in ("GET", "HEAD"):
         return f"method {request.method}"
-    if vary_names(headers) is None:
+    if fields is None:
+        fields = fields_of(headers)
+    if "vary" in fields and vary_of(fields["vary"]) is None:
         return "Vary: *"
     if policy.shared:  # checked first: ignoring the headers must not hand one client's to others
-        if any(k.lower() in COOKIES for k, _ in headers):
+        if not COOKIES.isdisjoint(fields):
             return "Set-Cookie in a shared cache"
         if request.authorization and not policy.respect_headers:
             return "Authorization in a shared cache that ignores the response's headers"
     if not policy.respect_headers:
         return None if status in HEURISTIC_STATUSES else f"status {status} without headers"
-    req_cc = parse_cache_control(request.cache_control)
-    if "no-store" in req_cc:
+    if request.cache_control and "no-store" in parse_cache_control(request.cache_control):
         return "request no-store"
-    cc = parse_cache_control(field_value(headers, "cache-control"))
+    cc = _directives(fields.get("cache-control"))
     if "must-understand" in cc:
         if status not in UNDERSTOOD_STATUSES:
             return f"must-understand and status {status} unknown"
@@ -156,16 +183,16 @@ def can_store(
             "public" in cc or "must-revalidate" in cc or "s-maxage" in cc
         ):
             return "Authorization without public, s-maxage or must-revalidate"
+    if status in HEURISTIC_STATUSES:
+        return None
     explicit = (
         "public" in cc
         or ("private" in cc and not policy.shared)
         or "max-age" in cc
         or (policy.shared and "s-maxage" in cc)
-        or field_value(headers, "expires") is not None
+        or "expires" in fields
     )
-    if not explicit and status not in HEURISTIC_STATUSES:
-        return f"status {status} without explicit freshness"
-    return None
+    return None if explicit else f"status {status} without explicit freshness"
 
 
 def make_entry(
@@ -180,22 +207,35 @@ def make_entry(
     request_time: float,
     response_time: float,
     wall: float,
+    fields: Mapping[str, str] | None = None,
 ) -> Entry:
-    """The stored form of a response that :func:`can_store` accepted."""
-    kept = stored_headers(headers, shared=policy.shared)
-    etag = field_value(kept, "etag")
-    last_modified = field_value(kept, "last-modified")
+    """The stored form of a response that :func:`can_store` accepted. ``fields``:
+    :func:`fields_of` the ``headers``, when the caller has it already."""
+    if fields is None:
+        fields = fields_of(headers)
+    if NOT_STORED.isdisjoint(fields) and (not policy.shared or COOKIES.isdisjoint(fields)):
+        kept = headers  # nothing to drop: stored_headers() would copy them all
+        etag = fields.get("etag")
+        last_modified = fields.get("last-modified")
+    else:
+        kept = stored_headers(headers, shared=policy.shared, fields=fields)
+        etag = field_value(kept, "etag")
+        last_modified = field_value(kept, "last-modified")
+    size = len(body) + 200 + 4 * len(kept) + len("".join(chain.from_iterable(kept)))
     if not policy.respect_headers:
         return Entry(
             request.method, status, reason, kept, body, vary, request_time, response_time,
             0.0, policy.ttl, response_time + policy.ttl, False, False, etag, last_modified,
-            policy.stale_if_error, policy.stale_while_revalidate, _size(kept, body),
+            policy.stale_if_error, policy.stale_while_revalidate, size,
         )
-    cc = parse_cache_control(field_value(headers, "cache-control"))
-    lifetime = _lifetime(policy, status, cc, headers, wall)
+    cc = _directives(fields.get("cache-control"))
+    if cc or "expires" in fields:
+        lifetime = _lifetime(policy, status, cc, fields, wall)
+    else:  # no explicit freshness: heuristic (_lifetime's last rule)
+        lifetime = policy.ttl if status in HEURISTIC_STATUSES else 0.0
     # Age (RFC 9111 §4.2.3, §5.1): one delta-seconds; anything else (a list, the field twice)
     # is invalid and makes the response stale.
-    age_raw = field_value(headers, "age")
+    age_raw = fields.get("age")
     age_invalid = False
     age_value = 0
     if age_raw is not None:
@@ -204,11 +244,19 @@ def make_entry(
             age_invalid = True
         else:
             age_value = parsed
-    date = parse_http_date(field_value(headers, "date"))
+    date = parse_http_date(fields.get("date"))
     # An HTTP-date has one-second resolution: an apparent age within it is not counted.
-    apparent_age = max(0.0, wall - date - 1.0) if date is not None else 0.0
-    response_delay = max(0.0, response_time - request_time)
-    initial_age = max(apparent_age, age_value + response_delay)
+    # (Conditional expressions rather than max(): this is every stored miss's path.)
+    apparent_age = wall - date - 1.0 if date is not None else 0.0
+    response_delay = response_time - request_time
+    corrected = age_value + (response_delay if response_delay > 0.0 else 0.0)
+    initial_age = apparent_age if apparent_age > corrected else corrected
+    if not cc:
+        return Entry(
+            request.method, status, reason, kept, body, vary, request_time, response_time,
+            initial_age, lifetime, response_time + lifetime - initial_age, age_invalid, False,
+            etag, last_modified, policy.stale_if_error, policy.stale_while_revalidate, size,
+        )
     no_cache = "no-cache" in cc or age_invalid
     must_revalidate = "must-revalidate" in cc or (
         policy.shared and ("proxy-revalidate" in cc or "s-maxage" in cc)
@@ -237,12 +285,8 @@ def make_entry(
         last_modified,
         float(sie) if sie is not None else policy.stale_if_error,
         float(swr) if swr is not None else policy.stale_while_revalidate,
-        _size(kept, body),
+        size,
     )
-
-
-def _size(headers: Headers, body: bytes) -> int:
-    return len(body) + sum(len(k) + len(v) + 4 for k, v in headers) + 200
 
 
 # --------------------------------------------------------------------------- reusing

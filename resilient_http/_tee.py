@@ -1,14 +1,15 @@
 """The streaming tee of a cache miss: the caller reads the live body, the cache keeps a copy.
 
-A cacheable miss is not read by the cache: :class:`Tee` takes the place of the response's
+A cacheable miss is not read by the cache: a :class:`Tee` takes the place of the response's
 ``content`` and hands the caller exactly what aiohttp's own ``StreamReader`` would (every
 reading API: ``read``, ``readany``, ``readline``, ``readuntil``, ``readexactly``,
 ``readchunk``, ``read_nowait``, ``iter_chunked``, ``iter_any``, ``iter_chunks``, line
 iteration, and ``ClientResponse.read``/``text``/``json`` on top of them), keeping a copy of
 each piece it hands out. When the caller has read to the end, the copy goes to
-:meth:`Sink.done`; a caller that stops early (releases the response, or drops it), a failed
-read, or a body that outgrows ``limit`` ends the copy: :meth:`Sink.abandon` is called once,
-and the caller keeps reading the rest untouched.
+:meth:`Tee.done`; a caller that stops early (releases the response, or drops it), a failed
+read, or a body that outgrows ``limit`` ends the copy: :meth:`Tee.abandon` is called once,
+and the caller keeps reading the rest untouched. A subclass says what ``done`` and
+``abandon`` do.
 
 Only the pieces the caller reads are copied (they are the same ``bytes`` objects, not new
 ones), so a miss costs no more memory than the caller's own reading plus at most ``limit``.
@@ -16,43 +17,40 @@ ones), so a miss costs no more memory than the caller's own reading plus at most
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import Awaitable
-from typing import Any, Protocol, cast
+from typing import Any
 
-from aiohttp import ClientResponse
 from aiohttp.streams import StreamReader
 
-__all__ = ["Sink", "Tee", "tee"]
+__all__ = ["Tee"]
 
-
-class Sink(Protocol):
-    """Where a :class:`Tee` delivers: exactly one of the two calls, once."""
-
-    def done(self, body: bytes) -> None:
-        """The caller read the whole body: here it is."""
-
-    def abandon(self) -> None:
-        """No whole body will come (stopped early, failed, or larger than the limit)."""
+_OWN = frozenset(("_source", "_copy", "_room"))
 
 
 class Tee(StreamReader):
     """A response's ``content`` that reads from the live stream and copies what it hands out.
 
     Everything but reading is passed to the live stream (``exception``, ``set_exception``,
-    ``is_eof``, ``at_eof``, ``on_eof``, ``wait_eof``, ``total_bytes``, ...).
+    ``is_eof``, ``at_eof``, ``on_eof``, ``wait_eof``, ``total_bytes``, ...). The base
+    reader's own state is never set up (it is never fed nor read: every method that would
+    touch it is overridden), which spares a ``StreamReader`` construction per miss.
     """
 
-    __slots__ = ("_source", "_copy", "_room", "_sink")
+    __slots__ = ("_source", "_copy", "_room")
 
-    def __init__(self, source: StreamReader, limit: int, sink: Sink) -> None:
-        # The base reader is never fed: every call below goes to ``source``.
-        super().__init__(cast(Any, None), 2**16, loop=asyncio.get_running_loop())
+    def __init__(self, source: StreamReader, limit: int) -> None:
         self._source = source
         self._copy: list[bytes] | None = []
+        """The pieces handed out so far; ``None`` once the copy has ended."""
         self._room = limit
-        self._sink: Sink | None = sink
+
+    def done(self, body: bytes) -> None:
+        """The caller read the whole body: here it is."""
+        raise NotImplementedError
+
+    def abandon(self) -> None:
+        """No whole body will come (stopped early, failed, or larger than the limit)."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ copying
 
@@ -63,55 +61,70 @@ class Tee(StreamReader):
         if data:
             self._room -= len(data)
             if self._room < 0:
-                self._end(None)  # too large: stop copying, hand the rest through
+                self._copy = None  # too large: stop copying, hand the rest through
+                self.abandon()
                 return
             copy.append(data)
         if self._source.at_eof():
-            self._end(b"".join(copy))
-
-    def _end(self, body: bytes | None) -> None:
-        sink = self._sink
-        self._copy = self._sink = None
-        if sink is not None:
-            if body is None:
-                sink.abandon()
-            else:
-                sink.done(body)
+            self._copy = None
+            self.done(b"".join(copy))
 
     def _failed(self) -> None:
-        if self._sink is not None:
-            self._end(None)
+        if self._copy is not None:
+            self._copy = None
+            self.abandon()
 
     def __del__(self) -> None:
-        if self._sink is not None:  # dropped before the end: nobody will read the rest
+        if self._copy is not None:  # dropped before the end: nobody will read the rest
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
-                self._end(None)
+                self._failed()
 
     # ------------------------------------------------------------------ reading
 
-    async def _pass(self, reading: Awaitable[bytes]) -> bytes:
+    async def read(self, n: int = -1) -> bytes:
         try:
-            data = await reading
+            data = await self._source.read(n)
         except BaseException:
             self._failed()
             raise
         self._took(data)
         return data
 
-    async def read(self, n: int = -1) -> bytes:
-        return await self._pass(self._source.read(n))
-
     async def readany(self) -> bytes:
-        return await self._pass(self._source.readany())
+        try:
+            data = await self._source.readany()
+        except BaseException:
+            self._failed()
+            raise
+        self._took(data)
+        return data
 
     async def readuntil(self, separator: bytes = b"\n", **limits: Any) -> bytes:
-        return await self._pass(self._source.readuntil(separator, **limits))
+        try:
+            data = await self._source.readuntil(separator, **limits)
+        except BaseException:
+            self._failed()
+            raise
+        self._took(data)
+        return data
 
     async def readline(self, **limits: Any) -> bytes:
-        return await self._pass(self._source.readline(**limits))
+        try:
+            data = await self._source.readline(**limits)
+        except BaseException:
+            self._failed()
+            raise
+        self._took(data)
+        return data
 
     async def readexactly(self, n: int) -> bytes:
-        return await self._pass(self._source.readexactly(n))
+        try:
+            data = await self._source.readexactly(n)
+        except BaseException:
+            self._failed()
+            raise
+        self._took(data)
+        return data
 
     async def readchunk(self) -> tuple[bytes, bool]:
         try:
@@ -141,7 +154,8 @@ class Tee(StreamReader):
         return self._source.exception()
 
     def set_exception(self, exc: BaseException, *cause: Any) -> None:
-        self._failed()  # released before the end, or the connection failed
+        if self._copy is not None:  # released before the end, or the connection failed
+            self._failed()
         self._source.set_exception(exc, *cause)
 
     def is_eof(self) -> bool:
@@ -162,8 +176,24 @@ class Tee(StreamReader):
     def feed_data(self, data: bytes, size: int = 0) -> Any:
         return self._source.feed_data(data, size)
 
+    def begin_http_chunk_receiving(self) -> None:
+        self._source.begin_http_chunk_receiving()
+
+    def end_http_chunk_receiving(self) -> None:
+        self._source.end_http_chunk_receiving()
+
     def get_read_buffer_limits(self) -> tuple[int, int]:
         return self._source.get_read_buffer_limits()
+
+    def set_read_chunk_size(self, n: int) -> None:
+        self._source.set_read_chunk_size(n)
+
+    def __getattr__(self, name: str) -> Any:
+        """The live stream's other attributes (``total_raw_bytes``, ``_low_water``, ...): the
+        base reader's own state is never set."""
+        if name in _OWN:
+            raise AttributeError(name)  # not set yet (only in a failed construction)
+        return getattr(self._source, name)
 
     @property
     def total_bytes(self) -> int:
@@ -171,13 +201,7 @@ class Tee(StreamReader):
 
     @total_bytes.setter
     def total_bytes(self, value: int) -> None:
-        """Set by ``StreamReader.__init__`` only: the live stream counts."""
+        self._source.total_bytes = value
 
     def __repr__(self) -> str:
         return f"<Tee of {self._source!r}>"
-
-
-def tee(resp: ClientResponse, limit: int, sink: Sink) -> None:
-    """Make ``resp.content`` a :class:`Tee` of itself, delivering to ``sink``."""
-    resp.content = Tee(resp.content, limit, sink)
-

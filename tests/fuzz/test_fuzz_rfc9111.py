@@ -3,6 +3,7 @@ their documented types and ranges, and the parsers agree with reference formulas
 
 from __future__ import annotations
 
+import calendar
 import email.utils
 import math
 import time
@@ -14,6 +15,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from yarl import URL
 
+from resilient_http._cache_fields import field_value, fields_of
 from resilient_http._rfc9111 import (
     MAX_DELTA,
     Entry,
@@ -131,6 +133,64 @@ def test_parse_http_date_round_trip(stamp: int) -> None:
     asctime = time.asctime(time.gmtime(stamp))
     assert parse_http_date(imf) == float(stamp)
     assert parse_http_date(asctime) == float(stamp)
+
+
+def _near(choices: list[str], size: int) -> st.SearchStrategy[str]:
+    """One of ``choices``, or any ``size`` characters (digits, letters, blanks, a non-ASCII
+    digit) in their place."""
+    return st.one_of(
+        st.sampled_from(choices),
+        st.text("0123456789aZ :,\u0663", min_size=size, max_size=size),
+    )
+
+
+two = _near(["00", "01", "06", "23", "29", "31", "59", "60", "99"], 2)
+fixdates = st.builds(
+    "{}, {} {} {} {}:{}:{} GMT".format,
+    _near(["Mon", "Sun", "sun", "Foo"], 3),
+    two,
+    _near(["Jan", "Feb", "Nov", "nov", "Dec", "Xyz"], 3),
+    _near(["0001", "0094", "0100", "1969", "1994", "2026", "9999"], 4),
+    two,
+    two,
+    two,
+)
+
+
+@FUZZ
+@given(fixdates)
+@example("Sun, 06 Nov 1994 08:49:37 GMT")
+@example("Sun, 31 Feb 2026 24:60:60 GMT")
+@example("Sun, 06 Nov 0094 08:49:37 GMT")
+def test_the_imf_fixdate_fast_path_agrees_with_the_general_parser(value: str) -> None:
+    """``parse_http_date`` reads the common form by position: the same result as the general
+    parser (``email.utils``) for every string of that shape, read or refused."""
+    assert parse_http_date(value) == _general_date(value)
+    assert parse_http_date(value) == _general_date(value)  # the kept last Date, again
+
+
+def _general_date(value: str) -> float | None:
+    parsed = email.utils.parsedate_tz(value)
+    if parsed is None:
+        return None
+    try:
+        return float(calendar.timegm(parsed[:6]) - (parsed[9] or 0))
+    except (OverflowError, ValueError):
+        return None
+
+
+@FUZZ
+@given(headers, st.booleans())
+def test_fields_of_agrees_with_field_value(fields: tuple[tuple[str, str], ...], shared: bool
+                                           ) -> None:
+    """The one-pass view of the fields gives what a scan per name gives, and storing with it
+    keeps the same fields."""
+    one_pass = fields_of(fields)
+    for name in {k.lower() for k, _ in fields} | {"etag", "vary"}:
+        assert one_pass.get(name) == field_value(fields, name)
+    assert stored_headers(fields, shared=shared, fields=one_pass) == stored_headers(
+        fields, shared=shared
+    )
 
 
 @FUZZ
