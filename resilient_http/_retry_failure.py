@@ -217,12 +217,7 @@ def _give_up(
     transient = verdict.outcome is TRANSIENT
     if why is not None:
         layer._events.emit_call(
-            "retry.gave_up",
-            call,
-            logging.INFO,
-            attempts=number,
-            reason=why,
-            last=verdict.reason,
+            "retry.gave_up", call, logging.INFO, attempts=number, reason=why, last=verdict.reason
         )
     if error is None:
         if transient and stopped and layer.raise_on_exhausted:
