@@ -144,8 +144,8 @@ class Retry(Layer):
         "_verdict",
         "_plain",
         "_events",
-        "_own_clock",
         "_announces",
+        "_lean",
     )
 
     __reduce__ = fresh_reduce
@@ -212,23 +212,34 @@ class Retry(Layer):
         self.stream = flag("stream", stream)
         self.reads_body = not stream
         self.clock: Clock = clock_or_default(clock)
-        self._own_clock = not isinstance(self.clock, LoopClock)
-        self._now = self.clock.now if self._own_clock else _monotonic
+        self._now = _monotonic if isinstance(self.clock, LoopClock) else self.clock.now
         callable_or_none("before_retry", before_retry)
         self.before_retry = before_retry
         self._events = Emitter("Retry", on_event)
         self._announces = self.idempotency_key or bool(self._events.hooks)
+        self._lean = self._now is _monotonic and budget is not None and not self._announces
 
     # -- the hooks ---------------------------------------------------------------------------
 
     def enter(self, call: Call, i: int) -> Step:
-        # Runs once per call: a retry re-runs only the layers inside (see _next_attempt).
-        # The start (a _Tries after a failure); the loop clock's time.monotonic() called as a
-        # global is cheaper than through the slot.
-        call[i] = now = self._now() if self._own_clock else _monotonic()
+        # Runs once per call: a retry re-runs only the layers inside (see _retry_failure). The
+        # slot gets the start (a Tries after a failure). The common configuration (the loop's
+        # clock, a local budget, no idempotency key, no event hooks) is one flag; the loop
+        # clock's time.monotonic() is called as a global, cheaper than through a slot.
+        if self._lean:
+            call[i] = now = _monotonic()
+            budget = self.budget
+            # budget.deposit(now), inlined: within the current slot it is one increment.
+            if now < budget._slot_end:  # type: ignore[union-attr]
+                budget._fresh += 1  # type: ignore[union-attr]
+            else:
+                budget.deposit(now)  # type: ignore[union-attr]
+            if DEBUG_LOG.on:
+                self._announce(call)
+            return None
+        call[i] = now = self._now()
         budget = self.budget
         if budget is not None:
-            # budget.deposit(now), inlined: within the current slot it is one increment.
             if now < budget._slot_end:
                 budget._fresh += 1
             else:
@@ -255,13 +266,13 @@ class Retry(Layer):
         if error is None:
             if self._plain:  # the default classifier's success test, inline
                 if call[2] is None:  # call[ARGS]: an HTTP call, a response whose status is an int
+                    if result.status < 400 and type(call[i]) is float:
+                        return None  # the first attempt succeeded: nothing to clean up
                     ok = result.status < 400
                 else:  # a decorated function's value: a status, if any, may be anything
                     status = getattr(result, "status", None)
                     ok = status is None or (type(status) is int and status < 400)
                 if ok:
-                    if type(call[i]) is float:
-                        return None  # first attempt succeeded: nothing to clean up
                     return succeeded(self, call, i, result)
         elif not isinstance(error, Exception):
             return None  # CancelledError, KeyboardInterrupt: never retried, never wrapped
