@@ -19,22 +19,24 @@ aiohttp's extra pass never happens behind its back. Any other last exception is 
 
 from __future__ import annotations
 
-import logging
-import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
-from typing import Any, Final, cast
-
-from aiohttp import ClientOSError, ClientRequest, ClientResponse, ServerDisconnectedError
-from aiohttp.client_exceptions import ClientConnectorError
+from time import monotonic as _monotonic
+from typing import Any
 
 from resilient_http._budget import RetryBudget
 from resilient_http._clock import Clock, LoopClock
 from resilient_http._fresh import config_of, fresh_reduce
-from resilient_http._info import add, info
-from resilient_http._middleware import ARGS, HANDLER, REENTER, REQUEST, Call, Layer, Step
+from resilient_http._middleware import REQUEST, Call, Layer, Step
+from resilient_http._retry_failure import judged, succeeded
+from resilient_http._retry_state import (
+    IDEMPOTENCY_KEY,
+    IDEMPOTENT_METHODS,
+    KEYED_METHODS,
+    Attempt,
+    BeforeRetry,
+)
 from resilient_http._validate import (
     callable_or_none,
     clock_or_default,
@@ -46,65 +48,16 @@ from resilient_http._validate import (
     show,
 )
 from resilient_http.backoff import Backoff
-from resilient_http.classify import (
-    SUCCESS,
-    TRANSIENT,
-    Classifier,
-    Outcome,
-    Verdict,
-    classify,
-    to_verdict,
-)
-from resilient_http.errors import BodyNotReplayable, RetriesExhausted, exhausted
-from resilient_http.events import DEBUG_LOG, Emitter, EventHook, qualname, redact_url
-from resilient_http.timeout import current_deadline
+from resilient_http.classify import Classifier, Verdict, classify, to_verdict
+from resilient_http.events import DEBUG_LOG, Emitter, EventHook
 
-__all__ = ["Retry", "RetryBudget", "Attempt", "IDEMPOTENT_METHODS", "IDEMPOTENCY_KEY"]
+__all__ = [
+    "Retry", "RetryBudget", "Attempt", "IDEMPOTENT_METHODS", "IDEMPOTENCY_KEY",
+]
 
-IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
-"""RFC 9110 §9.2.2: the methods retried by default."""
-IDEMPOTENCY_KEY: Final = "Idempotency-Key"
-_KEYED_METHODS: Final = frozenset({"POST", "PATCH"})
+_KEYED_METHODS = KEYED_METHODS  # hedge imports it from here
+
 _NEW_BUDGET: Any = object()
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """What happened on one attempt (``RetriesExhausted.attempts`` holds one per attempt).
-
-    Attributes:
-        number: 1 for the first attempt.
-        outcome: the classification.
-        reason: why (``"status 503"``, ``"ServerDisconnectedError"``).
-        status: the response status, or ``None`` when the attempt raised.
-        error: the exception the attempt raised, or ``None``.
-        delay: the wait before the next attempt, in seconds; ``None`` for the last attempt.
-    """
-
-    number: int
-    outcome: Outcome
-    reason: str
-    status: int | None
-    error: BaseException | None
-    delay: float | None
-
-
-BeforeRetry = Callable[[Attempt, ClientRequest | None], Awaitable[None]]
-"""``Retry(before_retry=...)``: an async function of the failed :class:`Attempt` and the request
-(``None`` in decorator mode), awaited before the next attempt."""
-
-
-class _Tries:
-    """Per-call state once a call has failed at least once."""
-
-    __slots__ = ("start", "count", "history", "prev_delay", "waited")
-
-    def __init__(self, start: float) -> None:
-        self.start = start
-        self.count = 0
-        self.history: list[Attempt] = []
-        self.prev_delay: float | None = None
-        self.waited = 0.0  # rate-limit waits of the discarded responses
 
 
 class Retry(Layer):
@@ -191,6 +144,8 @@ class Retry(Layer):
         "_verdict",
         "_plain",
         "_events",
+        "_announces",
+        "_lean",
     )
 
     __reduce__ = fresh_reduce
@@ -257,270 +212,71 @@ class Retry(Layer):
         self.stream = flag("stream", stream)
         self.reads_body = not stream
         self.clock: Clock = clock_or_default(clock)
-        # The loop clock's now() is time.monotonic(): call it directly on the fast path.
-        self._now = time.monotonic if isinstance(self.clock, LoopClock) else self.clock.now
+        self._now = _monotonic if isinstance(self.clock, LoopClock) else self.clock.now
         callable_or_none("before_retry", before_retry)
         self.before_retry = before_retry
         self._events = Emitter("Retry", on_event)
+        self._announces = self.idempotency_key or bool(self._events.hooks)
+        self._lean = self._now is _monotonic and budget is not None and not self._announces
 
     # -- the hooks ---------------------------------------------------------------------------
 
     def enter(self, call: Call, i: int) -> Step:
-        # Runs once per call: a retry re-runs only the layers inside (see _next_attempt).
-        call[i] = now = self._now()  # the start; a _Tries after a failure
+        # Runs once per call: a retry re-runs only the layers inside (see _retry_failure). The
+        # slot gets the start (a Tries after a failure). The common configuration (the loop's
+        # clock, a local budget, no idempotency key, no event hooks) is one flag; the loop
+        # clock's time.monotonic() is called as a global, cheaper than through a slot.
+        if self._lean:
+            call[i] = now = _monotonic()
+            budget = self.budget
+            # budget.deposit(now), inlined: within the current slot it is one increment.
+            if now < budget._slot_end:  # type: ignore[union-attr]
+                budget._fresh += 1  # type: ignore[union-attr]
+            else:
+                budget.deposit(now)  # type: ignore[union-attr]
+            if DEBUG_LOG.on:
+                self._announce(call)
+            return None
+        call[i] = now = self._now()
         budget = self.budget
         if budget is not None:
-            # budget.deposit(now), inlined: within the current slot it is one increment.
             if now < budget._slot_end:
                 budget._fresh += 1
             else:
                 budget.deposit(now)
+        if self._announces or DEBUG_LOG.on:
+            self._announce(call)
+        return None
+
+    def _announce(self, call: Call) -> None:
+        """The first attempt's idempotency key and ``retry.attempt`` event."""
         if self.idempotency_key:
             request = call[REQUEST]
             if (
                 request is not None
-                and request.method in _KEYED_METHODS
+                and request.method in KEYED_METHODS
                 and IDEMPOTENCY_KEY not in request.headers
             ):
                 request.headers[IDEMPOTENCY_KEY] = key = str(uuid.uuid4())
                 self._events.emit_call("retry.idempotency_key", call, key=key)
         if self._events.hooks or DEBUG_LOG.on:
             self._events.emit_call("retry.attempt", call, attempt=1, attempts=self.attempts)
-        return None
 
     def exit(self, call: Call, i: int, result: Any, error: BaseException | None) -> Step:
         if error is None:
             if self._plain:  # the default classifier's success test, inline
-                if call[ARGS] is None:  # an HTTP call: a response, whose status is an int
+                if call[2] is None:  # call[ARGS]: an HTTP call, a response whose status is an int
+                    if result.status < 400 and type(call[i]) is float:
+                        return None  # the first attempt succeeded: nothing to clean up
                     ok = result.status < 400
                 else:  # a decorated function's value: a status, if any, may be anything
                     status = getattr(result, "status", None)
                     ok = status is None or (type(status) is int and status < 400)
                 if ok:
-                    if type(call[i]) is float:
-                        return None  # first attempt succeeded: nothing to clean up
-                    return self._succeeded(call, i, result)
-            verdict = self._judge(result)
+                    return succeeded(self, call, i, result)
         elif not isinstance(error, Exception):
             return None  # CancelledError, KeyboardInterrupt: never retried, never wrapped
-        else:
-            verdict = self._judge(error)
-        if verdict.outcome is SUCCESS:
-            return self._succeeded(call, i, result)
-        return self._failed(call, i, result, error, verdict)
-
-    # -- the decision ------------------------------------------------------------------------
-
-    def _succeeded(self, call: Call, i: int, result: Any) -> Step:
-        st = call[i]
-        if type(st) is _Tries:
-            call[i] = None  # drop the history (its exceptions hold frames)
-            _tell(result, st, st.count + 1)
-            if self.budget is not None:
-                self.budget.refund(self._now())  # a retry that worked costs nothing
-        return None
-
-    def _judge(self, outcome: Any) -> Verdict:
-        try:
-            return self._verdict(outcome)
-        except BaseException:
-            if isinstance(outcome, ClientResponse):
-                outcome.release()
-            raise
-
-    def _failed(
-        self, call: Call, i: int, result: Any, error: BaseException | None, verdict: Verdict
-    ) -> Step:
-        st = call[i]
-        request = call[REQUEST]
-        transient = verdict.outcome is TRANSIENT
-        number = 1 if type(st) is not _Tries else st.count + 1
-        if not transient:
-            return self._give_up(call, i, result, error, verdict, number, None, False)
-        if (
-            request is not None
-            and request.method not in self.methods
-            and not (request.method in _KEYED_METHODS and IDEMPOTENCY_KEY in request.headers)
-        ):
-            why = f"{request.method} is not retried"
-            if request.method in _KEYED_METHODS:
-                why += f" without an {IDEMPOTENCY_KEY} header"
-            return self._give_up(call, i, result, error, verdict, number, why, False)
-        if number >= self.attempts:
-            return self._give_up(call, i, result, error, verdict, number, "no attempts left")
-        if type(st) is not _Tries:
-            st = call[i] = _Tries(st)
-        now = self._now()
-        hint = verdict.delay
-        if hint is not None:
-            if self.max_retry_after is not None and hint > self.max_retry_after:
-                why = (
-                    f"the server asked to wait {hint:g} s, more than max_retry_after "
-                    f"({self.max_retry_after:g} s)"
-                )
-                return self._give_up(call, i, result, error, verdict, number, why)
-            delay = hint
-        else:
-            delay = self.backoff.delay(number - 1, st.prev_delay)
-        deadline = current_deadline()
-        if deadline is not None and now + delay > deadline:
-            why = f"waiting {delay:.3g} s would pass the deadline (in {deadline - now:.3g} s)"
-            return self._give_up(call, i, result, error, verdict, number, why)
-        if request is not None:
-            total = request.session.timeout.total
-            if total and now + delay - st.start > total:
-                why = f"waiting {delay:.3g} s would pass the session's ClientTimeout.total"
-                return self._give_up(call, i, result, error, verdict, number, why)
-            body = request._body
-            if body is not None and body.consumed:
-                call[i] = None
-                if isinstance(result, ClientResponse):
-                    result.release()
-                self._events.emit_call(
-                    "retry.gave_up",
-                    call,
-                    logging.INFO,
-                    attempts=number,
-                    reason="the streamed request body was consumed",
-                )
-                raise BodyNotReplayable(
-                    f"{request.method} {redact_url(request.url)}: attempt {number} failed "
-                    f"({verdict.reason}) and its streamed body cannot be sent again; pass "
-                    f"bytes, or a payload that can be re-read, to make it retryable"
-                ) from error
-        budget = self.budget
-        if budget is not None:
-            if budget.shared:  # one round trip to the store before the backoff sleep
-                return self._withdraw(call, i, result, error, verdict, number, st, delay, now)
-            if not budget.withdraw(now):
-                return self._exhausted(call, i, result, error, verdict, number)
-        return self._schedule(call, i, result, error, verdict, number, st, delay)
-
-    def _exhausted(
-        self, call: Call, i: int, result: Any, error: BaseException | None, verdict: Verdict,
-        number: int,
-    ) -> Step:
-        self._events.emit_call("retry.budget_exhausted", call, logging.INFO, attempt=number)
-        return self._give_up(call, i, result, error, verdict, number, "retry budget exhausted")
-
-    async def _withdraw(
-        self, call: Call, i: int, result: Any, error: BaseException | None, verdict: Verdict,
-        number: int, st: _Tries, delay: float, now: float,
-    ) -> Any:
-        assert self.budget is not None
-        try:
-            allowed = await self.budget.awithdraw(now)
-        except BaseException:
-            call[i] = None
-            if isinstance(result, ClientResponse):
-                result.release()
-            raise
-        if not allowed:
-            return self._exhausted(call, i, result, error, verdict, number)
-        if delay <= 0:
-            return self._schedule(call, i, result, error, verdict, number, st, delay)
-        step = self._schedule(call, i, result, error, verdict, number, st, delay)
-        return await cast(Awaitable[Any], step)  # the backoff sleep
-
-    def _schedule(
-        self, call: Call, i: int, result: Any, error: BaseException | None, verdict: Verdict,
-        number: int, st: _Tries, delay: float,
-    ) -> Step:
-        st.count = number
-        st.prev_delay = delay
-        failed = Attempt(number, verdict.outcome, verdict.reason, _status(result), error, delay)
-        st.history.append(failed)
-        if isinstance(result, ClientResponse):
-            st.waited += info(result).waited
-            result.release()
-        if self._events.hooks or DEBUG_LOG.on:
-            self._events.emit_call(
-                "retry.scheduled", call, attempt=number, delay=delay, reason=verdict.reason
-            )
-        if delay <= 0 and self.before_retry is None:
-            return self._next_attempt(call, number + 1)
-        return self._wait(call, i, delay, failed)
-
-    async def _wait(self, call: Call, i: int, delay: float, failed: Attempt) -> Any:
-        try:
-            if delay > 0:
-                await self.clock.sleep(delay)
-            if self.before_retry is not None:
-                await self.before_retry(failed, call[REQUEST])
-        except BaseException:
-            call[i] = None  # cancelled while waiting, or the hook failed: drop history
-            raise
-        return self._next_attempt(call, failed.number + 1)
-
-    def _next_attempt(self, call: Call, number: int) -> Step:
-        if self._events.hooks or DEBUG_LOG.on:
-            self._events.emit_call("retry.attempt", call, attempt=number, attempts=self.attempts)
-        return cast(Step, REENTER)
-
-    def _give_up(
-        self,
-        call: Call,
-        i: int,
-        result: Any,
-        error: BaseException | None,
-        verdict: Verdict,
-        number: int,
-        why: str | None,
-        stopped: bool = True,
-    ) -> Step:
-        """End the call: ``stopped`` means a transient failure the layer chose not to retry
-        further (attempts, budget, deadline, Retry-After); otherwise the failure is permanent or
-        the method is not retried, and an exception passes through unchanged."""
-        st = call[i]
-        call[i] = None
-        request = call[REQUEST]
-        transient = verdict.outcome is TRANSIENT
-        if why is not None:
-            self._events.emit_call(
-                "retry.gave_up",
-                call,
-                logging.INFO,
-                attempts=number,
-                reason=why,
-                last=verdict.reason,
-            )
-        if error is None:
-            if transient and stopped and self.raise_on_exhausted:
-                history = self._history(st, number, verdict, result, None)
-                if isinstance(result, ClientResponse):
-                    result.release()
-                raise RetriesExhausted(self._message(call, number, why, verdict), attempts=history)
-            if type(st) is _Tries:
-                _tell(result, st, number)
-            return None  # the final response passes through, as without the layer
-        # aiohttp would re-send an idempotent request itself on these two errors.
-        rerun = (
-            request is not None
-            and request.method in IDEMPOTENT_METHODS
-            and isinstance(error, (ClientOSError, ServerDisconnectedError))
-            and not isinstance(error, ClientConnectorError)
-        )
-        if (transient and stopped) or rerun:
-            history = self._history(st, number, verdict, result, error)
-            message = self._message(call, number, why, verdict)
-            if rerun:  # an instance of the reset's class would make aiohttp re-send the call
-                raise RetriesExhausted(message, attempts=history) from error
-            raise exhausted(message, error, history) from error
-        return None  # a permanent error passes through unchanged
-
-    def _history(
-        self, st: Any, number: int, verdict: Verdict, result: Any, error: BaseException | None
-    ) -> tuple[Attempt, ...]:
-        last = Attempt(number, verdict.outcome, verdict.reason, _status(result), error, None)
-        if type(st) is _Tries:
-            return (*st.history, last)
-        return (last,)
-
-    def _message(self, call: Call, number: int, why: str | None, verdict: Verdict) -> str:
-        what = _target(call)
-        plural = "s" if number != 1 else ""
-        why = why or "not retried (permanent)"
-        return f"{what} failed after {number} attempt{plural} ({verdict.reason}): {why}"
+        return judged(self, call, i, result, error)
 
     def __repr__(self) -> str:
         parts = [f"attempts={self.attempts}", f"backoff={self.backoff!r}"]
@@ -535,21 +291,3 @@ class Retry(Layer):
 
 def _default(outcome: Any) -> Verdict:
     return classify(outcome)
-
-
-def _tell(result: Any, st: _Tries, attempts: int) -> None:
-    """Say on the response of a retried call how many attempts it took (``rh.info``)."""
-    if isinstance(result, ClientResponse):
-        add(result, attempts=attempts, waited=info(result).waited + st.waited)
-
-
-def _status(result: Any) -> int | None:
-    status = getattr(result, "status", None)
-    return status if type(status) is int else None
-
-
-def _target(call: Call) -> str:
-    request = call[REQUEST]
-    if request is not None:
-        return f"{request.method} {redact_url(request.url)}"
-    return f"{qualname(call[HANDLER])}()"
