@@ -16,22 +16,24 @@ arguments, with the same single-flight rule.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from aiohttp.hdrs import CACHE_CONTROL, IF_MODIFIED_SINCE, IF_NONE_MATCH, PRAGMA
 from cachetools import LRUCache
 
 from resilient_http._cache_fill import UNSAFE, Filler
 from resilient_http._cache_flights import Coalescer
 from resilient_http._cache_lookup import Lookup
 from resilient_http._cache_refresh import Refresher
-from resilient_http._cache_request import vary_matches
-from resilient_http._clock import Clock
+from resilient_http._cache_request import KEYS, url_key, vary_matches
+from resilient_http._clock import Clock, LoopClock
 from resilient_http._flight import Flight
 from resilient_http._fresh import config_of, fresh_reduce
-from resilient_http._info import HIT, CacheStats, tag
+from resilient_http._info import HIT, INFO, CacheStats
 from resilient_http._memo import Memoizer
 from resilient_http._middleware import REQUEST, Call, Layer, Short, Step
 from resilient_http._response import entry_response
@@ -143,7 +145,7 @@ class Cache(Lookup, Coalescer, Filler, Refresher, Memoizer, Layer):
         "stale_if_error", "stale_while_revalidate", "store_streams", "key_headers", "key",
         "store", "clock",
         "_policy", "_events", "_flights", "_tasks", "_memo", "_hits", "_misses",
-        "_loop", "_fleet", "_lru",
+        "_loop", "_fleet", "_lru", "_now",
     )
 
     __reduce__ = fresh_reduce
@@ -187,6 +189,10 @@ class Cache(Lookup, Coalescer, Filler, Refresher, Memoizer, Layer):
         self.key = callable_or_none("key", key)
         self.store: CacheStore = store_for(store, self.maxsize, self.max_bytes)
         self.clock: Clock = clock_or_default(clock)
+        # The loop clock's now() is time.monotonic(): call that directly (no Python frame).
+        self._now: Callable[[], float] = (
+            time.monotonic if type(self.clock) is LoopClock else self.clock.now
+        )
         bind = getattr(self.store, "bind", None)
         if bind is not None:  # a shared store: its clock, its size limit, its single flight
             bind(self.clock)
@@ -255,7 +261,12 @@ class Cache(Lookup, Coalescer, Filler, Refresher, Memoizer, Layer):
                 call[i] = UNSAFE
             return None
         headers = request.headers
-        key = str(request.url) if self.key is None else self.key(request)
+        if self.key is None:
+            url = request.url
+            known = KEYS.get(id(url))  # url_key(), inlined
+            key = known[1] if known is not None and known[0] is url else url_key(url)
+        else:
+            key = self.key(request)
         owner = owner_of(headers, self.key_headers, self.shared)
         lru = self._lru
         found: Any
@@ -267,7 +278,7 @@ class Cache(Lookup, Coalescer, Filler, Refresher, Memoizer, Layer):
             found = self.store.get(key)
             if found is not None and not isinstance(found, tuple):
                 return self._lookup_later(call, i, request, key, owner, found)
-        now = self.clock.now()
+        now = self._now()
         entry = None
         if found:
             for candidate in found:  # match(), inlined: this is every hit's path
@@ -282,15 +293,17 @@ class Cache(Lookup, Coalescer, Filler, Refresher, Memoizer, Layer):
                 entry is not None
                 and now < entry.fresh_until
                 and not entry.no_cache
-                and "Cache-Control" not in headers
-                and "Pragma" not in headers
-                and "If-None-Match" not in headers
-                and "If-Modified-Since" not in headers
+                and CACHE_CONTROL not in headers  # istr: no case folding at each look-up
+                and PRAGMA not in headers
+                and IF_NONE_MATCH not in headers
+                and IF_MODIFIED_SINCE not in headers
             ):  # fresh, and the caller asks nothing of it: what decide() says, in short
                 self._hits += 1
                 if self._events.hooks or DEBUG_LOG.on:
                     self._events.emit("cache.hit", method, request.url)
-                return Short(tag(entry_response(entry, request, now), HIT))
+                response = entry_response(entry, request, now)
+                setattr(response, INFO, HIT)  # tag(), inlined
+                return Short(response)
         return self._lookup(call, i, request, key, owner, entry, now)
 
     # ------------------------------------------------------------------ the way out
