@@ -22,21 +22,18 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from aiohttp.hdrs import CACHE_CONTROL, IF_MODIFIED_SINCE, IF_NONE_MATCH, PRAGMA
 from cachetools import LRUCache
 
-from resilient_http._cache_fill import UNSAFE, Filler
+from resilient_http._cache_fill import Filler
 from resilient_http._cache_flights import Coalescer
 from resilient_http._cache_lookup import Lookup
 from resilient_http._cache_refresh import Refresher
-from resilient_http._cache_request import KEYS, url_key, vary_matches
 from resilient_http._clock import Clock, LoopClock
 from resilient_http._flight import Flight
 from resilient_http._fresh import config_of, fresh_reduce
-from resilient_http._info import HIT, INFO, CacheStats
+from resilient_http._info import CacheStats
 from resilient_http._memo import Memoizer
-from resilient_http._middleware import REQUEST, Call, Layer, Short, Step
-from resilient_http._response import entry_response
+from resilient_http._middleware import REQUEST, Call, Layer, Step
 from resilient_http._rfc9111 import Policy
 from resilient_http._store import CacheStore, MemoryStore, Variants, store_for
 from resilient_http._validate import (
@@ -48,15 +45,14 @@ from resilient_http._validate import (
     positive_int,
     show,
 )
-from resilient_http.credentials import header_names, owner_of
-from resilient_http.events import DEBUG_LOG, Emitter, EventHook
+from resilient_http.credentials import header_names
+from resilient_http.events import Emitter, EventHook
 
 if TYPE_CHECKING:
     from resilient_http.redis.store import RedisStore
 
 __all__ = ["Cache", "CacheStore", "MemoryStore"]
 
-_SAFE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 class Cache(Lookup, Coalescer, Filler, Refresher, Memoizer, Layer):
     """Cache responses (or, on a decorated function, results).
@@ -144,8 +140,7 @@ class Cache(Lookup, Coalescer, Filler, Refresher, Memoizer, Layer):
         "_config", "ttl", "maxsize", "max_bytes", "shared", "respect_headers", "methods",
         "stale_if_error", "stale_while_revalidate", "store_streams", "key_headers", "key",
         "store", "clock",
-        "_policy", "_events", "_flights", "_tasks", "_memo", "_hits", "_misses",
-        "_loop", "_fleet", "_lru", "_now",
+        "_policy", "_events", "_flights", "_tasks", "_memo", "_fleet",
     )
 
     __reduce__ = fresh_reduce
@@ -234,77 +229,6 @@ class Cache(Lookup, Coalescer, Filler, Refresher, Memoizer, Layer):
         return CacheStats(
             self._hits, self._misses, getattr(store, "count", None), getattr(store, "size", None)
         )
-
-    # ------------------------------------------------------------------ the way in
-
-    def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Serve ``loop`` from now on, unless the loop served so far runs in another thread."""
-        old = self._loop
-        if old is not None and old.is_running():
-            raise RuntimeError(
-                f"Cache: used from an event loop while the loop it serves ({old!r}) runs in "
-                f"another thread; a Cache serves one running event loop at a time (loops that "
-                f"run one after another are fine): give each thread its own Cache"
-            )
-        self._loop = loop
-
-    def enter(self, call: Call, i: int) -> Step:
-        request = call[REQUEST]
-        loop = request.loop if request is not None else asyncio.get_running_loop()
-        if loop is not self._loop:
-            self._bind(loop)
-        if request is None:
-            return self._enter_call(call, i)
-        method = request.method
-        if method not in self.methods:
-            if method not in _SAFE:
-                call[i] = UNSAFE
-            return None
-        headers = request.headers
-        if self.key is None:
-            url = request.url
-            known = KEYS.get(id(url))  # url_key(), inlined
-            key = known[1] if known is not None and known[0] is url else url_key(url)
-        else:
-            key = self.key(request)
-        owner = owner_of(headers, self.key_headers, self.shared)
-        lru = self._lru
-        found: Any
-        if lru is not None:  # MemoryStore.get, inlined
-            found = lru.get(key)
-            if found is not None:
-                lru.move_to_end(key)
-        else:
-            found = self.store.get(key)
-            if found is not None and not isinstance(found, tuple):
-                return self._lookup_later(call, i, request, key, owner, found)
-        now = self._now()
-        entry = None
-        if found:
-            for candidate in found:  # match(), inlined: this is every hit's path
-                if (
-                    candidate.method == method
-                    and candidate.owner == owner
-                    and (not candidate.vary or vary_matches(candidate, headers))
-                ):
-                    entry = candidate
-                    break
-            if (
-                entry is not None
-                and now < entry.fresh_until
-                and not entry.no_cache
-                and CACHE_CONTROL not in headers  # istr: no case folding at each look-up
-                and PRAGMA not in headers
-                and IF_NONE_MATCH not in headers
-                and IF_MODIFIED_SINCE not in headers
-            ):  # fresh, and the caller asks nothing of it: what decide() says, in short
-                self._hits += 1
-                if self._events.hooks or DEBUG_LOG.on:
-                    self._events.emit("cache.hit", method, request.url)
-                response = entry_response(entry, request, now)
-                setattr(response, INFO, HIT)  # tag(), inlined
-                return Short(response)
-        return self._lookup(call, i, request, key, owner, entry, now)
 
     # ------------------------------------------------------------------ the way out
 
