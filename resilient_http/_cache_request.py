@@ -6,12 +6,13 @@ from typing import Any
 
 from aiohttp import ClientRequest
 from multidict import CIMultiDictProxy
+from yarl import URL
 
 from resilient_http._cache_fields import Headers
 from resilient_http._cache_model import Entry, RequestFacts
 from resilient_http.credentials import credentialed
 
-__all__ = ["facts", "joined", "match", "pairs", "vary_matches"]
+__all__ = ["facts", "joined", "match", "pairs", "vary_matches", "url_key", "KEYS"]
 
 
 def facts(request: ClientRequest, owner: str | None) -> RequestFacts:
@@ -55,3 +56,22 @@ def match(variants: Any, method: str, owner: str | None, headers: Any) -> Entry 
 def pairs(headers: CIMultiDictProxy[str]) -> Headers:
     """Header fields as (name, value) pairs, in order."""
     return tuple((str(k), v) for k, v in headers.items())
+
+
+# The key of a URL (its text) by the URL object's identity: aiohttp requests to one URL
+# share one ``yarl.URL`` (yarl caches its parses), so a hit reads the text back instead of
+# writing it again. Each entry holds its URL, so an ``id`` is never reused while it is here.
+KEYS: dict[int, tuple[URL, str]] = {}
+_KEYS_SIZE = 256  # URLs remembered; the table is emptied when full
+
+
+def url_key(url: URL) -> str:
+    """``str(url)``, remembered for this URL object (see :data:`KEYS`)."""
+    known = KEYS.get(id(url))
+    if known is not None and known[0] is url:
+        return known[1]
+    if len(KEYS) >= _KEYS_SIZE:
+        KEYS.clear()
+    text = str(url)
+    KEYS[id(url)] = (url, text)
+    return text

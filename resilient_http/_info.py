@@ -15,7 +15,8 @@ from aiohttp import ClientResponse
 
 __all__ = ["ResponseInfo", "CacheStats", "info"]
 
-_ATTR: Final = "_rh_info"
+INFO: Final = "_rh_info"
+"""The attribute of a ``ClientResponse`` that holds its :class:`ResponseInfo`."""
 CacheOrigin = Literal["hit", "revalidated", "stale"]
 
 
@@ -63,13 +64,13 @@ def info(response: ClientResponse) -> ResponseInfo:
         async with session.get(url) as resp:
             if rh.info(resp).from_cache: ...
     """
-    found: ResponseInfo = getattr(response, _ATTR, NETWORK)
+    found: ResponseInfo = getattr(response, INFO, NETWORK)
     return found
 
 
 def tag(response: Any, what: ResponseInfo) -> Any:
     """Set what a layer has to say on ``response``; returns ``response``."""
-    setattr(response, _ATTR, what)
+    setattr(response, INFO, what)
     return response
 
 
@@ -77,7 +78,7 @@ def add(response: Any, **changes: Any) -> None:
     """Change some fields of ``response``'s info (a ``ClientResponse``; anything else is left
     alone)."""
     if isinstance(response, ClientResponse):
-        setattr(response, _ATTR, replace(info(response), **changes))
+        setattr(response, INFO, replace(info(response), **changes))
 
 
 @dataclass(frozen=True, slots=True)

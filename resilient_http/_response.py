@@ -33,7 +33,7 @@ from aiohttp.streams import StreamReader
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from resilient_http._rfc9111 import Entry, current_age
+from resilient_http._rfc9111 import Entry
 
 __all__ = [
     "build_response",
@@ -136,15 +136,27 @@ def entry_response(entry: Entry, request: ClientRequest, now: float) -> ClientRe
     """A stored entry as a finished response to ``request``, with its current ``Age``.
 
     The headers are built once per age and kept on the entry (``entry.view``): repeated
-    hits within a second share them.
+    hits within a second share them, and a hit then does what a prebuilt response does.
     """
-    age = int(current_age(entry, now))
+    elapsed = now - entry.response_time  # current_age(), inlined: every hit's path
+    age = int(entry.initial_age + elapsed if elapsed > 0.0 else entry.initial_age)
     view: Any = entry.view
     if view is None or view[0] != age:
         fields = CIMultiDict(entry.headers)
         fields["Age"] = str(age)
         view = entry.view = (age, CIMultiDictProxy(fields), _raw(fields))
-    return _respond(request, entry.status, entry.reason, view[1], view[2], entry.body)
+    return build_response(
+        request.method,
+        request.url,
+        status=entry.status,
+        reason=entry.reason,
+        headers=view[1],
+        raw_headers=view[2],
+        body=entry.body,
+        request_info=request.request_info,
+        loop=request.loop,
+        session=getattr(request, "_session", None),
+    )
 
 
 def not_modified_response(entry: Entry, request: ClientRequest, age: float) -> ClientResponse:

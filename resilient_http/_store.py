@@ -15,10 +15,9 @@ per-variant write, with no read-then-write race between processes).
 from __future__ import annotations
 
 import sys
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
-
-from cachetools import LRUCache
 
 from resilient_http._rfc9111 import Entry
 from resilient_http._validate import positive_int, show
@@ -50,19 +49,6 @@ class CacheStore(Protocol):
         ...
 
 
-class _Bytes(LRUCache[str, Variants]):
-    """An LRU bounded by bytes that also counts the responses it holds."""
-
-    def __init__(self, max_bytes: int) -> None:
-        super().__init__(max_bytes, getsizeof=_size)
-        self.count = 0
-
-    def popitem(self) -> tuple[str, Variants]:
-        key, value = super().popitem()
-        self.count -= len(value)
-        return key, value
-
-
 def _size(variants: Variants) -> int:
     return sum(entry.size for entry in variants)
 
@@ -76,45 +62,58 @@ class MemoryStore:
             response). Default 64 MiB. A response larger than this is not stored.
     """
 
-    __slots__ = ("maxsize", "max_bytes", "_data")
+    __slots__ = ("maxsize", "max_bytes", "_data", "_count", "_size")
 
     def __init__(self, maxsize: int = 1024, max_bytes: int = 64 * 2**20) -> None:
         self.maxsize = positive_int("maxsize", maxsize)
         self.max_bytes = positive_int("max_bytes", max_bytes)
-        self._data = _Bytes(self.max_bytes)
+        # Least recently used first. Never rebound: ``Cache`` reads a hit from it directly
+        # (``get`` without the call: a dict look-up and ``move_to_end``).
+        self._data: OrderedDict[str, Variants] = OrderedDict()
+        self._count = 0
+        self._size = 0
 
     def get(self, key: str) -> Variants | None:
-        return self._data.get(key)
+        data = self._data
+        found = data.get(key)
+        if found is not None:
+            data.move_to_end(key)
+        return found
 
     def set(self, key: str, variants: Variants) -> None:
-        data = self._data
         self.delete(key)
-        if not variants or _size(variants) > self.max_bytes:
+        size = _size(variants)
+        if not variants or size > self.max_bytes:
             return
-        data[key] = variants  # evicts least recently used keys past max_bytes
-        data.count += len(variants)
-        while data.count > self.maxsize:
-            data.popitem()
+        data = self._data
+        data[key] = variants
+        self._count += len(variants)
+        self._size += size
+        # Evict the least recently used keys past either bound (the new one last).
+        while self._count > self.maxsize or self._size > self.max_bytes:
+            _, old = data.popitem(last=False)
+            self._count -= len(old)
+            self._size -= _size(old)
 
     def delete(self, key: str) -> None:
-        data = self._data
-        old = data.pop(key, None)
+        old = self._data.pop(key, None)
         if old is not None:
-            data.count -= len(old)
+            self._count -= len(old)
+            self._size -= _size(old)
 
     def clear(self) -> None:
         self._data.clear()
-        self._data.count = 0
+        self._count = self._size = 0
 
     @property
     def count(self) -> int:
         """How many responses are stored."""
-        return self._data.count
+        return self._count
 
     @property
     def size(self) -> int:
         """How many bytes are stored (as counted against ``max_bytes``)."""
-        return int(self._data.currsize)
+        return self._size
 
     def __len__(self) -> int:
         return len(self._data)

@@ -16,33 +16,25 @@ arguments, with the same single-flight rule.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import ClientRequest
 from cachetools import LRUCache
 
-from resilient_http._cache_fill import UNSAFE, Filler
+from resilient_http._cache_fill import Filler
 from resilient_http._cache_flights import Coalescer
+from resilient_http._cache_lookup import Lookup
 from resilient_http._cache_refresh import Refresher
-from resilient_http._cache_request import facts, vary_matches
-from resilient_http._clock import Clock
-from resilient_http._flight import Flight, Pending
+from resilient_http._clock import Clock, LoopClock
+from resilient_http._flight import Flight
 from resilient_http._fresh import config_of, fresh_reduce
-from resilient_http._info import HIT, STALE, CacheStats, tag
+from resilient_http._info import CacheStats
 from resilient_http._memo import Memoizer
-from resilient_http._middleware import REQUEST, Call, Layer, Short, Step
-from resilient_http._response import entry_response, not_modified_response, status_response
-from resilient_http._rfc9111 import (
-    Fresh,
-    NotModified,
-    Policy,
-    Revalidate,
-    ServeStale,
-    decide,
-    parse_cache_control,
-)
+from resilient_http._middleware import REQUEST, Call, Layer, Step
+from resilient_http._rfc9111 import Policy
 from resilient_http._store import CacheStore, MemoryStore, Variants, store_for
 from resilient_http._validate import (
     callable_or_none,
@@ -53,7 +45,7 @@ from resilient_http._validate import (
     positive_int,
     show,
 )
-from resilient_http.credentials import header_names, owner_of
+from resilient_http.credentials import header_names
 from resilient_http.events import Emitter, EventHook
 
 if TYPE_CHECKING:
@@ -61,10 +53,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Cache", "CacheStore", "MemoryStore"]
 
-_SAFE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
-
-class Cache(Coalescer, Filler, Refresher, Memoizer, Layer):
+class Cache(Lookup, Coalescer, Filler, Refresher, Memoizer, Layer):
     """Cache responses (or, on a decorated function, results).
 
     Args:
@@ -150,8 +140,7 @@ class Cache(Coalescer, Filler, Refresher, Memoizer, Layer):
         "_config", "ttl", "maxsize", "max_bytes", "shared", "respect_headers", "methods",
         "stale_if_error", "stale_while_revalidate", "store_streams", "key_headers", "key",
         "store", "clock",
-        "_policy", "_events", "_flights", "_tasks", "_memo", "_hits", "_misses",
-        "_loop", "_fleet",
+        "_policy", "_events", "_flights", "_tasks", "_memo", "_fleet",
     )
 
     __reduce__ = fresh_reduce
@@ -195,11 +184,19 @@ class Cache(Coalescer, Filler, Refresher, Memoizer, Layer):
         self.key = callable_or_none("key", key)
         self.store: CacheStore = store_for(store, self.maxsize, self.max_bytes)
         self.clock: Clock = clock_or_default(clock)
+        # The loop clock's now() is time.monotonic(): call that directly (no Python frame).
+        self._now: Callable[[], float] = (
+            time.monotonic if type(self.clock) is LoopClock else self.clock.now
+        )
         bind = getattr(self.store, "bind", None)
         if bind is not None:  # a shared store: its clock, its size limit, its single flight
             bind(self.clock)
             self.max_bytes = min(self.max_bytes, getattr(self.store, "max_entry_bytes", max_bytes))
         self._fleet: Any = self.store if hasattr(self.store, "claim") else None
+        # A MemoryStore's dictionary, read directly by a hit (MemoryStore.get, inlined).
+        self._lru: OrderedDict[str, Variants] | None = (
+            self.store._data if type(self.store) is MemoryStore else None
+        )
         self._policy = Policy(
             shared, self.ttl, respect_headers, self.stale_if_error, self.stale_while_revalidate
         )
@@ -232,115 +229,6 @@ class Cache(Coalescer, Filler, Refresher, Memoizer, Layer):
         return CacheStats(
             self._hits, self._misses, getattr(store, "count", None), getattr(store, "size", None)
         )
-
-    # ------------------------------------------------------------------ the way in
-
-    def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Serve ``loop`` from now on, unless the loop served so far runs in another thread."""
-        old = self._loop
-        if old is not None and old.is_running():
-            raise RuntimeError(
-                f"Cache: used from an event loop while the loop it serves ({old!r}) runs in "
-                f"another thread; a Cache serves one running event loop at a time (loops that "
-                f"run one after another are fine): give each thread its own Cache"
-            )
-        self._loop = loop
-
-    def enter(self, call: Call, i: int) -> Step:
-        request = call[REQUEST]
-        loop = request.loop if request is not None else asyncio.get_running_loop()
-        if loop is not self._loop:
-            self._bind(loop)
-        if request is None:
-            return self._enter_call(call, i)
-        method = request.method
-        if method not in self.methods:
-            if method not in _SAFE:
-                call[i] = UNSAFE
-            return None
-        headers = request.headers
-        key = str(request.url) if self.key is None else self.key(request)
-        owner = owner_of(headers, self.key_headers, self.shared)
-        found = self.store.get(key)
-        if found is not None and not isinstance(found, tuple):
-            return self._lookup_later(call, i, request, key, owner, found)
-        return self._lookup(call, i, request, key, owner, found)
-
-    async def _lookup_later(
-        self, call: Call, i: int, request: ClientRequest, key: str, owner: str | None,
-        found: Awaitable[Variants | None],
-    ) -> Short | None:
-        step = self._lookup(call, i, request, key, owner, await found)
-        if step is None or type(step) is Short:
-            return step
-        return await step  # type: ignore[no-any-return, misc]
-
-    def _lookup(
-        self, call: Call, i: int, request: ClientRequest, key: str, owner: str | None,
-        variants: Variants | None,
-    ) -> Step:
-        headers = request.headers
-        method = request.method
-        entry = None
-        verdict: Any = None
-        if variants:
-            for candidate in variants:  # match(), inlined: this is every hit's path
-                if (
-                    candidate.method == method
-                    and candidate.owner == owner
-                    and (not candidate.vary or vary_matches(candidate, headers))
-                ):
-                    entry = candidate
-                    break
-        now = self.clock.now()
-        cc = headers.get("Cache-Control")
-        plain = (
-            cc is None
-            and "If-None-Match" not in headers
-            and "If-Modified-Since" not in headers
-            and "Pragma" not in headers
-        )
-        if entry is not None:
-            if plain and now < entry.fresh_until and not entry.no_cache:
-                self._hits += 1
-                self._events.emit("cache.hit", method, request.url)
-                return Short(tag(entry_response(entry, request, now), HIT))
-            verdict = decide(self._policy, entry, facts(request, owner), now)
-            if type(verdict) is Fresh:
-                self._hits += 1
-                self._events.emit("cache.hit", method, request.url)
-                return Short(tag(entry_response(entry, request, now), HIT))
-            if type(verdict) is NotModified:
-                self._hits += 1
-                self._events.emit("cache.hit", method, request.url, status=304)
-                return Short(tag(not_modified_response(entry, request, verdict.age), HIT))
-            if type(verdict) is ServeStale and self._own_refresh((key, owner), False) is None:
-                self._hits += 1
-                self._refresh_in_background(request, key, owner, entry, verdict.conditional)
-                self._events.emit("cache.served_stale", method, request.url, why="revalidating")
-                return Short(tag(entry_response(entry, request, now), STALE))
-        if cc is not None and "only-if-cached" in parse_cache_control(cc):
-            self._misses += 1
-            self._events.emit("cache.miss", method, request.url, only_if_cached=True)
-            return Short(status_response(request, 504, "Gateway Timeout"))
-        fkey = (key, owner)
-        flight = self._flights.get(fkey)
-        own = self._own_refresh(fkey, True) if flight is not None else None
-        if own is not None:  # our own background refresh: it leads the flight already
-            call[i] = own
-            self._events.emit("cache.miss", method, request.url, stale=True, refresh=True)
-            return None
-        pending = Pending(key, fkey, owner, entry, now)
-        call[i] = pending
-        conditional = verdict.conditional if type(verdict) in (Revalidate, ServeStale) else ()
-        if flight is not None:
-            return self._wait(call, i, request, pending, flight, conditional)
-        self._lead(pending)
-        self._misses += 1
-        if self._fleet is not None:  # a store shared by processes: one of them fetches
-            return self._lead_fleet(call, i, request, pending, conditional)
-        self._go(request, pending, conditional)
-        return None
 
     # ------------------------------------------------------------------ the way out
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 from typing import Any
 
 import aiohttp
@@ -649,3 +650,42 @@ def test_repr_and_defaults() -> None:
     )
     assert repr(MemoryStore()).startswith("MemoryStore(maxsize=1024")
     gc.collect()
+
+
+async def test_a_hit_without_hooks_still_reaches_the_log_and_the_sinks(
+    server: MockServer, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A hit skips building its event when nobody listens: the logger at DEBUG and a
+    # process-wide sink are listeners too, not only the layer's own hooks.
+    server.cacheable("/r", b"x", cache_control="max-age=60")
+    seen: list[rh.events.Event] = []
+    async with aiohttp.ClientSession(middlewares=(Cache(clock=clock),)) as session:
+        await get(session, server.url("/r"))
+        with caplog.at_level(logging.DEBUG, logger="resilient_http"):
+            await get(session, server.url("/r"))
+        assert "cache.hit GET" in caplog.text
+        caplog.clear()
+        rh.events.add_sink(seen.append)
+        try:
+            await get(session, server.url("/r"))
+        finally:
+            rh.events.remove_sink(seen.append)
+        await get(session, server.url("/r"))  # nobody listens: nothing is built
+    assert [e.name for e in seen] == ["cache.hit"]
+    assert "cache.hit" not in caplog.text
+    assert server.count("/r") == 1
+
+
+def test_the_key_of_a_url_is_its_text() -> None:
+    from yarl import URL
+
+    from resilient_http._cache_request import _KEYS_SIZE, KEYS, url_key
+
+    urls = [URL(f"http://example.com:80/p/{n}?q={n}#f") for n in range(_KEYS_SIZE + 10)]
+    for url in urls + urls:
+        assert url_key(url) == str(url)
+    assert len(KEYS) <= _KEYS_SIZE
+    # Equal URLs with different texts keep their own texts (the table goes by identity).
+    assert (url_key(URL("http://a.example")), url_key(URL("http://a.example/"))) == (
+        "http://a.example", "http://a.example/"
+    )
