@@ -426,3 +426,21 @@ async def test_a_task_that_ends_with_the_calls_error_leaves_no_more_garbage_than
 
     bare = await garbage_tasks(())
     assert await garbage_tasks((rh.Stack(rh.Timeout(30), rh.Timeout(20)),)) <= bare
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="Task.cancelling() is 3.11+")
+async def test_a_task_of_another_class_is_timed_too() -> None:
+    """A task that is not asyncio's C ``Task`` (here the pure-Python one a task factory may
+    make) gets its cancel count read the usual way: the call still times out."""
+    clock = FakeClock()
+
+    @rh.resilient(rh.Timeout(1.0, clock=clock))
+    async def hang() -> None:
+        await asyncio.Event().wait()
+
+    py_task: type[asyncio.Task[None]] = asyncio.tasks._PyTask  # type: ignore[attr-defined]
+    task = py_task(hang(), loop=asyncio.get_running_loop())
+    await asyncio.sleep(0)
+    await clock.advance(1.0)
+    with pytest.raises(rh.DeadlineExceeded):
+        await task
