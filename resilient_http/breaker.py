@@ -9,13 +9,15 @@ at once; the first to succeed closes the circuit, the first to fail opens it aga
 ``break_for``. A probe that is cancelled frees its slot and decides nothing.
 
 The state machine lives in :mod:`resilient_http._circuit` (pure, clock passed in), the
-default failure predicate in :mod:`resilient_http._failure`; this module maps calls to
-circuits, settles their outcomes, emits events and offers manual control.
+default failure predicate in :mod:`resilient_http._failure`. This module holds the layer's
+configuration, its hooks (the fast path) and its origin lookup; its base classes the rest:
+circuits by key (:mod:`resilient_http._breaker_circuits`), manual control
+(:mod:`resilient_http._breaker_control`), outcomes off the fast path, admission and events
+(:mod:`resilient_http._breaker_outcomes`).
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Hashable, Sequence
 from datetime import timedelta
@@ -24,20 +26,12 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import ClientResponse
 from yarl import URL
 
-from resilient_http._breaker_keys import canonical_origin, circuit_label, host_port, of_host
-from resilient_http._circuit import (
-    CLOSED,
-    HALF_OPEN,
-    ISOLATED,
-    OPEN,
-    Circuit,
-    CircuitState,
-    Ticket,
-)
+from resilient_http._breaker_circuits import BreakerCircuits
+from resilient_http._circuit import CLOSED, Circuit, CircuitState, Ticket
 from resilient_http._clock import Clock, LoopClock
-from resilient_http._failure import NOT_SENT, is_transient_failure
+from resilient_http._failure import is_transient_failure
 from resilient_http._fresh import config_of, fresh_reduce
-from resilient_http._middleware import ARGS, HANDLER, KWARGS, REQUEST, Call, Layer, Step
+from resilient_http._middleware import REQUEST, Call, Step
 from resilient_http._validate import (
     callable_or_none,
     clock_or_default,
@@ -46,16 +40,12 @@ from resilient_http._validate import (
     ratio,
     show,
 )
-from resilient_http.errors import CircuitOpen
 from resilient_http.events import Emitter, EventHook
 
 if TYPE_CHECKING:
     from resilient_http.redis.store import RedisStore
 
 __all__ = ["CircuitBreaker", "CircuitState", "is_transient_failure"]
-
-_BUCKETS = 10
-"""Time buckets per window: the window slides in steps of ``window / 10``."""
 
 _PRUNE_AT = 4096
 """Circuits kept before idle (closed, failure-free) ones are dropped."""
@@ -65,7 +55,7 @@ _YARL_SLOTS = all(hasattr(URL("http://h"), a) for a in ("_scheme", "_netloc"))
 """Whether this yarl keeps the URL's parts in the slots the fast origin key reads."""
 
 
-class CircuitBreaker(Layer):
+class CircuitBreaker(BreakerCircuits):
     """Fail fast while a host is failing; probe it back to health.
 
     Place it inside ``Retry`` (so each attempt counts and a rejected attempt costs no
@@ -155,8 +145,6 @@ class CircuitBreaker(Layer):
         "_circuits",
         "_origins",
         "_prune_at",
-        "_isolated",
-        "_isolated_hosts",
     )
 
     __reduce__ = fresh_reduce
@@ -222,8 +210,7 @@ class CircuitBreaker(Layer):
         """scheme -> netloc -> circuit: the (scheme, netloc) keys of _circuits, for enter."""
         self._prune_at = _PRUNE_AT
         self._isolated = False
-        self._isolated_hosts: set[tuple[str, int | None]] = set()
-        """(host, port) isolated by host: circuits created later for it start isolated."""
+        self._isolated_hosts = set()
 
     # -- the layer hooks ---------------------------------------------------------------------
 
@@ -233,11 +220,11 @@ class CircuitBreaker(Layer):
             url = request.url
             try:
                 # By the strs in yarl's slots: two dict lookups cost less than building and
-                # hashing a (scheme, netloc) tuple (hashing a URL runs Python code).
-                circuit = self._origins[url._scheme].get(url._netloc)
-            except (KeyError, AttributeError):  # a new scheme (or a yarl without the slots)
-                circuit = None
-            if circuit is None:
+                # hashing a (scheme, netloc) tuple (hashing a URL runs Python code). A
+                # subscript, not .get(): a method call costs more than the KeyError that only
+                # a new origin raises.
+                circuit = self._origins[url._scheme][url._netloc]
+            except (KeyError, AttributeError):  # a new origin (or a yarl without the slots)
                 circuit = self._origin_circuit(url)
         else:
             circuit = self._keyed_circuit(call, request)
@@ -247,10 +234,9 @@ class CircuitBreaker(Layer):
         return self._admit(call, i, circuit)
 
     def exit(self, call: Call, i: int, result: Any, error: BaseException | None) -> Step:
-        ticket: Ticket | None = call[i]
-        if ticket is None:
-            return None
-        call[i] = None
+        # The engine calls exit only after this layer's enter completed, and enter always
+        # leaves a ticket in call[i] (or raises): no check, and nothing to clear (the next
+        # pass's enter writes its own).
         if (
             error is None
             and self.is_failure is None
@@ -260,6 +246,7 @@ class CircuitBreaker(Layer):
             # with its short way inlined, the common case of a closed circuit. (The clock is
             # read through a local: self._clock_now() would be a method lookup that Python
             # 3.11 cannot specialize for a callable kept in a slot.)
+            ticket: Ticket = call[i]
             clock_now = self._clock_now
             now = clock_now()
             if now < ticket.end:
@@ -267,9 +254,9 @@ class CircuitBreaker(Layer):
                 return None
             self._record(call, ticket, False, now, result, None)
             return None
-        return self._settle(call, ticket, result, error)
+        return self._settle(call, call[i], result, error)
 
-    # -- slow paths ---------------------------------------------------------------------------
+    # -- from calls to circuits ---------------------------------------------------------------
 
     def _origin_circuit(self, url: URL) -> Circuit:
         # The origin as (scheme, netloc) read from yarl's slots, remembered in _origins for
@@ -285,327 +272,20 @@ class CircuitBreaker(Layer):
             circuit = self._create(key, url)  # may prune, which empties _origins
         if _YARL_SLOTS:
             netlocs = self._origins.get(url._scheme)
-            if netlocs is None:  # kept even with no netloc remembered: enter raises no KeyError
+            if netlocs is None:
                 netlocs = self._origins[url._scheme] = {}
             if type(key) is tuple:
                 netlocs[netloc] = circuit
         return circuit
 
-    def _keyed_circuit(self, call: Call, request: Any) -> Circuit:
-        key_fn = self._key_fn
-        if key_fn is None:
-            return self._circuit(call[HANDLER])
-        if request is not None:
-            return self._circuit(key_fn(request))
-        return self._circuit(key_fn(*call[ARGS], **(call[KWARGS] or {})))
-
-    def _circuit(self, key: Hashable, url: URL | None = None) -> Circuit:
-        circuit = self._circuits.get(key)
-        if circuit is None:
-            circuit = self._create(key, url)
-        return circuit
-
-    def _settle(
-        self, call: Call, ticket: Ticket, result: Any, error: BaseException | None
-    ) -> Step:
-        circuit = ticket.circuit
-        if error is not None and (
-            not isinstance(error, Exception) or isinstance(error, NOT_SENT)
-        ):
-            # Cancelled, or refused by an inner layer before anything was sent: neither
-            # success nor failure. A probe gives its slot back.
-            circuit.abort(ticket)
-            return None
-        custom = self.is_failure
-        if custom is None:
-            failed = is_transient_failure(result, error)
-        else:
-            try:
-                failed = bool(custom(result, error))
-            except BaseException:
-                circuit.abort(ticket)
-                if isinstance(result, ClientResponse):
-                    result.release()  # the engine drops the result along with this error
-                raise
-        self._record(call, ticket, failed, self._clock_now(), result, error)
-        return None
-
-    def _record(
-        self,
-        call: Call,
-        ticket: Ticket,
-        failed: bool,
-        now: float,
-        result: Any,
-        error: BaseException | None,
-    ) -> None:
-        circuit = ticket.circuit
-        before = circuit.state
-        if failed:
-            circuit.failure(ticket, now)
-        else:
-            circuit.success(ticket, now)
-        if circuit.state is not before:
-            self._changed(call, circuit, before, result, error)
-
-    def _create(self, key: Hashable, url: URL | None = None) -> Circuit:
-        # Every spelling of an origin ("https://h:443", ("https", "h")) is an alias of its
-        # canonical URL ("https://h"): all these keys map to one circuit.
-        if url is not None:
-            canonical = canonical_origin(url)
-        elif isinstance(key, URL):
-            canonical = canonical_origin(key)
-        else:
-            canonical = None
-        circuit = None if canonical is None else self._circuits.get(canonical)
-        if circuit is None:
-            if len(self._circuits) >= self._prune_at:
-                self._prune()
-            circuit = self._new_circuit(
-                failure_ratio=self.failure_ratio,
-                min_throughput=self.min_throughput,
-                window=self.window,
-                break_for=self.break_for,
-                probes=self.half_open_probes,
-                buckets=_BUCKETS,
-                now=self._now(),
-                key=key if canonical is None else canonical,
-            )
-            if self._isolated or (self._isolated_hosts and self._host_isolated(canonical)):
-                circuit.isolate()
-            if canonical is not None:
-                self._circuits[canonical] = circuit
-        self._circuits[key] = circuit
-        return circuit
-
-    def _new_circuit(self, **kwargs: Any) -> Circuit:
-        return Circuit(**kwargs)
-
     def _prune(self) -> None:
         now = self._now()
-        idle = [
-            k
-            for k, c in self._circuits.items()
-            if c.state is CLOSED and c.counts(now)[0] == 0
-        ]
+        circuits = self._circuits
+        idle = [k for k, c in circuits.items() if c.state is CLOSED and c.counts(now)[0] == 0]
         for k in idle:
             del self._circuits[k]
         self._origins.clear()  # refilled by the next call to each origin
         self._prune_at = max(_PRUNE_AT, 2 * len(self._circuits))
-
-    def _admit(self, call: Call, i: int, circuit: Circuit) -> Step:
-        now = self._clock_now()
-        before = circuit.state
-        ticket = circuit.admit(now)
-        if circuit.state is not before:
-            self._changed(call, circuit, before, None, None)
-        if ticket is not None:
-            call[i] = ticket
-            return None
-        retry_in = circuit.retry_in(now)
-        label = circuit_label(circuit.key)
-        self._events.emit_call(
-            "breaker.rejected",
-            call,
-            logging.DEBUG,
-            key=label,
-            state=circuit.state.value,
-            retry_in=retry_in,
-        )
-        if retry_in is None:
-            message = f"circuit for {label} is isolated; call reset() to close it"
-        elif circuit.state is HALF_OPEN:
-            message = f"circuit for {label} is half-open and every probe slot is taken"
-        else:
-            message = f"circuit for {label} is open; retry in {retry_in:.3g} s"
-        raise CircuitOpen(message, retry_in=retry_in)
-
-    def _changed(
-        self,
-        call: Call | None,
-        circuit: Circuit,
-        before: CircuitState,
-        result: Any,
-        error: BaseException | None,
-    ) -> None:
-        state = circuit.state
-        label = circuit_label(circuit.key)
-        if state is OPEN:
-            if error is not None:
-                cause = type(error).__name__
-            elif isinstance(result, ClientResponse):
-                cause = str(result.status)
-            else:
-                cause = "failure"
-            if before is HALF_OPEN:
-                detail: dict[str, Any] = {"reason": "probe failed"}
-            else:
-                detail = {
-                    "reason": "failure ratio",
-                    "failures": circuit.last_failures,
-                    "throughput": circuit.last_throughput,
-                }
-            self._events.emit_call(
-                "breaker.opened",
-                call,
-                logging.INFO,
-                key=label,
-                cause=cause,
-                break_for=self.break_for,
-                **detail,
-            )
-        elif state is HALF_OPEN:
-            self._events.emit_call(
-                "breaker.half_opened", call, logging.INFO, key=label, probes=circuit.probes
-            )
-        elif state is CLOSED:
-            reason = "reset" if call is None else "probe succeeded"
-            self._events.emit_call("breaker.closed", call, logging.INFO, key=label, reason=reason)
-        else:
-            self._events.emit_call("breaker.isolated", call, logging.INFO, key=label)
-
-    def _now(self) -> float:
-        try:
-            return self._clock_now()
-        except RuntimeError:  # the loop clock, read outside a running loop
-            return 0.0
-
-    def _find(self, key: Any) -> list[Circuit]:
-        if key is None:
-            return list({id(c): c for c in self._circuits.values()}.values())
-        try:
-            circuit = self._circuits.get(key)
-        except TypeError:  # unhashable
-            circuit = None
-        if circuit is None:
-            canonical = canonical_origin(key)
-            if canonical is not None:
-                circuit = self._circuits.get(canonical)
-            elif callable(wrapped := getattr(key, "__wrapped__", None)):
-                circuit = self._circuits.get(wrapped)  # a function decorated by resilient()
-        return [] if circuit is None else [circuit]
-
-    # -- manual control ----------------------------------------------------------------------
-
-    def _host(self, key: Any) -> tuple[str, int | None] | None:
-        """``(host, port)`` when ``key`` names a host of a per-origin breaker, else ``None``;
-        a string that is neither a URL nor a host raises ``ValueError``."""
-        if self._key_fn is not None or not isinstance(key, str) or canonical_origin(key):
-            return None
-        found = host_port(key)
-        if found is None:
-            raise ValueError(
-                f"key must be a URL ('https://api.example.com'), a host ('api.example.com'), "
-                f"a host:port ('127.0.0.1:8080'), a decorated function or None: this breaker "
-                f"keeps one circuit per origin; got {show(key)}"
-            )
-        return found
-
-    def _host_isolated(self, origin: URL | None) -> bool:
-        return any(of_host(origin, h, p) for h, p in self._isolated_hosts)
-
-    def _of_host(self, host: str, port: int | None) -> list[Circuit]:
-        return [c for c in self._find(None) if of_host(c.key, host, port)]
-
-    def state(self, key: Any) -> CircuitState:
-        """The state of the circuit for ``key``: a URL (``str`` or ``yarl.URL``; only its
-        origin matters), a function decorated with this layer, or a custom key. An unknown key is
-        ``CLOSED``. An open circuit whose break is over reads as ``HALF_OPEN``.
-
-        On a per-origin breaker (``key=None``) a bare host (``"api.example.com"``) or
-        ``host:port`` (``"127.0.0.1:8080"``) means every circuit of that host (every scheme;
-        with a port, that port, a scheme's default port included): the worst of their
-        states (``ISOLATED``, ``OPEN``, ``HALF_OPEN``, ``CLOSED``, in that order). Any other
-        string raises ``ValueError``. With a custom ``key``, strings are that key's values."""
-        hp = self._host(key)
-        if hp is not None:
-            host, port = hp
-            now = self._now()
-            states = {c.state_at(now) for c in self._of_host(host, port)}
-            if self._isolated or any(
-                h == host and (port is None or p is None or p == port)
-                for h, p in self._isolated_hosts
-            ):
-                states.add(ISOLATED)
-            for worst in (ISOLATED, OPEN, HALF_OPEN):
-                if worst in states:
-                    return worst
-            return CLOSED
-        found = self._find(key)
-        if not found:
-            isolated = self._isolated or self._host_isolated(canonical_origin(key))
-            return ISOLATED if isolated else CLOSED
-        return found[0].state_at(self._now())
-
-    def states(self) -> dict[str, CircuitState]:
-        """Every known circuit's state, by a readable key (an origin, a function's qualified
-        name, or ``str(key)``) — for health endpoints and debugging."""
-        now = self._now()
-        return {circuit_label(c.key): c.state_at(now) for c in self._find(None)}
-
-    def isolate(self, key: Any = None) -> None:
-        """Open the circuit for ``key`` (every circuit, and circuits created later, when
-        ``None``) until :meth:`reset`: calls fail fast with ``CircuitOpen(retry_in=None)``.
-
-        ``key`` is read as by :meth:`state`: on a per-origin breaker a bare host or
-        ``host:port`` isolates every circuit of that host, and those created for it later,
-        until ``reset()`` of the same host (or of everything)."""
-        hp = None if key is None else self._host(key)
-        if key is None:
-            self._isolated = True
-            found = self._find(None)
-        elif hp is not None:
-            self._isolated_hosts.add(hp)
-            found = self._of_host(*hp)
-        else:
-            found = self._find(key)
-            if not found:
-                canonical = canonical_origin(key)
-                if canonical is None:
-                    wrapped = getattr(key, "__wrapped__", None)
-                    canonical = wrapped if callable(wrapped) else key
-                found = [self._create(canonical)]
-        for circuit in found:
-            if circuit.state is not ISOLATED:
-                before = circuit.state
-                circuit.isolate()
-                self._changed(None, circuit, before, None, None)
-
-    def reset(self, key: Any = None) -> None:
-        """Close the circuit for ``key`` (every circuit when ``None``, which also ends a
-        global :meth:`isolate` and every isolation by host) and forget its window; calls in
-        flight no longer count. ``key`` is read as by :meth:`state`: a bare host (or
-        ``host:port``) resets every circuit of that host and ends its isolation."""
-        hp = None if key is None else self._host(key)
-        if key is None:
-            self._isolated = False
-            self._isolated_hosts.clear()
-            found = self._find(None)
-        elif hp is not None:
-            host, port = hp
-            self._isolated_hosts = {
-                (h, p)
-                for h, p in self._isolated_hosts
-                if h != host or (port is not None and p != port)
-            }
-            found = self._of_host(host, port)
-        else:
-            found = self._find(key)
-        now = self._now()
-        for circuit in found:
-            before = circuit.state
-            circuit.reset(now)
-            if before is not CLOSED:
-                self._changed(None, circuit, before, None, None)
-
-    async def aisolate(self, key: Any = None) -> None:
-        """:meth:`isolate`, awaitable: with a ``store``, returns once the whole fleet's state
-        is written (raises ``StoreUnavailable`` if it cannot be, with ``on_error="closed"``)."""
-        self.isolate(key)
-
-    async def areset(self, key: Any = None) -> None:
-        """:meth:`reset`, awaitable (see :meth:`aisolate`)."""
-        self.reset(key)
 
     def __repr__(self) -> str:
         return (
