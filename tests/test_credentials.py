@@ -47,6 +47,7 @@ def restore_registry() -> Iterator[None]:
     yield
     credentials._added = saved
     credentials._memo.clear()
+    credentials._safe.clear()
 
 
 @pytest.mark.parametrize("name", CREDENTIALS)

@@ -255,6 +255,7 @@ def process_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Undo what a block changes for the whole process: credential names, the root logger."""
     monkeypatch.setattr(credentials, "_added", credentials._added)
     monkeypatch.setattr(credentials, "_memo", {})
+    monkeypatch.setattr(credentials, "_safe", set())
     root = logging.getLogger()
     level, handlers = root.level, list(root.handlers)
     yield
